@@ -1,0 +1,33 @@
+"""transferlab: how should I transfer my pretrained network?
+
+The Python API takes any ``torch.nn.Module`` (wrapped as blocks + head)::
+
+    import transferlab as tl
+    src = tl.pretrain(tl.make_task("digits:classes=0-4:size=16")).model
+    res = tl.transfer(src, tl.make_task("digits:classes=5-9:size=16"), "freeze:3")
+"""
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "blocks": "transferlab.models", "build_model": "transferlab.models",
+    "wrap": "transferlab.models", "BlockModel": "transferlab.models",
+    "make_task": "transferlab.data", "load_dataset": "transferlab.data",
+    "TaskSpec": "transferlab.data", "TrainConfig": "transferlab.train",
+    "get_protocol": "transferlab.protocols", "protocol_names": "transferlab.protocols",
+    "pretrain": "transferlab.api", "transfer": "transferlab.api",
+    "TransferResult": "transferlab.api", "save_checkpoint": "transferlab.checkpoint",
+    "load_checkpoint": "transferlab.checkpoint", "UserError": "transferlab.errors",
+}
+
+
+def __getattr__(name: str):
+    # Lazy imports keep `transferlab --help` fast and let parts import independently.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'transferlab' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

@@ -1,0 +1,216 @@
+"""The public entry points: ``pretrain``, ``transfer`` and the sweep's ``run_trial``.
+
+>>> from transferlab import make_task, pretrain, transfer
+>>> src = pretrain(make_task("digits:classes=0-4:size=16"), arch="convnet").model
+>>> res = transfer(src, make_task("digits:classes=5-9:size=16"), "freeze:3")
+>>> res.metrics["test_acc"]   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from transferlab.checkpoint import checkpoint_sha256, load_checkpoint, save_checkpoint
+from transferlab.data import Task, make_task
+from transferlab.errors import UserError
+from transferlab.features import FeatureCache, compute_split_features
+from transferlab.models import BlockModel, build_model
+from transferlab.protocols import Plan, Protocol, get_protocol, make_plan
+from transferlab.protocols.linear_probe import L2_GRID, fit_logistic
+from transferlab.train import TrainConfig, evaluate, fit
+
+__all__ = ["TransferResult", "checkpoint_sha256", "pretrain", "pretrain_checkpoint",
+           "run_trial", "transfer"]
+
+
+@dataclass
+class TransferResult:
+    """A trained model with its metrics, per-epoch history and resolved configuration."""
+
+    model: BlockModel
+    metrics: dict
+    history: list[dict] = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+
+
+def _seed_everything(seed: int) -> torch.Generator:
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def _param_counts(model: nn.Module) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters()) - trainable
+
+
+def _linear_head_input(model: BlockModel, feats: torch.Tensor) -> tuple[nn.Linear, torch.Tensor]:
+    """The head's last linear layer and its input for ``feats`` (the last block's output)."""
+    h = feats.flatten(1)
+    if isinstance(model.head, nn.Linear):
+        return model.head, h
+    mods = list(model.head.children()) if isinstance(model.head, nn.Sequential) else []
+    if not mods or not isinstance(mods[-1], nn.Linear):
+        raise UserError("protocol='linear-probe' needs a head that is a Linear layer or a "
+                        "Sequential ending in one; use 'head-only' for other heads")
+    with torch.no_grad():
+        for m in mods[:-1]:
+            m.eval()
+            h = m(h)
+    return mods[-1], h
+
+
+def _probe(model: BlockModel, feats: dict[str, torch.Tensor], task: Task,
+           cfg: TrainConfig) -> dict:
+    """Fit the head by L-BFGS on cached features, picking L2 on validation if not given."""
+    linear, x_tr = _linear_head_input(model, feats["train"])
+    _, x_va = _linear_head_input(model, feats["val"])
+    grid = (cfg.l2,) if cfg.l2 is not None else L2_GRID
+    best = (-1.0, None, None)
+    for i, l2 in enumerate(grid):
+        fit_logistic(x_tr, task.y_train, linear, l2, warm_start=i > 0)
+        acc = ((linear(x_va).argmax(1) == task.y_val).float().mean().item()
+               if len(task.y_val) else 0.0)
+        if acc > best[0]:
+            best = (acc, l2, copy.deepcopy(linear.state_dict()))
+    linear.load_state_dict(best[2])
+    return {"l2": best[1], "val_acc": best[0]}
+
+
+def transfer(source: BlockModel, task: Task, protocol: str | Protocol = "finetune",
+             train: TrainConfig | dict | None = None, seed: int = 0,
+             feature_cache: FeatureCache | None = None, use_cache: bool = True,
+             progress: bool = True) -> TransferResult:
+    """Transfer ``source`` to ``task`` with ``protocol``; the source is not modified.
+
+    Args:
+        source: the pretrained BlockModel (copied, never changed).
+        task: the target task (tensors on any device; moved to the training device).
+        protocol: a registered name such as ``"freeze:3"`` or a ``Protocol``.
+        train: the training budget; ``TrainConfig`` or a dict of its fields.
+        feature_cache: an on-disk cache of frozen-prefix features (shared by sweeps).
+        use_cache: compute frozen-prefix features once (False forces the full forward,
+            for checking that caching changes nothing).
+    Returns: a ``TransferResult`` whose ``metrics`` has test_acc, test_nll, val_acc,
+        trainable/frozen parameter counts, train time, samples/s, outcome and reason.
+    """
+    cfg = train if isinstance(train, TrainConfig) else TrainConfig.from_dict(train)
+    proto = get_protocol(protocol)
+    device = cfg.resolved_device()
+    generator = _seed_everything(seed)
+    model = copy.deepcopy(source).to(device)
+    plan: Plan = make_plan(proto.config, model, task.num_classes, generator,
+                           lr_mult=cfg.lr_mult, layer_decay=cfg.layer_decay)
+    if device.type == "cuda" and cfg.bf16:
+        model = model.to(memory_format=torch.channels_last)
+    task = task.to(device)
+    start = plan.frozen_prefix if (use_cache and not cfg.augment) or plan.solver == "lbfgs" \
+        else 0
+    t0 = time.perf_counter()
+    if start:
+        feats = (feature_cache.get_or_compute(model, task, start) if feature_cache
+                 else compute_split_features(model, task, start))
+    else:
+        feats = {"train": task.x_train, "val": task.x_val, "test": task.x_test}
+    cache_time = time.perf_counter() - t0
+    extra: dict = {}
+    if plan.solver == "lbfgs":
+        t1 = time.perf_counter()
+        extra = _probe(model, feats, task, cfg)
+        fit_res = None
+        train_time = time.perf_counter() - t1
+        sps = len(task.y_train) / max(train_time, 1e-9)
+    else:
+        fit_res = fit(model, feats["train"], task.y_train, feats["val"], task.y_val, cfg,
+                      plan.groups, start=start, frozen_modules=plan.frozen_modules,
+                      generator=generator, progress=progress, desc=proto.name)
+        train_time, sps = fit_res.train_time_s, fit_res.samples_per_s
+    test_acc, test_nll = evaluate(model, feats["test"], task.y_test, start, cfg=cfg)
+    val_acc, _ = evaluate(model, feats["val"], task.y_val, start, cfg=cfg)
+    trainable, frozen = _param_counts(model)
+    metrics = {
+        "test_acc": test_acc, "test_nll": test_nll, "val_acc": val_acc,
+        "trainable_params": trainable, "frozen_params": frozen,
+        "train_time_s": train_time, "feature_time_s": cache_time, "samples_per_s": sps,
+        "epochs_run": fit_res.epochs_run if fit_res else 0,
+        "best_epoch": fit_res.best_epoch if fit_res else 0,
+        "outcome": fit_res.outcome if fit_res else "ok",
+        "reason": fit_res.reason if fit_res else "",
+        "cached_prefix": start, "depth": plan.depth, "reinitialised": plan.reinitialised,
+        **extra,
+    }
+    model.requires_grad_(True)
+    config = {"protocol": proto.name, "protocol_config": proto.config.to_dict(),
+              "train": cfg.to_dict(), "seed": seed, "task": str(task.spec),
+              "classes": list(task.classes)}
+    model = model.cpu().to(memory_format=torch.contiguous_format).eval()
+    return TransferResult(model, metrics,
+                          fit_res.history if fit_res else [], config)
+
+
+def pretrain(task: Task, arch: str = "convnet", train: TrainConfig | dict | None = None,
+             seed: int = 0, progress: bool = True, **arch_kwargs) -> TransferResult:
+    """Train a source model from scratch on ``task`` (seeded initialisation)."""
+    cfg = train if isinstance(train, TrainConfig) else TrainConfig.from_dict(train)
+    _seed_everything(seed)
+    model = build_model(arch, task.num_classes, task.in_channels, task.image_size, **arch_kwargs)
+    # "finetune" with lr_mult 1 trains every parameter at the base lr, keeping the seeded init.
+    res = transfer(model, task, "freeze:0", cfg, seed=seed, progress=progress)
+    res.config.update({"arch": arch, "arch_kwargs": arch_kwargs, "protocol": "pretrain"})
+    return res
+
+
+def checkpoint_meta(res: TransferResult, **more) -> dict:
+    """The sidecar contents for a trained model."""
+    return {"task": res.config["task"], "classes": res.config["classes"],
+            "protocol": res.config["protocol"], "seed": res.config["seed"],
+            "config": res.config, "metrics": res.metrics, "history": res.history, **more}
+
+
+def pretrain_checkpoint(task: str, out_path: str, arch: str = "convnet",
+                        arch_kwargs: dict | None = None, train: dict | None = None,
+                        seed: int = 0, data_dir: str | None = None,
+                        progress: bool = False) -> dict:
+    """Pretrain on the task string ``task`` and save a checkpoint; returns the metrics.
+
+    ``train={"epochs": 0}`` saves the seeded random initialisation (a random-features
+    source for controls).
+    """
+    t = make_task(task, data_dir=data_dir)
+    res = pretrain(t, arch=arch, train=train, seed=seed, progress=progress,
+                   **(arch_kwargs or {}))
+    save_checkpoint(out_path, res.model, checkpoint_meta(res))
+    return res.metrics
+
+
+def run_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool = False) -> dict:
+    """Run one sweep trial from its resolved config dict; returns the metrics dict.
+
+    ``cfg`` keys: source (checkpoint path or None), arch and arch_kwargs (when source is
+    None), task, protocol, seed, train, data_dir. See docs/ARCHITECTURE.md.
+    """
+    allowed = {"source", "arch", "arch_kwargs", "task", "protocol", "seed", "train", "data_dir",
+               "source_sha256"}
+    unknown = sorted(set(cfg) - allowed)
+    if unknown:
+        raise UserError(f"trial config keys {unknown} are invalid: allowed are {sorted(allowed)}")
+    if "task" not in cfg or "protocol" not in cfg:
+        raise UserError("trial config needs 'task' and 'protocol'; add them to the spec")
+    task = make_task(cfg["task"], data_dir=cfg.get("data_dir"))
+    if cfg.get("source"):
+        source, _ = load_checkpoint(cfg["source"])
+    else:
+        if get_protocol(cfg["protocol"]).family != "scratch":
+            raise UserError(f"protocol={cfg['protocol']!r} needs a source checkpoint; "
+                            "set 'source' or use protocol 'scratch'")
+        _seed_everything(int(cfg.get("seed", 0)))
+        source = build_model(cfg.get("arch", "convnet"), task.num_classes, task.in_channels,
+                             task.image_size, **(cfg.get("arch_kwargs") or {}))
+    cache = FeatureCache(feature_cache_dir) if feature_cache_dir else None
+    res = transfer(source, task, cfg["protocol"], cfg.get("train"), seed=int(cfg.get("seed", 0)),
+                   feature_cache=cache, progress=progress)
+    return res.metrics

@@ -1,0 +1,7 @@
+"""``python -m transferlab.cli`` runs the command line."""
+
+import sys
+
+from transferlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,85 @@
+"""``transferlab results``: the aggregated table of a sweep database."""
+
+from __future__ import annotations
+
+import math
+
+from transferlab.errors import UserError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "results", help="aggregate a sweep database: mean ± std over seeds per cell",
+        description="Print one row per cell (the --by columns) with the mean ± std of a "
+                    "metric over seeds and the number of finished trials n; the best cell is "
+                    "marked with *. Failed trials are not counted (see --failed).")
+    p.add_argument("db", help="SQLite database written by `transferlab sweep`")
+    p.add_argument("--metric", default="test_acc",
+                   help="metric column to aggregate (default test_acc; others: test_nll, "
+                        "val_acc, train_time_s, ...)")
+    p.add_argument("--by", default=None,
+                   help="comma-separated grouping columns (default: the grid columns that "
+                        "vary, e.g. protocol,depth)")
+    p.add_argument("--sweep", default=None, help="only trials of this sweep name")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--csv", metavar="PATH", help="write the table as CSV to PATH")
+    out.add_argument("--json", action="store_true", help="print the table as JSON records")
+    p.add_argument("--failed", action="store_true",
+                   help="list failed trials with the first line of their error instead")
+    p.set_defaults(func=run)
+
+
+def _fmt(mean: float, std: float, n: int) -> str:
+    if math.isnan(mean):
+        return "—"
+    return f"{mean:.4f}" if n < 2 or math.isnan(std) else f"{mean:.4f} ± {std:.4f}"
+
+
+def run(args) -> int:
+    from transferlab._atomic import write_text_atomic
+    from transferlab.cli import print_json
+    from transferlab.sweep.results import aggregate, best_index, default_by, load_results
+
+    df = load_results(args.db)
+    if args.sweep is not None:
+        names = sorted(df["sweep"].unique()) if len(df) else []
+        if args.sweep not in names:
+            raise UserError(f"--sweep={args.sweep!r} is invalid: allowed are {names}")
+        df = df[df["sweep"] == args.sweep]
+    if df.empty:
+        raise UserError(f"db={args.db!r} holds no trials yet: run `transferlab sweep` first")
+    if args.failed:
+        failed = df[df["status"] == "failed"]
+        cols = [c for c in ("sweep", "source", "protocol_spec", "seed") if c in failed]
+        rows = [{**{c: failed.at[i, c] for c in cols},
+                 "error": str(failed.at[i, "error"] or "").splitlines()[0]} for i in failed.index]
+        if args.json:
+            print_json(rows)
+        else:
+            for r in rows:
+                print("  ".join(str(v) for v in r.values()))
+            print(f"{len(rows)} failed trials; `transferlab sweep ... --retry-failed` reruns them")
+        return 0
+    by = [c.strip() for c in args.by.split(",") if c.strip()] if args.by else default_by(df)
+    table = aggregate(df, by=by, metric=args.metric)
+    best = best_index(table, args.metric)
+    table["best"] = [i == best for i in table.index]
+    if args.csv:
+        write_text_atomic(args.csv, table.to_csv(index=False))
+        print(f"wrote {len(table)} cells to {args.csv}")
+        return 0
+    if args.json:
+        print_json([{k: (None if isinstance(v, float) and math.isnan(v) else v)
+                     for k, v in rec.items()} for rec in table.astype(object).where(
+                         table.notna(), None).to_dict("records")])
+        return 0
+    shown = table[by].astype(object).where(table[by].notna(), "—")
+    shown[args.metric] = [_fmt(m, s, n) for m, s, n in zip(table["mean"], table["std"],
+                                                            table["n"])]
+    shown["n"] = table["n"]
+    shown[""] = ["*" if b else "" for b in table["best"]]
+    print(shown.to_string(index=False))
+    n_failed = int((df["status"] == "failed").sum())
+    if n_failed:
+        print(f"({n_failed} failed trials not counted; see --failed)")
+    return 0

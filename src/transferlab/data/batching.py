@@ -1,0 +1,94 @@
+"""In-memory batching and augmentation on the tensors' own device.
+
+The tasks here fit in memory, so a DataLoader (worker processes, per-sample collation) only
+adds overhead. Randomness is drawn on the CPU from the caller's ``torch.Generator`` so the
+order and the augmentation are reproducible whatever the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from transferlab.errors import bad_value
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random crop with padding and horizontal flip, applied per sample, vectorised.
+
+    Attributes:
+        crop_padding: pad each side by this many pixels, then crop back to the original size
+            at a random offset (0 = no crop).
+        hflip: mirror each sample left-right with probability 1/2.
+        padding_mode: "reflect" or "zeros" (how the padding is filled).
+    """
+
+    crop_padding: int = 0
+    hflip: bool = False
+    padding_mode: str = "reflect"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.crop_padding, bool) or not isinstance(self.crop_padding, int) \
+                or self.crop_padding < 0:
+            raise bad_value("crop_padding", self.crop_padding, "an integer >= 0")
+        if self.padding_mode not in ("reflect", "zeros"):
+            raise bad_value("padding_mode", self.padding_mode, "reflect or zeros")
+
+    @property
+    def active(self) -> bool:
+        return self.crop_padding > 0 or self.hflip
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x: (N, C, H, W) -> augmented (N, C, H, W), a new tensor on x's device."""
+        if not self.active or len(x) == 0:
+            return x
+        n, _, h, w = x.shape
+        p = self.crop_padding
+        if p and self.padding_mode == "reflect" and p >= min(h, w):
+            raise bad_value("crop_padding", p, f"less than the image size {min(h, w)} for "
+                            "reflect padding", "use a smaller padding or padding_mode='zeros'")
+        # Draw in a fixed order on the CPU: offsets, then flips.
+        offsets = torch.randint(0, 2 * p + 1, (n, 2), generator=generator).to(x.device)
+        flips = (torch.rand(n, generator=generator) < 0.5).to(x.device) if self.hflip else None
+        xp = F.pad(x, (p, p, p, p), mode="reflect" if self.padding_mode == "reflect"
+                   else "constant") if p else x
+        rows = offsets[:, 0:1] + torch.arange(h, device=x.device)  # (N, H)
+        cols_fwd = torch.arange(w, device=x.device)
+        cols = offsets[:, 1:2] + cols_fwd  # (N, W)
+        if flips is not None:
+            # A flipped sample reads its crop's columns right to left: an exact mirror.
+            cols = torch.where(flips[:, None], offsets[:, 1:2] + (w - 1 - cols_fwd), cols)
+        batch = torch.arange(n, device=x.device)[:, None, None]
+        out = xp[batch, :, rows[:, :, None], cols[:, None, :]]  # (N, H, W, C): advanced dims 1st
+        return out.permute(0, 3, 1, 2).contiguous()
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool,
+            generator: torch.Generator | None = None, augment: Augment | None = None,
+            drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (xb, yb) mini-batches of (x (N, ...), y (N,)) on their device.
+
+    Shuffling indexes with a permutation drawn from ``generator`` on the CPU (moved to
+    x.device), so a seed reproduces the order on any device. Without shuffle, batches are
+    views in order. ``augment`` is applied to each x batch with the same generator.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise bad_value("batch_size", batch_size, "an integer >= 1")
+    n = len(x)
+    if len(y) != n:
+        raise bad_value("y", f"{len(y)} labels", f"one label per example ({n})")
+    perm = torch.randperm(n, generator=generator).to(x.device) if shuffle else None
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        if perm is None:
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        else:
+            idx = perm[start:start + batch_size]
+            xb, yb = x[idx], y[idx.to(y.device)]
+        if augment is not None:
+            xb = augment(xb, generator)
+        yield xb, yb

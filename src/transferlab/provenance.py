@@ -1,0 +1,48 @@
+"""Provenance recorded with every result: versions, git commit, host, time."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import platform
+import subprocess
+from pathlib import Path
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The commit of the transferlab source tree, with ``+dirty`` if it has local changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that change numbers."""
+    import numpy
+    import torch
+
+    from transferlab import __version__
+
+    out = {"transferlab": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+           "python": platform.python_version()}
+    return out
+
+
+def provenance() -> dict:
+    """Everything needed to say where a result came from."""
+    import torch
+
+    return {
+        "versions": versions(),
+        "commit": git_commit(),
+        "host": platform.node(),
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }

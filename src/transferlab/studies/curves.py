@@ -1,0 +1,152 @@
+"""The Yosinski curves: mean ± std of top-1 accuracy on B per condition and depth n.
+
+A results table (one row per trial, as ``transferlab.sweep`` returns it) is labelled with
+the paper's condition names, then reduced to, for every condition and every n, the seed
+values, their mean and their sample standard deviation (ddof = 1). The reference ``baseB``
+(the base network trained on B) has no depth.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from transferlab.errors import UserError
+
+# Curves over n, in the order of the paper's Figure 2 (plus the random-features control).
+CONDITIONS = ("BnB", "BnB+", "AnB", "AnB+", "random")
+REFERENCE = "baseB"
+# How each condition is made: (source name in the study's sweep specs, protocol family).
+RECIPES: dict[str, tuple[str, str]] = {
+    "BnB": ("baseB", "reinit"),
+    "BnB+": ("baseB", "reinit+"),
+    "AnB": ("baseA", "reinit"),
+    "AnB+": ("baseA", "reinit+"),
+    "random": ("random", "reinit"),
+    REFERENCE: ("baseB", "scratch"),
+}
+DESCRIPTIONS = {
+    "BnB": "first n blocks of baseB copied and frozen, the rest re-initialised and trained on B",
+    "BnB+": "as BnB, but the copied blocks are fine-tuned",
+    "AnB": "first n blocks of baseA copied and frozen, the rest re-initialised and trained on B",
+    "AnB+": "as AnB, but the copied blocks are fine-tuned",
+    "random": "first n blocks random (untrained) and frozen, the rest trained on B",
+    REFERENCE: "the base network trained from scratch on B with the same budget",
+}
+
+
+def _family(protocol: str) -> str:
+    """``"reinit+:3" -> "reinit+"``; ``"scratch" -> "scratch"``."""
+    return str(protocol).split(":", 1)[0]
+
+
+def label_conditions(df: pd.DataFrame) -> pd.DataFrame:
+    """Add a ``condition`` column from ``source`` and ``protocol`` (rows of other sources or
+    protocols get ``None``). ``df`` needs columns source, protocol; returns a copy."""
+    missing = {"source", "protocol"} - set(df.columns)
+    if missing:
+        raise UserError(f"results table lacks columns {sorted(missing)}: allowed is a table "
+                        "from transferlab.sweep (run_sweep or load_results)")
+    lookup = {recipe: name for name, recipe in RECIPES.items()}
+    out = df.copy()
+    out["condition"] = [lookup.get((s, _family(p))) for s, p in zip(out["source"],
+                                                                     out["protocol"])]
+    return out
+
+
+def _ok_mask(df: pd.DataFrame, metric: str) -> pd.Series:
+    """Trials that count: finished (status 'done' if present) with a finite metric."""
+    ok = pd.Series(np.isfinite(pd.to_numeric(df[metric], errors="coerce").astype(float)),
+                   index=df.index)
+    if "status" in df.columns:
+        ok &= df["status"].fillna("done").eq("done")
+    return ok
+
+
+def _stats(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """(mean, sample std) with None where undefined (no value; std of one value)."""
+    if not len(values):
+        return None, None
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) > 1 else None)
+
+
+def _cell(rows: pd.DataFrame, metric: str) -> dict:
+    ok = _ok_mask(rows, metric)
+    good = rows[ok].sort_values("seed")
+    values = [float(v) for v in good[metric]]
+    mean, std = _stats(values)
+    return {"mean": mean, "std": std, "n": len(values), "n_failed": int((~ok).sum()),
+            "values": values, "seeds": [int(s) for s in good["seed"]]}
+
+
+def compute_curves(df: pd.DataFrame, depths: Sequence[int] | None = None,
+                   metric: str = "test_acc") -> dict:
+    """Reduce a labelled results table to the study's curves.
+
+    Args:
+        df: one row per trial with columns condition (see ``label_conditions``), depth,
+            seed, ``metric`` and optionally status ('done' | 'failed'). Failed trials and
+            non-finite metrics are counted in ``n_failed`` but not in the statistics.
+        depths: the n values to report (default: every depth found).
+    Returns:
+        ``{"metric", "depths": [n...], "conditions": {name: {"depth": [n...], "mean": [...],
+        "std": [...], "n": [...], "n_failed": [...], "values": [[per seed]...],
+        "seeds": [[...]...]}}, "baseB": {"mean", "std", "n", "n_failed", "values", "seeds"}}``;
+        lists are aligned with ``depths``; mean/std are None where undefined.
+    """
+    needed = {"condition", "depth", "seed", metric}
+    if needed - set(df.columns):
+        raise UserError(f"results table lacks columns {sorted(needed - set(df.columns))}: "
+                        "allowed is a table labelled by label_conditions()")
+    curves_df = df[df["condition"].isin(CONDITIONS)]
+    if depths is None:
+        depths = sorted({int(d) for d in curves_df["depth"].dropna()})
+    depths = [int(d) for d in depths]
+    conditions = {}
+    for name in CONDITIONS:
+        rows = curves_df[curves_df["condition"] == name]
+        cells = [_cell(rows[rows["depth"] == d], metric) for d in depths]
+        conditions[name] = {"depth": list(depths),
+                            **{k: [c[k] for c in cells] for k in
+                               ("mean", "std", "n", "n_failed", "values", "seeds")}}
+    base = _cell(df[df["condition"] == REFERENCE], metric)
+    return {"metric": metric, "depths": list(depths), "conditions": conditions,
+            REFERENCE: base}
+
+
+def pooled_std(curves: dict) -> float | None:
+    """Pooled within-cell seed std over every cell with >= 2 seeds (baseB included):
+    sqrt(sum (n_i - 1) s_i^2 / sum (n_i - 1)). None when no cell has two seeds."""
+    num = den = 0.0
+    cells = [(c["std"][i], c["n"][i]) for c in curves["conditions"].values()
+             for i in range(len(c["depth"]))]
+    cells.append((curves[REFERENCE]["std"], curves[REFERENCE]["n"]))
+    for std, n in cells:
+        if std is not None and n >= 2:
+            num += (n - 1) * std ** 2
+            den += n - 1
+    return math.sqrt(num / den) if den else None
+
+
+def mean_at(curves: dict, condition: str, depth: int) -> tuple[float | None, int]:
+    """(mean, number of seeds) of ``condition`` at ``depth``; (None, 0) if not measured."""
+    cond = curves["conditions"].get(condition)
+    if not cond or depth not in cond["depth"]:
+        return None, 0
+    i = cond["depth"].index(depth)
+    return cond["mean"][i], cond["n"][i]
+
+
+def table_rows(curves: dict) -> list[dict]:
+    """One dict per depth: ``{"depth": n, name: (mean, std, n) ...}``, for reports."""
+    rows = []
+    for i, d in enumerate(curves["depths"]):
+        row: dict = {"depth": d}
+        for name, c in curves["conditions"].items():
+            row[name] = (c["mean"][i], c["std"][i], c["n"][i])
+        rows.append(row)
+    return rows

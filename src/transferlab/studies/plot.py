@@ -1,0 +1,129 @@
+"""The study's figures, in the manner of Yosinski et al. (2014), Figure 2.
+
+Top panel: a dot per seed, a line through the means of each condition, baseB's seeds at
+n = 0 and its mean as a horizontal reference line. Bottom panel: the means with ±1 std
+error bars, for reading the gaps. Rendered with matplotlib's Agg canvas (no display, no
+global pyplot state), so it works in workers and on headless machines.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from transferlab._atomic import atomic_path
+from transferlab.studies.curves import CONDITIONS, REFERENCE
+
+# Colours and markers follow the paper: B-sourced blue, A-sourced red, "+" variants lighter.
+STYLE = {
+    "BnB": {"color": "#1f3f99", "marker": "o"},
+    "BnB+": {"color": "#6fa8dc", "marker": "o"},
+    "AnB": {"color": "#a61c1c", "marker": "D"},
+    "AnB+": {"color": "#ea9999", "marker": "D"},
+    "random": {"color": "#6b6b6b", "marker": "^"},
+}
+LABELS = {"BnB": "BnB", "BnB+": "BnB⁺", "AnB": "AnB", "AnB+": "AnB⁺",
+          "random": "random features (frozen)"}
+_JITTER = {name: (i - (len(CONDITIONS) - 1) / 2) * 0.06 for i, name in enumerate(CONDITIONS)}
+
+
+def _nan(values) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def _xticks(ax, curves: dict) -> None:
+    names = curves.get("block_names") or []
+    ticks = [0] + list(curves["depths"])
+    labels = ["0\nbaseB"] + [f"{d}\n{names[d - 1]}" if d <= len(names) else str(d)
+                             for d in curves["depths"]]
+    ax.set_xticks(ticks, labels, fontsize=8)
+    ax.set_xlim(-0.5, max(ticks) + 0.5)
+
+
+def _baseline(ax, curves: dict) -> None:
+    base = curves[REFERENCE]
+    if base["mean"] is None:
+        return
+    ax.axhline(base["mean"], color="black", lw=1, ls="--", zorder=1,
+               label=f"baseB (mean {100 * base['mean']:.1f}%)")
+    if base["std"]:
+        ax.axhspan(base["mean"] - base["std"], base["mean"] + base["std"], color="black",
+                   alpha=0.07, lw=0, zorder=0)
+
+
+def draw(curves: dict, title: str | None = None) -> Figure:
+    """The two-panel figure for ``curves`` (see ``compute_curves``)."""
+    fig = Figure(figsize=(8, 8), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    base = curves[REFERENCE]
+    top.scatter(np.zeros(len(base["values"])), base["values"], s=36, facecolor="white",
+                edgecolor="black", zorder=4, label=None)
+    for ax in (top, bottom):
+        _baseline(ax, curves)
+    for name in CONDITIONS:
+        c = curves["conditions"].get(name)
+        if c is None or not any(c["n"]):
+            continue
+        st = STYLE[name]
+        xs = np.array(c["depth"], dtype=float) + _JITTER[name]
+        for x, vals in zip(xs, c["values"]):
+            top.scatter(np.full(len(vals), x), vals, s=22, color=st["color"],
+                        marker=st["marker"], alpha=0.75, zorder=3, lw=0)
+        mean = _nan(c["mean"])
+        top.plot(xs, mean, color=st["color"], lw=1.6, zorder=2, label=LABELS[name])
+        std = np.nan_to_num(_nan(c["std"]))
+        bottom.errorbar(xs, mean, yerr=std, color=st["color"], marker=st["marker"], ms=5,
+                        lw=1.4, capsize=3, label=LABELS[name])
+    top.set_ylabel("top-1 test accuracy on B")
+    bottom.set_ylabel("mean ± std over seeds")
+    bottom.set_xlabel("n: layers (blocks) transferred from the source")
+    _xticks(bottom, curves)
+    for ax in (top, bottom):
+        ax.grid(alpha=0.25)
+    top.legend(loc="lower left", fontsize=8, ncol=2)
+    if title:
+        top.set_title(title, fontsize=10)
+    return fig
+
+
+def draw_comparison(curves: dict, other: dict) -> Figure:
+    """AnB relative to its own baseB for the random and the dissimilar split (Figure 3 top)."""
+    fig = Figure(figsize=(7, 4), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for c, colour in ((curves, "#a61c1c"), (other, "#1f3f99")):
+        base = c[REFERENCE]["mean"]
+        anb = c["conditions"]["AnB"]
+        if not base:
+            continue
+        rel = _nan(anb["mean"]) / base
+        split = c.get("settings", {}).get("split", "?")
+        ax.plot(anb["depth"], rel, marker="D", color=colour, label=f"AnB / baseB, {split} split")
+        for d, vals in zip(anb["depth"], anb["values"]):
+            ax.scatter(np.full(len(vals), d), np.array(vals) / base, s=14, color=colour,
+                       alpha=0.5, lw=0)
+    ax.axhline(1.0, color="black", lw=1, ls="--")
+    ax.set_xlabel("n: layers transferred")
+    ax.set_ylabel("accuracy relative to baseB")
+    ax.grid(alpha=0.25)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def png_bytes(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def save_png(fig: Figure, path: str | os.PathLike) -> bytes:
+    """Write ``fig`` as PNG atomically; returns the bytes (for embedding in the report)."""
+    data = png_bytes(fig)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return data

@@ -1,0 +1,153 @@
+"""Every place the sweep engine touches the rest of transferlab, in one small module.
+
+Imports are lazy so that ``import transferlab.sweep`` (and the CLI's ``--help``) stays fast
+and worker processes only load torch when they run a trial.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+
+from transferlab.errors import UserError
+
+def train_fields() -> dict[str, str]:
+    """``{field name: annotation}`` of ``TrainConfig``."""
+    from transferlab.train import TrainConfig
+
+    return {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
+
+
+def coerce_train_value(name: str, value):
+    """YAML 1.1 reads ``1e-3`` as a string; turn such strings into floats for float fields."""
+    ann = train_fields().get(name, "")
+    if isinstance(value, str) and "float" in ann:
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if isinstance(value, int) and not isinstance(value, bool) and ann.startswith("float"):
+        return float(value)  # lr: 1 and lr: 1.0 are the same trial
+    return value
+
+
+def resolve_train(overrides: dict) -> dict:
+    """Every ``TrainConfig`` field, defaults filled in; raises ``UserError`` if invalid."""
+    from transferlab.train import TrainConfig
+
+    d = {k: coerce_train_value(k, v) for k, v in overrides.items()}
+    try:
+        return TrainConfig.from_dict(d).to_dict()
+    except TypeError as exc:  # e.g. a comparison between str and int in __post_init__
+        raise UserError(f"train={d!r} is invalid: {exc}; check the value types") from exc
+
+
+def check_protocol(name: str) -> None:
+    """Raise ``UserError`` if ``name`` is not a known protocol."""
+    from transferlab.protocols import get_protocol
+
+    get_protocol(name)
+
+
+def split_protocol(name: str) -> tuple[str, int | None]:
+    """``"freeze:3" -> ("freeze", 3)``; ``"linear-probe" -> ("linear-probe", None)``."""
+    m = re.fullmatch(r"(.+):(-?\d+)", name)
+    return (m.group(1), int(m.group(2))) if m else (name, None)
+
+
+@functools.lru_cache(maxsize=None)
+def takes_depth(base: str) -> bool:
+    """Whether protocol ``base`` is written ``base:n`` (the registry lists it as ``base:n``)."""
+    from transferlab.protocols import protocol_names
+
+    return f"{base}:n" in protocol_names()
+
+
+def depth_range(base: str, num_blocks: int) -> tuple[range, range]:
+    """(allowed depths, what ``depth: all`` expands to) for protocol ``base`` on L blocks.
+
+    Every depth protocol accepts 0..L (freeze:0 trains everything, freeze:L is a probe);
+    ``all`` means the interior 1..L-1, the curve of Yosinski et al., whose end points are
+    other protocols (finetune/scratch and linear-probe).
+    """
+    return range(0, num_blocks + 1), range(1, num_blocks)
+
+
+# --- tasks ------------------------------------------------------------------------------
+def task_fields() -> tuple[str, ...]:
+    """Task options usable as axes (``per_class`` -> ``digits:per_class=20``).
+
+    The task's own ``seed`` is left out: the ``seed`` axis is the trial seed.
+    """
+    from transferlab.data import TaskSpec
+
+    return tuple(k for k in TaskSpec.keys() if k != "seed")
+
+
+def with_task_options(task: str, options: dict) -> str:
+    """``task`` with ``key=value`` options set (replacing any given), in canonical form."""
+    parts = task.split(":")
+    head, opts = parts[0], {}
+    for p in parts[1:]:
+        k, _, v = p.partition("=")
+        opts[k] = v
+    for k, v in options.items():
+        opts[k] = str(v)
+    out = ":".join([head] + [f"{k}={v}" if v != "" else k for k, v in opts.items()])
+    return canonical_task(out)
+
+
+def canonical_task(task: str) -> str:
+    """Parse ``task`` (``UserError`` if invalid) and return its canonical string."""
+    from transferlab.data import TaskSpec
+
+    return str(TaskSpec.parse(task))
+
+
+# --- models and checkpoints ---------------------------------------------------------------
+def checkpoint_weights(path: str) -> str:
+    """The weights file of a checkpoint given with or without ``.safetensors``."""
+    from transferlab.checkpoint import checkpoint_paths
+
+    return str(checkpoint_paths(path)[0])
+
+
+def checkpoint_num_blocks(path: str) -> int:
+    """Blocks of a checkpoint's model, from its sidecar (no weights are loaded)."""
+    from transferlab.checkpoint import load_checkpoint, read_meta
+
+    meta = read_meta(path)
+    if isinstance(meta.get("blocks"), list):
+        return len(meta["blocks"])
+    model, _meta = load_checkpoint(path)
+    return len(model.blocks)
+
+
+def arch_num_blocks(task: str, arch: str, arch_kwargs: dict, data_dir: str | None) -> int:
+    """Number of blocks of ``arch`` built for ``task`` (builds the model, trains nothing)."""
+    from transferlab.data import make_task
+    from transferlab.models import build_model
+
+    t = make_task(task, data_dir=data_dir)
+    model = build_model(arch, num_classes=t.num_classes, in_channels=t.in_channels,
+                        image_size=t.image_size, **arch_kwargs)
+    return len(model.blocks)
+
+
+def checkpoint_sha256(path: str) -> str:
+    from transferlab.api import checkpoint_sha256 as _sha
+
+    return _sha(path)
+
+
+def pretrain_checkpoint(**kwargs) -> dict:
+    from transferlab.api import pretrain_checkpoint as _pretrain
+
+    return _pretrain(**kwargs)
+
+
+def run_trial(cfg: dict, feature_cache_dir: str | None, progress: bool = False) -> dict:
+    from transferlab.api import run_trial as _run
+
+    return _run(cfg, feature_cache_dir=feature_cache_dir, progress=progress)

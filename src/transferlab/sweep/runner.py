@@ -1,0 +1,233 @@
+"""``run_sweep``: validate, build the sources, run the missing trials, store each one.
+
+The driver alone writes the database, one transaction per finished trial, so a sweep can
+be killed at any moment: what finished is kept, what was running is simply run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import pandas as pd
+
+from transferlab.errors import UserError
+from transferlab.sweep import cache as sweep_cache
+from transferlab.sweep import foundation as fd
+from transferlab.sweep.backends import make_backend
+from transferlab.sweep.grid import Plan, plan_sweep
+from transferlab.sweep.results import frame_from_rows
+from transferlab.sweep.store import Store, check_store_file, trial_key
+
+DEFAULT_CACHE_LIMIT_GB = 4.0
+# Fields of the trial config that say where things are, not what they are: not hashed.
+LOCATION_FIELDS = ("source", "data_dir")
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the sweep: ``finished`` trials were stored, ``discarded`` were not."""
+
+    def __init__(self, db_path: str, finished: int, discarded: int, remaining: int):
+        super().__init__(f"sweep interrupted: {finished} trials stored this run, {discarded} "
+                         f"running discarded, {remaining} still to run")
+        self.db_path, self.finished = db_path, finished
+        self.discarded, self.remaining = discarded, remaining
+
+
+def key_config(cfg: dict) -> dict:
+    """The part of a trial config that defines it (location fields dropped)."""
+    return {k: v for k, v in cfg.items() if k not in LOCATION_FIELDS}
+
+
+@contextlib.contextmanager
+def _defer_sigint():
+    """Hold Ctrl-C while a trial is written, so a finished trial is never rolled back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda *_: caught.append(1))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if caught and old not in (signal.SIG_IGN, None):
+            raise KeyboardInterrupt
+
+
+class _Bar:
+    """tqdm over trials with done / running / failed in the postfix (ETA is tqdm's)."""
+
+    def __init__(self, enabled: bool, total: int, initial: int, desc: str):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc=desc, unit="trial",
+                            dynamic_ncols=True, smoothing=0.1)
+
+    def update(self, n: int, **postfix) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(n)  # redraws at most every mininterval
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _drive(backend, jobs: list[dict], on_result, bar: _Bar, counts: dict,
+           discarded: list[int]) -> None:
+    """Keep ``backend.capacity`` jobs in flight; call ``on_result(job, result)`` per job.
+
+    A job whose worker died with others in flight ("lost") runs again once.
+    """
+    queue, inflight = deque(jobs), {}
+    try:
+        while queue or inflight:
+            while queue and len(inflight) < backend.capacity:
+                job = queue.popleft()
+                inflight[backend.submit(job)] = job
+            for handle, result in backend.wait(list(inflight), timeout=0.5):
+                job = inflight.pop(handle)
+                if result["status"] == "lost" and not job.get("_retried"):
+                    queue.append({**job, "_retried": True})
+                    continue
+                if result["status"] == "lost":
+                    result = {"status": "failed", "metrics": None, "error": result["error"],
+                              "started_at": None, "finished_at": None, "provenance": None}
+                on_result(job, result)
+            counts["running"] = backend.running(list(inflight))
+            bar.update(0, **counts)
+    except KeyboardInterrupt:
+        discarded[0] = len(inflight)
+        backend.shutdown(kill=True, handles=list(inflight))
+        raise
+
+
+def _build_sources(plan: Plan, db_path: Path, backend, progress: bool) -> dict:
+    """Checkpoint path for each (source name, trial seed); pretrains what is not cached."""
+    seeds = sorted({c.seed for c in plan.cells})
+    paths, jobs = {}, {}
+    for name, src in plan.sources.items():
+        for seed in seeds:
+            if src.checkpoint is not None:
+                paths[(name, seed)] = src.checkpoint
+                continue
+            cfg = src.pretrain_config(seed, plan.data_dir)
+            out = sweep_cache.source_path(db_path, cfg)
+            paths[(name, seed)] = str(out)
+            if not sweep_cache.source_ready(out):
+                jobs[str(out)] = {"kind": "source", "cfg": cfg, "out": str(out), "name": name,
+                                  "seed": cfg["seed"]}
+    if jobs:
+        counts = {"done": 0, "failed": 0, "running": 0}
+        bar = _Bar(progress, len(jobs), 0, "sources")
+        failures = []
+
+        def on_result(job, result):
+            counts["done" if result["status"] == "done" else "failed"] += 1
+            bar.update(1, **counts)
+            if result["status"] != "done":
+                failures.append(f"source {job['name']!r} (seed {job['seed']}): "
+                                f"{(result['error'] or '').splitlines()[0]}")
+
+        try:
+            _drive(backend, list(jobs.values()), on_result, bar, counts, [0])
+        finally:
+            bar.close()
+        if failures:
+            raise UserError("pretraining failed, so no trial could be keyed: "
+                            + "; ".join(failures) + "; fix the sources' pretrain settings")
+    return paths
+
+
+def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
+              workers: int | None = None, address: str | None = None,
+              retry_failed: bool = False, progress: bool = True,
+              cache_limit_gb: float | None = DEFAULT_CACHE_LIMIT_GB,
+              trial_fn: str | None = None) -> pd.DataFrame:
+    """Run every trial of ``spec`` not yet stored in ``db_path``; return this sweep's rows.
+
+    Args:
+        spec: a ``SweepSpec``, a dict, or a YAML file path (see docs/sweeps.md).
+        db_path: the SQLite store (created if missing); the cache lives at ``<db>.cache/``.
+        backend: "local" (processes) or "ray"; ``workers`` processes / jobs in flight.
+        retry_failed: run failed trials again (otherwise they count as finished).
+        cache_limit_gb: bound on the frozen-prefix feature cache (None: unbounded,
+            0: no feature cache).
+        trial_fn: "module:function" standing in for ``run_trial`` (for tests).
+    Returns: one row per trial of this sweep (see ``load_results`` for the columns).
+    Raises: ``UserError`` for a bad spec or database (before anything runs or is written);
+        ``SweepInterrupted`` on Ctrl-C after storing what finished.
+    """
+    plan = plan_sweep(spec)
+    db_path = Path(db_path)
+    check_store_file(db_path)
+    feat_dir = sweep_cache.features_dir(db_path)
+    limit = None if cache_limit_gb is None else int(cache_limit_gb * 2**30)
+    be = make_backend(backend, workers, max(1, len(plan.cells)), address)
+    stored, discarded = 0, [0]
+    remaining = len(plan.cells)
+    try:
+        with Store(db_path) as store:
+            store.record_sweep(plan.spec.name, plan.spec.model_dump(mode="json"))
+            paths = _build_sources(plan, db_path, be, progress)
+            shas = {p: fd.checkpoint_sha256(p) for p in set(paths.values())}
+            trials: dict[str, dict] = {}
+            for cell in plan.cells:
+                src = paths[(cell.source, cell.seed)]
+                cfg = {"source": src, "source_sha256": shas[src], "task": cell.task,
+                       "protocol": cell.protocol, "seed": cell.seed, "train": cell.train,
+                       "data_dir": plan.data_dir}
+                trials.setdefault(trial_key(key_config(cfg)), {"cfg": cfg,
+                                                               "labels": cell.labels})
+            status = store.statuses()
+            skip = {"done"} if retry_failed else {"done", "failed"}
+            todo = [k for k in trials if status.get(k) not in skip]
+            remaining = len(todo)
+            counts = {"done": sum(status.get(k) == "done" for k in trials),
+                      "failed": sum(status.get(k) == "failed" for k in trials
+                                    if not retry_failed), "running": 0}
+            bar = _Bar(progress, len(trials), len(trials) - len(todo), plan.spec.name)
+            use_cache = limit is None or limit > 0
+            jobs = [{"kind": "trial", "key": k, "cfg": trials[k]["cfg"], "trial_fn": trial_fn,
+                     "feature_cache_dir": str(feat_dir) if use_cache else None} for k in todo]
+            last_prune = [time.monotonic()]
+
+            def on_result(job, result):
+                nonlocal stored, remaining
+                t = trials[job["key"]]
+                with _defer_sigint():
+                    store.put(job["key"], plan.spec.name, t["labels"], t["cfg"],
+                              result["status"], result["metrics"], result["error"],
+                              result["started_at"] or time.time(),
+                              result["finished_at"] or time.time(), result["provenance"])
+                stored += 1
+                remaining -= 1
+                counts["done" if result["status"] == "done" else "failed"] += 1
+                bar.update(1, **counts)
+                if use_cache and time.monotonic() - last_prune[0] > 30:
+                    sweep_cache.prune_features(feat_dir, limit)
+                    last_prune[0] = time.monotonic()
+
+            try:
+                _drive(be, jobs, on_result, bar, counts, discarded)
+            finally:
+                bar.close()
+            if use_cache:
+                sweep_cache.prune_features(feat_dir, limit)
+            rows = {r["key"]: r for r in store.rows(trials)}
+    except KeyboardInterrupt:
+        be.shutdown(kill=True)
+        raise SweepInterrupted(str(db_path), stored, discarded[0], remaining) from None
+    finally:
+        be.shutdown()
+    for key, r in rows.items():  # this sweep's own labels, even for trials stored by another
+        r["labels"] = trials[key]["labels"]
+    return frame_from_rows([rows[k] for k in trials if k in rows])

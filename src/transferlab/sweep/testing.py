@@ -1,0 +1,26 @@
+"""A stand-in for ``run_trial``, for testing the sweep engine without training.
+
+Pass ``trial_fn="transferlab.sweep.testing:fake_trial"`` to ``run_sweep``. It lives in the
+package (not under tests/) so that worker processes and Ray tasks can import it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+CALLS: list[dict] = []  # configs seen in this process (for counting runs in-process)
+FAIL: dict = {}  # {"protocol": "freeze:2", "seed": 1, "how": "raise" | "diverge"}
+
+
+def fake_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool = False) -> dict:
+    """Deterministic metrics derived from the config; fails as ``FAIL`` says."""
+    CALLS.append(cfg)
+    match = FAIL and all(cfg.get(k) == v for k, v in FAIL.items() if k != "how")
+    if match and FAIL.get("how", "raise") == "raise":
+        raise RuntimeError(f"injected failure for {cfg['protocol']} seed {cfg['seed']}")
+    digest = hashlib.sha256(json.dumps({k: cfg[k] for k in ("protocol", "seed", "task")},
+                                       sort_keys=True).encode()).digest()
+    acc = digest[0] / 255
+    return {"test_acc": acc, "test_nll": 1 - acc, "val_acc": acc, "outcome":
+            "diverged" if match else "ok", "reason": "loss is nan at epoch 1" if match else ""}

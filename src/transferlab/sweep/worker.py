@@ -1,0 +1,78 @@
+"""What a worker runs: one job (a trial, or building a pretrained source), never raising.
+
+Jobs are plain dicts so they pickle for any backend. A worker never touches the database:
+it returns a result dict and the driver stores it, so a killed worker leaves nothing
+half-written.
+
+job = {"kind": "trial", "cfg": run_trial config, "feature_cache_dir": str | None,
+       "trial_fn": "module:function" | None (tests inject a stand-in)}
+job = {"kind": "source", "cfg": pretraining config, "out": checkpoint path}
+result = {"status": "done" | "failed", "metrics": dict | None, "error": str | None,
+          "started_at": float, "finished_at": float, "provenance": dict}
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import threading
+import time
+import traceback
+
+
+def _resolve(fn_path: str | None):
+    if fn_path is None:
+        from transferlab.sweep.foundation import run_trial
+
+        return run_trial
+    module, _, name = fn_path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def execute(job: dict) -> dict:
+    """Run one job; exceptions become a failed result with the traceback as error text."""
+    from transferlab.provenance import provenance
+
+    started = time.time()
+    metrics, error = None, None
+    try:
+        if job["kind"] == "trial":
+            metrics = dict(_resolve(job.get("trial_fn"))(job["cfg"], job.get("feature_cache_dir")))
+            status = "failed" if metrics.get("outcome") == "diverged" else "done"
+            if status == "failed":
+                error = f"diverged: {metrics.get('reason') or 'non-finite loss'}"
+        elif job["kind"] == "source":
+            from transferlab.sweep.foundation import pretrain_checkpoint
+
+            cfg = job["cfg"]
+            metrics = pretrain_checkpoint(task=cfg["task"], out_path=job["out"],
+                                          arch=cfg["arch"], arch_kwargs=cfg["arch_kwargs"],
+                                          train=cfg["train"], seed=cfg["seed"],
+                                          data_dir=cfg.get("data_dir"))
+            status = "done"
+        else:
+            raise ValueError(f"unknown job kind {job['kind']!r}")
+    except Exception as exc:  # a failing trial is recorded; the sweep goes on
+        status = "failed"
+        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=20)}"
+    return {"status": status, "metrics": metrics, "error": error, "started_at": started,
+            "finished_at": time.time(), "provenance": provenance()}
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """A killed driver cannot stop its workers: they notice the new parent and exit."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def init_worker(threads: int, parent_pid: int) -> None:
+    """Process-pool initializer: share the cores, leave Ctrl-C to the driver."""
+    # The terminal sends SIGINT to the whole process group; the driver decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+    import torch
+
+    torch.set_num_threads(max(1, threads))

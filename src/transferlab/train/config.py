@@ -1,0 +1,100 @@
+"""``TrainConfig``: the training budget and optimiser settings of one run."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from transferlab.errors import UserError, bad_value
+
+
+def _help(text: str, default):
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run; every field has help text (``TrainConfig.help()``)."""
+
+    epochs: int = _help("passes over the training set (0 leaves the model as initialised)", 10)
+    batch_size: int = _help("examples per optimisation step", 128)
+    optimizer: str = _help("'sgd' (with momentum) or 'adamw'", "sgd")
+    lr: float = _help("learning rate of the head and of re-initialised blocks", 0.05)
+    momentum: float = _help("SGD momentum", 0.9)
+    weight_decay: float = _help("L2 weight decay on weight matrices (not on biases or norms)",
+                                5e-4)
+    schedule: str = _help("'cosine', 'step' (x0.1 at 50% and 75%) or 'none'", "cosine")
+    patience: int | None = _help(
+        "early stopping: stop after this many epochs without a better validation accuracy and "
+        "restore the best weights (None trains all epochs, keeping the best weights)", None)
+    lr_mult: float | None = _help(
+        "backbone learning rate = lr_mult x lr for pretrained blocks that train "
+        "(None: the protocol's default, 0.1 for finetune, 1.0 otherwise)", None)
+    layer_decay: float | None = _help(
+        "layer-wise lr decay: pretrained block i of L trains at lr_mult x decay^(L-1-i)", None)
+    crop_padding: int = _help("augmentation: random crop after zero padding by this many px", 0)
+    hflip: bool = _help("augmentation: random horizontal flip", False)
+    device: str = _help("'auto' (cuda if available), 'cpu', 'cuda' or 'cuda:N'", "auto")
+    bf16: bool = _help("bf16 autocast and channels_last on CUDA (ignored on CPU)", True)
+    max_grad_norm: float | None = _help("clip the gradient norm to this (None: no clipping)",
+                                        None)
+    l2: float | None = _help(
+        "linear-probe L2 penalty (None picks it on the validation set from a small grid)", None)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs < 0:
+            raise bad_value("epochs", self.epochs, "an integer >= 0")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise bad_value("batch_size", self.batch_size, "an integer >= 1")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise bad_value("optimizer", self.optimizer, "'sgd' or 'adamw'")
+        if self.schedule not in ("cosine", "step", "none"):
+            raise bad_value("schedule", self.schedule, "'cosine', 'step' or 'none'")
+        if not self.lr > 0:
+            raise bad_value("lr", self.lr, "a number > 0", "try 0.05 for SGD or 1e-3 for AdamW")
+        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise bad_value("weight_decay/momentum", (self.weight_decay, self.momentum),
+                            "weight_decay >= 0 and 0 <= momentum < 1")
+        if self.patience is not None and self.patience < 1:
+            raise bad_value("patience", self.patience, "None or an integer >= 1")
+        if self.lr_mult is not None and self.lr_mult < 0:
+            raise bad_value("lr_mult", self.lr_mult, "None or a number >= 0")
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise bad_value("layer_decay", self.layer_decay, "None or a number in (0, 1]")
+        if self.crop_padding < 0:
+            raise bad_value("crop_padding", self.crop_padding, "an integer >= 0")
+        if self.l2 is not None and self.l2 < 0:
+            raise bad_value("l2", self.l2, "None or a number >= 0")
+        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise bad_value("device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "TrainConfig":
+        d = dict(d or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise UserError(f"train config keys {unknown} are invalid: allowed are "
+                            f"{sorted(names)}; check the spelling")
+        return cls(**d)
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        return {f.name: f.metadata["help"] for f in dataclasses.fields(cls)}
+
+    @property
+    def augment(self) -> bool:
+        return self.crop_padding > 0 or self.hflip
+
+    def resolved_device(self):
+        import torch
+
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise bad_value("device", self.device, "'cpu' on this machine (no CUDA device)",
+                            "pass --device cpu or auto")
+        return torch.device(self.device)
