@@ -91,3 +91,18 @@ def test_augment_reproducible_in_batches_and_validated():
         Augment(crop_padding=-1)
     with pytest.raises(UserError, match="less than the image size 4 for reflect"):
         Augment(crop_padding=4)(x)
+
+
+def test_crop_and_flip_combine_as_mirrored_shift():
+    p = 1
+    x = torch.randn(30, 1, 4, 6)
+    out = Augment(crop_padding=p, hflip=True, padding_mode="zeros")(
+        x, torch.Generator().manual_seed(0))
+    n_mirrored = 0
+    for img, o in zip(x.numpy(), out.numpy()):
+        crops = [shifted(img, dy, dx, p, "zeros") for dy in range(3) for dx in range(3)]
+        plain = any(np.array_equal(o, c) for c in crops)
+        mirror = any(np.array_equal(o, c[..., ::-1]) for c in crops)
+        assert plain or mirror
+        n_mirrored += mirror and not plain
+    assert n_mirrored > 0

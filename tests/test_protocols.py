@@ -87,11 +87,11 @@ def test_bn_only_moves_bn_affine_and_running_stats_only():
     assert _drop_counters(_changed(src, model)) == _keys(src, conv_blocks, bn_suffixes)
 
 
-def test_conv_only_moves_weights_and_keeps_bn_statistics():
+def test_conv_only_moves_weights_and_bn_statistics_but_not_bn_affine():
     src, model, _ = _train_few_steps("conv-only")
     changed = _drop_counters(_changed(src, model))
-    expected = _keys(src, set(range(5)), (".0.weight",)) | _keys(src, {5}, (".1.weight",)) \
-        | _keys(src, {6}, (".0.weight",))
+    expected = _keys(src, set(range(5)), (".0.weight", ".1.running_mean", ".1.running_var")) \
+        | _keys(src, {5}, (".1.weight",)) | _keys(src, {6}, (".0.weight",))
     assert changed == expected
 
 
@@ -142,6 +142,14 @@ def test_every_preset_is_registered():
 def test_bad_protocol_names(bad, match):
     with pytest.raises(UserError, match=match):
         get_protocol(bad)
+
+
+def test_depth_by_block_name():
+    plan = make_plan(get_protocol("freeze:conv3").config, _source(), 3)
+    assert plan.depth == 3 and plan.frozen_prefix == 3
+    with pytest.raises(UserError, match=r"block='conv9' is invalid: allowed is one of this "
+                                        r"model's blocks: conv1, conv2, .*fc7"):
+        make_plan(get_protocol("reinit:conv9").config, _source(), 3)
 
 
 def test_depth_beyond_model_is_an_error():

@@ -154,3 +154,40 @@ def test_debiased_removes_bias_for_independent_features():
     assert min(biased) > 0.9
     assert max(abs(v) for v in debiased) < 0.15
     assert abs(np.mean(debiased)) < 0.05
+
+
+def test_torch_feature_path_matches_numpy_streaming_path():
+    """The accelerator path (one shot, torch) and the CPU path (chunked numpy) of the
+    feature-space statistics agree; run here on CPU tensors."""
+    from transferlab.similarity import cka
+
+    x, y = _pair(11, n=300, p=6, q=9)
+    mx, my = x.mean(0), y.mean(0)
+    ref = cka._feature_stats_numpy(x, y, mx, my)
+    got = cka._feature_stats_torch(torch.tensor(x), torch.tensor(y), torch.tensor(mx),
+                                   torch.tensor(my))
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_streaming_chunks_cover_every_row(monkeypatch):
+    from transferlab.similarity import cka
+
+    x, y = _pair(12, n=103, p=4, q=3)
+    want = linear_cka(x, y, debiased=True, method="gram")
+    monkeypatch.setattr(cka, "_CHUNK_ROWS", 10)  # 11 chunks, the last one of 3 rows
+    assert linear_cka(x, y, debiased=True, method="features") == pytest.approx(want, abs=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_inputs_match_cpu():
+    from transferlab.similarity import MinibatchCKA
+
+    x, y = _pair(13, n=200)
+    tx, ty = torch.tensor(x, device="cuda"), torch.tensor(y, device="cuda")
+    for debiased in (False, True):
+        for method in ("features", "gram"):
+            assert linear_cka(tx, ty, debiased=debiased, method=method) == pytest.approx(
+                linear_cka(x, y, debiased=debiased, method=method), abs=1e-10)
+    est = MinibatchCKA().update(tx, ty)
+    assert est.result() == pytest.approx(linear_cka(x, y, debiased=True), abs=1e-10)

@@ -128,7 +128,7 @@ def run(args) -> int:
                        progress=not args.quiet, cache_limit_gb=args.cache_limit_gb)
     except SweepInterrupted as exc:
         print(f"transferlab sweep: interrupted: {exc.finished} trials stored this run, "
-              f"{exc.discarded} running trials discarded, {exc.remaining} still to run.\n"
+              f"{exc.discarded} unfinished trials discarded, {exc.remaining} still to run.\n"
               f"Resume with:\n  {resume_command(args, db)}", file=sys.stderr)
         return 130
     counts = df["status"].value_counts().to_dict() if len(df) else {}

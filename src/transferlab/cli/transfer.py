@@ -38,15 +38,12 @@ def run(args: argparse.Namespace) -> int:
     from transferlab.cli import print_json
     from transferlab.data import make_task
     from transferlab.protocols import get_protocol
+    from transferlab.protocols.core import resolve_depth
 
     proto = get_protocol(args.protocol)  # fail fast, before loading data
     cfg = train_config_from_args(args)
     source, meta = load_checkpoint(args.source)
-    if proto.config.depth is not None and proto.config.depth > source.num_blocks:
-        from transferlab.errors import bad_value
-        raise bad_value("--protocol", args.protocol,
-                        f"a depth in 0..{source.num_blocks} for this source "
-                        f"(blocks: {', '.join(source.block_names)})", "pass a smaller depth")
+    resolve_depth(proto.config, source)  # a depth or block name that doesn't fit: fail early
     task = make_task(args.task, data_dir=args.data_dir)
     res = transfer(source, task, proto, cfg, seed=args.seed, use_cache=not args.no_cache,
                    progress=not args.quiet)

@@ -48,10 +48,15 @@ def wrap(module: nn.Module, blocks: Sequence[str], head: str,
     if example_input is not None:
         was_training = module.training
         module.eval()
-        with torch.no_grad():
-            ref, got = module(example_input), wrapped(example_input)
-        module.train(was_training)
-        if ref.shape != got.shape or not torch.allclose(ref, got, atol=atol):
+        try:
+            with torch.no_grad():
+                ref, got = module(example_input), wrapped(example_input)
+            same = ref.shape == got.shape and torch.allclose(ref, got, atol=atol)
+        except RuntimeError:  # e.g. a skipped module leaves the head a wrong-shaped input
+            same = False
+        finally:
+            module.train(was_training)
+        if not same:
             raise UserError(
                 f"blocks={list(blocks)} do not reproduce {type(module).__name__}.forward: "
                 "allowed are blocks that, applied in order then flattened into the head, give "

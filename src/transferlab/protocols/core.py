@@ -29,6 +29,9 @@ class ProtocolConfig:
     depth: int | None = field(default=None, metadata={
         "help": "transfer depth n: blocks 1..n are copied (and frozen if freeze_prefix); "
                 "None means all L blocks"})
+    upto: str | None = field(default=None, metadata={
+        "help": "transfer depth given by block name: blocks up to and including this one "
+                "(resolved against the model; overrides depth)"})
     freeze_prefix: bool = field(default=True, metadata={
         "help": "freeze the first n blocks (BatchNorm statistics included) instead of "
                 "fine-tuning them"})
@@ -53,7 +56,8 @@ class ProtocolConfig:
             raise bad_value("lr_mult", self.lr_mult, "a number >= 0")
         if self.solver not in ("sgd", "lbfgs"):
             raise bad_value("solver", self.solver, "'sgd' or 'lbfgs'")
-        if self.solver == "lbfgs" and not (self.freeze_prefix and self.depth is None):
+        if self.solver == "lbfgs" and not (self.freeze_prefix and self.depth is None
+                                           and self.upto is None):
             raise bad_value("solver", self.solver, "'lbfgs' only with every block frozen",
                             "use freeze_prefix=True and depth=None")
 
@@ -88,16 +92,28 @@ def _kind_params(block: nn.Module, kinds: str) -> list[nn.Parameter]:
     return []
 
 
+def resolve_depth(cfg: ProtocolConfig, model: BlockModel) -> int:
+    """The transfer depth of ``cfg`` for ``model``; an error if it does not fit the model."""
+    n_blocks = model.num_blocks
+    if cfg.upto is not None:
+        if cfg.upto not in model.block_names:
+            raise bad_value("block", cfg.upto, "one of this model's blocks: "
+                            + ", ".join(model.block_names), "pick a name from this list")
+        return model.block_names.index(cfg.upto) + 1
+    depth = n_blocks if cfg.depth is None else cfg.depth
+    if depth > n_blocks:
+        raise bad_value("depth", depth, f"0..{n_blocks} for this model "
+                        f"(blocks: {', '.join(model.block_names)})", "pass a smaller depth")
+    return depth
+
+
 def make_plan(cfg: ProtocolConfig, model: BlockModel, num_classes: int,
               generator: torch.Generator | None = None, lr_mult: float | None = None,
               layer_decay: float | None = None) -> Plan:
     """Apply ``cfg`` to ``model`` in place (re-initialise, replace the head, set
     ``requires_grad``) and return the plan the training loop follows."""
     n_blocks = model.num_blocks
-    depth = n_blocks if cfg.depth is None else cfg.depth
-    if depth > n_blocks:
-        raise bad_value("depth", depth, f"0..{n_blocks} for this model "
-                        f"(blocks: {', '.join(model.block_names)})", "pass a smaller depth")
+    depth = resolve_depth(cfg, model)
     reinit = []
     if cfg.reinit_above:
         for i in range(depth, n_blocks):
@@ -114,10 +130,9 @@ def make_plan(cfg: ProtocolConfig, model: BlockModel, num_classes: int,
             p.requires_grad_(True)
         if not params:
             frozen_modules.append(block)  # nothing trains: eval mode, dropout off, BN frozen
-        elif cfg.train_kinds != "bn":
-            # Only the chosen kinds change: BatchNorm statistics stay as they were too.
-            frozen_modules += [m for m in block.modules() if isinstance(m, _BN)
-                               and not any(p.requires_grad for p in m.parameters(False))]
+        # A block that trains keeps BatchNorm in train mode, also when its affine parameters
+        # are frozen (conv-only): moving conv weights under stale running statistics makes
+        # the normalisation wrong and training collapses (measured: chance accuracy).
         if params:
             pretrained = model.block_names[i] not in reinit
             scale = mult * (layer_decay ** (n_blocks - 1 - i) if layer_decay else 1.0) \

@@ -32,7 +32,7 @@ register_protocol("bn-only", BNOnlyConfig, takes_depth=False,
                   summary="only BatchNorm scales and shifts (and the head) train; running "
                           "statistics adapt to the target")
 register_protocol("conv-only", ConvOnlyConfig, takes_depth=False,
-                  summary="only convolution and linear weights (and the head) train; "
-                          "BatchNorm stays as pretrained")
+                  summary="only convolution and linear weights (and the head) train; BatchNorm "
+                          "scales and shifts stay as pretrained, its statistics adapt")
 register_protocol("head-only", HeadOnlyConfig, takes_depth=False,
                   summary="every block frozen; the new head trains by SGD on cached features")

@@ -47,11 +47,16 @@ def get_protocol(name: str | Protocol, **overrides) -> Protocol:
                         "run `transferlab transfer --help` for what each does")
     cls, takes_depth, _ = _REGISTRY[family]
     if takes_depth:
-        if not arg.isdigit():
+        if not arg:
             raise UserError(f"protocol={name!r} is invalid: {family} needs a depth, "
-                            f"as in '{family}:3' (n = number of transferred blocks)")
-        overrides = {"depth": int(arg), **overrides}
-        canonical = f"{family}:{int(arg)}"
+                            f"as in '{family}:3' (n = number of transferred blocks) or "
+                            f"'{family}:conv3' (up to and including that block)")
+        if arg.isdigit():
+            overrides = {"depth": int(arg), **overrides}
+            canonical = f"{family}:{int(arg)}"
+        else:
+            overrides = {"upto": arg, **overrides}
+            canonical = f"{family}:{arg}"
     else:
         if arg:
             raise UserError(f"protocol={name!r} is invalid: {family} takes no depth; "

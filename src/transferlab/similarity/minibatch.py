@@ -40,6 +40,11 @@ def _as_layers(acts: ArrayLike | Sequence[ArrayLike], name: str,
     return out, is_list
 
 
+def _u_centred(t: torch.Tensor) -> torch.Tensor:
+    """Flattened U-centred linear Gram matrix of one batch: (n, p) -> (n * n,)."""
+    return centre_gram(gram_linear(t), unbiased=True, inplace=True).reshape(-1)
+
+
 class MinibatchCKA:
     """Accumulate unbiased linear-kernel HSIC over minibatches; read CKA at any time.
 
@@ -95,8 +100,7 @@ class MinibatchCKA:
 
         scale = 1.0 / (n * (n - 3))  # <K_u, L_u> = n (n - 3) HSIC_1
         with torch.no_grad():
-            gy = torch.stack([centre_gram(gram_linear(t), unbiased=True).reshape(-1)
-                              for t in ys])                                  # (b_layers, n^2)
+            gy = torch.stack([_u_centred(t) for t in ys])                    # (b_layers, n^2)
             hyy = (gy * gy).sum(dim=1) * scale
             if same:
                 hxy = gy @ gy.T * scale
@@ -104,7 +108,7 @@ class MinibatchCKA:
             else:
                 rows, hxx_l = [], []
                 for t in xs:  # one X Gram at a time keeps memory at (len(Y) + 1) n^2
-                    gx = centre_gram(gram_linear(t), unbiased=True).reshape(-1)
+                    gx = _u_centred(t)
                     rows.append(gy @ gx * scale)
                     hxx_l.append((gx * gx).sum() * scale)
                 hxy, hxx = torch.stack(rows), torch.stack(hxx_l)

@@ -52,8 +52,9 @@ def label_conditions(df: pd.DataFrame) -> pd.DataFrame:
                         "from transferlab.sweep (run_sweep or load_results)")
     lookup = {recipe: name for name, recipe in RECIPES.items()}
     out = df.copy()
-    out["condition"] = [lookup.get((s, _family(p))) for s, p in zip(out["source"],
-                                                                     out["protocol"])]
+    out["condition"] = pd.Series([lookup.get((s, _family(p))) for s, p in
+                                  zip(out["source"], out["protocol"])], index=out.index,
+                                 dtype=object)
     return out
 
 

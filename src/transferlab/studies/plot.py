@@ -2,7 +2,8 @@
 
 Top panel: a dot per seed, a line through the means of each condition, baseB's seeds at
 n = 0 and its mean as a horizontal reference line. Bottom panel: the means with ±1 std
-error bars, for reading the gaps. Rendered with matplotlib's Agg canvas (no display, no
+error bars, zoomed on the four transfer conditions and baseB (random features often fall
+far below them and would squash the gaps the paper is about). Rendered with matplotlib's Agg canvas (no display, no
 global pyplot state), so it works in workers and on headless machines.
 """
 
@@ -55,6 +56,33 @@ def _baseline(ax, curves: dict) -> None:
                    alpha=0.07, lw=0, zorder=0)
 
 
+def _zoom(ax, curves: dict) -> None:
+    """Limit ``ax`` to the transfer conditions and baseB; note random points left out."""
+    vals = []
+    for name in ("BnB", "BnB+", "AnB", "AnB+"):
+        c = curves["conditions"].get(name)
+        if c:
+            m, s = _nan(c["mean"]), np.nan_to_num(_nan(c["std"]))
+            vals += list(m - s) + list(m + s)
+    base = curves[REFERENCE]
+    if base["mean"] is not None:
+        vals += [base["mean"] - (base["std"] or 0), base["mean"] + (base["std"] or 0)]
+    vals = [v for v in vals if np.isfinite(v)]
+    if not vals:
+        return
+    lo, hi = min(vals), max(vals)
+    pad = max(0.1 * (hi - lo), 0.005)
+    ax.set_ylim(lo - pad, hi + pad)
+    rnd = curves["conditions"].get("random")
+    if rnd:
+        off = [d for d, m in zip(rnd["depth"], rnd["mean"]) if m is not None and
+               not lo - pad <= m <= hi + pad]
+        if off:
+            ax.text(0.01, 0.03, "random features off this scale at n = "
+                    + ", ".join(map(str, off)) + " (see top panel)", transform=ax.transAxes,
+                    fontsize=8, color=STYLE["random"]["color"])
+
+
 def draw(curves: dict, title: str | None = None) -> Figure:
     """The two-panel figure for ``curves`` (see ``compute_curves``)."""
     fig = Figure(figsize=(8, 8), dpi=110, layout="constrained")
@@ -80,7 +108,8 @@ def draw(curves: dict, title: str | None = None) -> Figure:
         bottom.errorbar(xs, mean, yerr=std, color=st["color"], marker=st["marker"], ms=5,
                         lw=1.4, capsize=3, label=LABELS[name])
     top.set_ylabel("top-1 test accuracy on B")
-    bottom.set_ylabel("mean ± std over seeds")
+    bottom.set_ylabel("mean ± std over seeds (zoom)")
+    _zoom(bottom, curves)
     bottom.set_xlabel("n: layers (blocks) transferred from the source")
     _xticks(bottom, curves)
     for ax in (top, bottom):

@@ -4,14 +4,26 @@
 >>> df = run_sweep("examples/depth_sweep.yaml", "runs/depth.sqlite")   # doctest: +SKIP
 >>> aggregate(df, by=["protocol", "depth"])                            # doctest: +SKIP
 
-See docs/sweeps.md for the spec format and resume semantics.
+See docs/sweeps.md for the spec format and resume semantics. Names are imported on first
+use, so worker processes (which import ``transferlab.sweep.worker``) skip pandas.
 """
 
-from transferlab.sweep.grid import Cell, Plan, plan_sweep
-from transferlab.sweep.results import aggregate, load_results
-from transferlab.sweep.runner import SweepInterrupted, run_sweep
-from transferlab.sweep.spec import PretrainSpec, SourceSpec, SweepSpec
-from transferlab.sweep.store import Store, trial_key
+from __future__ import annotations
 
-__all__ = ["Cell", "Plan", "PretrainSpec", "SourceSpec", "Store", "SweepInterrupted",
-           "SweepSpec", "aggregate", "load_results", "plan_sweep", "run_sweep", "trial_key"]
+import importlib
+
+_EXPORTS = {
+    "Cell": "grid", "Plan": "grid", "plan_sweep": "grid",
+    "aggregate": "results", "load_results": "results",
+    "SweepInterrupted": "runner", "run_sweep": "runner",
+    "PretrainSpec": "spec", "SourceSpec": "spec", "SweepSpec": "spec",
+    "Store": "store", "trial_key": "store",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"transferlab.sweep.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'transferlab.sweep' has no attribute {name!r}")

@@ -34,7 +34,7 @@ class SweepInterrupted(KeyboardInterrupt):
 
     def __init__(self, db_path: str, finished: int, discarded: int, remaining: int):
         super().__init__(f"sweep interrupted: {finished} trials stored this run, {discarded} "
-                         f"running discarded, {remaining} still to run")
+                         f"unfinished discarded, {remaining} still to run")
         self.db_path, self.finished = db_path, finished
         self.discarded, self.remaining = discarded, remaining
 

@@ -72,6 +72,11 @@ def _json_safe(obj):
     return obj
 
 
+def _ro_uri(path: Path) -> str:
+    """A read-only SQLite URI (percent-encoded, so any file name works)."""
+    return Path(path).resolve().as_uri() + "?mode=ro"
+
+
 def check_store_file(path: str | os.PathLike, param: str = "--db") -> None:
     """Raise ``UserError`` if ``path`` exists and is not a transferlab store; never writes.
 
@@ -88,23 +93,29 @@ def check_store_file(path: str | os.PathLike, param: str = "--db") -> None:
     if not head:
         return
     if not head.startswith(SQLITE_MAGIC):
-        raise UserError(f"{param}={str(path)!r} is not a SQLite database: allowed is a transferlab "
-                        "sweep store or a new file; pass another --db path (the file was left "
-                        "untouched)")
-    # Bytes 68..72 of the header hold PRAGMA application_id (big-endian).
-    app_id = int.from_bytes(head[68:72], "big")
-    if app_id == APP_ID:
-        return
-    # A foreign SQLite file: only accept one with no tables at all.
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        raise UserError(f"{param}={str(path)!r} is not a SQLite database: allowed is a "
+                        "transferlab sweep store or a new file; pass another path (the file "
+                        "was left untouched)")
+    # Ask SQLite rather than read header bytes 68..72: in WAL mode a new store's
+    # application_id may still sit in the -wal file. Read-only, so nothing is written.
+    header_id = int.from_bytes(head[68:72], "big")
     try:
-        n = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    finally:
-        con.close()
-    if n:
-        raise UserError(f"{param}={str(path)!r} is a SQLite database but not a transferlab sweep "
-                        "store: allowed is a store written by `transferlab sweep` or a new "
-                        "file; pass another --db path (the file was left untouched)")
+        con = sqlite3.connect(_ro_uri(path), uri=True, timeout=30)
+        try:
+            app_id = con.execute("PRAGMA application_id").fetchone()[0]
+            n_tables = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        if header_id == APP_ID:
+            return
+        raise UserError(f"{param}={str(path)!r} cannot be read as SQLite ({exc}): allowed is a "
+                        "transferlab sweep store or a new file; pass another path (the file "
+                        "was left untouched)") from exc
+    if app_id != APP_ID and n_tables:
+        raise UserError(f"{param}={str(path)!r} is a SQLite database but not a transferlab "
+                        "sweep store: allowed is a store written by `transferlab sweep` or a "
+                        "new file; pass another path (the file was left untouched)")
 
 
 class Store:
@@ -120,7 +131,7 @@ class Store:
             if not self.path.exists():
                 raise UserError(f"db={str(self.path)!r} does not exist: allowed is a store "
                                 "written by `transferlab sweep`; check the path")
-            self.con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+            self.con = sqlite3.connect(_ro_uri(self.path), uri=True, timeout=30)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = sqlite3.connect(self.path, timeout=30, isolation_level=None)

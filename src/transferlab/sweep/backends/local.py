@@ -103,9 +103,14 @@ class ProcessBackend:
         if kill:
             # Running trials are discarded, so stop their processes now rather than wait.
             # ProcessPoolExecutor has no public way to do this before Python 3.14.
-            for proc in list(getattr(self.pool, "_processes", {}).values()):
+            procs = list(getattr(self.pool, "_processes", {}).values())
+            for proc in procs:
                 proc.kill()
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                proc.join(5)
+            # Waiting lets the pool notice its dead workers and release its queues (and
+            # their semaphores) instead of leaking them at exit.
+            self.pool.shutdown(wait=True, cancel_futures=True)
         else:
             self.pool.shutdown(wait=True)
 

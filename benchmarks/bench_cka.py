@@ -1,0 +1,130 @@
+"""Benchmark linear CKA (full batch) and minibatch CKA (bounded memory).
+
+1. Times ``linear_cka`` on n x p activations of two "layers" (default 10,000 x 2,048),
+   float32 inputs as a network produces them, float64 arithmetic (feature-space form).
+2. Streams ``--mb-samples`` samples (default 20,000 and 100,000) through ``MinibatchCKA`` in
+   batches of ``--mb-batch`` x ``--mb-features``, each run in a fresh subprocess so that its
+   peak resident memory (``resource.getrusage``) and peak Python/numpy allocations
+   (``tracemalloc``) belong to that run alone. Bounded memory means both peaks are the same
+   for 20k and 100k samples, while holding all activations would need n * (p + q) * 4 bytes.
+
+    python benchmarks/bench_cka.py [--out benchmarks/results/cka.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+import torch
+
+
+def related_pair(rng: np.random.Generator, n: int, p: int, q: int, w: np.ndarray | None = None):
+    """Two float32 activation matrices (n, p), (n, q) with a shared linear component."""
+    x = rng.standard_normal((n, p), dtype=np.float32)
+    w = w if w is not None else rng.standard_normal((p, q), dtype=np.float32) / np.sqrt(p)
+    y = np.maximum(x @ w + rng.standard_normal((n, q), dtype=np.float32), 0)  # ReLU-like
+    return x, y
+
+
+def bench_full(n: int, p: int, repeats: int) -> dict:
+    from transferlab.similarity import linear_cka
+
+    x, y = related_pair(np.random.default_rng(0), n, p, p)
+    times, value = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = linear_cka(x, y)
+        times.append(time.perf_counter() - start)
+    # float64 multiply-adds: X^T X and Y^T Y as symmetric updates, X^T Y in full
+    macs = n * (p * p / 2 + p * p / 2 + p * p)
+    return {"n": n, "p": p, "q": p, "repeats": repeats, "best_s": min(times),
+            "median_s": statistics.median(times), "times_s": times, "cka": value,
+            "gflops_best": 2 * macs / min(times) / 1e9}
+
+
+def child_minibatch(n: int, batch: int, features: int) -> dict:
+    """Runs in its own process: stream n samples, report time and peak memory."""
+    from transferlab.similarity import MinibatchCKA
+
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((features, features), dtype=np.float32) / np.sqrt(features)
+    rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    est = MinibatchCKA()
+    start = time.perf_counter()
+    for _ in range(n // batch):
+        xb, yb = related_pair(rng, batch, features, features, w)  # data made on the fly
+        est.update(torch.from_numpy(xb), torch.from_numpy(yb))
+    elapsed = time.perf_counter() - start
+    _, peak_traced = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
+    return {"n": n, "batch": batch, "features": features, "batches": est.n_batches_,
+            "seconds": elapsed, "cka": est.result(), "peak_rss_mb": rss_kb / 1024,
+            "rss_before_mb": rss_before_kb / 1024, "peak_traced_mb": peak_traced / 2**20,
+            "full_batch_activations_mb": n * 2 * features * 4 / 2**20}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000, help="samples for full-batch CKA")
+    parser.add_argument("--features", type=int, default=2_048, help="features per layer")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats (best reported)")
+    parser.add_argument("--mb-samples", default="20000,100000",
+                        help="comma-separated total samples for minibatch CKA")
+    parser.add_argument("--mb-batch", type=int, default=1_000, help="minibatch size")
+    parser.add_argument("--mb-features", type=int, default=512, help="features per minibatch")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's choice)")
+    parser.add_argument("--out", default="benchmarks/results/cka.json", help="JSON output path")
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    if args.child is not None:  # subprocess mode: one minibatch run, JSON on stdout
+        print(json.dumps(child_minibatch(args.child, args.mb_batch, args.mb_features)))
+        return 0
+
+    from transferlab._atomic import write_text_atomic
+    from transferlab.provenance import provenance
+
+    full = bench_full(args.n, args.features, args.repeats)
+    print(f"linear CKA {full['n']} x {full['p']} (float32 in, float64 math): "
+          f"best {full['best_s']:.2f} s, median {full['median_s']:.2f} s, "
+          f"{full['gflops_best']:.0f} GFLOP/s, cka={full['cka']:.4f}")
+
+    runs = []
+    for n in [int(s) for s in args.mb_samples.split(",")]:
+        cmd = [sys.executable, __file__, "--child", str(n), "--mb-batch", str(args.mb_batch),
+               "--mb-features", str(args.mb_features)]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+
+    print(f"\nminibatch CKA, batches of {args.mb_batch} x {args.mb_features} (float32 in):")
+    print(f"{'samples':>9} {'batches':>8} {'seconds':>8} {'peak RSS MB':>12} "
+          f"{'peak traced MB':>15} {'all-in-memory MB':>17} {'cka':>7}")
+    for r in runs:
+        print(f"{r['n']:>9} {r['batches']:>8} {r['seconds']:>8.2f} {r['peak_rss_mb']:>12.0f} "
+              f"{r['peak_traced_mb']:>15.1f} {r['full_batch_activations_mb']:>17.0f} "
+              f"{r['cka']:>7.4f}")
+
+    result = {"full_batch": full, "minibatch": runs, "torch_threads": torch.get_num_threads(),
+              "provenance": provenance()}
+    write_text_atomic(args.out, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

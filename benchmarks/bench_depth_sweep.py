@@ -1,0 +1,164 @@
+"""Benchmark: an all-depth frozen sweep through transferlab vs a plain PyTorch loop.
+
+For every depth n = 1..L, train a fresh head (and the unfrozen blocks n+1..L) on top of a
+source whose first n blocks are frozen:
+
+* transferlab: one ``run_sweep`` over ``freeze:n``. The frozen prefix is evaluated once per
+  depth (and kept in the sweep's feature cache), then only blocks n+1..L run per batch.
+* baseline: the usual loop, written out below: for each n, ``requires_grad=False`` and
+  ``eval()`` on the first n blocks, then every batch of every epoch runs the full forward.
+
+Both use the same source checkpoint, data, optimiser (SGD, momentum, weight decay, cosine
+schedule), epochs and batch size, on the same device, side by side in one run. Data: MNIST
+digits 0-4 -> 5-9 when MNIST is found under $TRANSFERLAB_DATA, else scikit-learn's digits
+upsampled to 16x16.
+
+    python benchmarks/bench_depth_sweep.py --out runs/bench_depth.json
+    python benchmarks/bench_depth_sweep.py --device cuda --per-class 2000 --epochs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from transferlab._atomic import write_text_atomic
+from transferlab.api import pretrain_checkpoint
+from transferlab.checkpoint import load_checkpoint
+from transferlab.data import load_dataset, make_task
+from transferlab.errors import UserError
+from transferlab.provenance import provenance
+from transferlab.sweep import run_sweep
+
+
+def pick_tasks(per_class: int) -> tuple[str, str, str]:
+    """(source task, target task, data name): MNIST if available, else digits."""
+    try:
+        load_dataset("mnist")
+        tail = f":per_class={per_class}" if per_class else ""
+        return f"mnist:classes=0-4{tail}", f"mnist:classes=5-9{tail}", "mnist"
+    except (UserError, OSError):
+        return "digits:classes=0-4:size=16", "digits:classes=5-9:size=16", "digits (16x16)"
+
+
+def baseline_one_depth(ckpt: str, task, depth: int, epochs: int, batch_size: int,
+                       lr: float, device: torch.device, seed: int = 0) -> dict:
+    """The plain loop for ``freeze:depth``: full forward through every block, every batch."""
+    torch.manual_seed(seed)
+    model, _ = load_checkpoint(ckpt)
+    model.head = nn.Linear(model.head.in_features, task.num_classes)  # a fresh head
+    model = model.to(device)
+    for block in model.blocks[:depth]:
+        block.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4},
+                           {"params": no_decay, "weight_decay": 0.0}], lr=lr, momentum=0.9)
+    x, y = task.x_train.to(device), task.y_train.to(device)
+    steps = epochs * math.ceil(len(x) / batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    loss_fn = nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        for block in model.blocks[:depth]:
+            block.eval()  # frozen blocks: BatchNorm statistics stay, dropout off
+        order = torch.randperm(len(x), generator=gen).to(device)
+        for i in range(0, len(x), batch_size):
+            idx = order[i:i + batch_size]
+            loss = loss_fn(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    train_s = time.perf_counter() - t0
+    model.eval()
+    with torch.no_grad():
+        xt, yt = task.x_test.to(device), task.y_test.to(device)
+        pred = torch.cat([model(xt[i:i + 512]).argmax(1) for i in range(0, len(xt), 512)])
+    return {"depth": depth, "time_s": time.perf_counter() - t0, "train_s": train_s,
+            "test_acc": (pred == yt).float().mean().item()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--per-class", type=int, default=1000,
+                    help="training examples per class for MNIST (0: all; ignored for digits)")
+    ap.add_argument("--epochs", type=int, default=5, help="epochs per depth (default 5)")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--width", type=int, default=16, help="convnet width (default 16)")
+    ap.add_argument("--source-epochs", type=int, default=3,
+                    help="epochs to pretrain the source (setup, not timed)")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="transferlab sweep workers (default 1: same resources as the loop)")
+    ap.add_argument("--out", help="write the numbers and provenance as JSON here")
+    args = ap.parse_args(argv)
+
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
+                          if args.device == "auto" else args.device)
+    src_task, tgt_task, data_name = pick_tasks(args.per_class)
+    work = Path(tempfile.mkdtemp(prefix="bench_depth_"))
+    ckpt = str(work / "source")
+    train = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+             "device": str(device)}
+    print(f"data: {data_name}; source {src_task} -> target {tgt_task}; device {device}")
+    pretrain_checkpoint(src_task, ckpt, arch_kwargs={"width": args.width},
+                        train={**train, "epochs": args.source_epochs})
+    model, _ = load_checkpoint(ckpt)
+    depths = list(range(1, len(model.blocks) + 1))
+    task = make_task(tgt_task)
+    print(f"target: {len(task.y_train)} train / {len(task.y_test)} test examples; "
+          f"depths {depths[0]}..{depths[-1]}; {args.epochs} epochs each")
+
+    t0 = time.perf_counter()
+    df = run_sweep({"name": "bench", "target": tgt_task,
+                    "sources": {"src": {"checkpoint": ckpt + ".safetensors"}},
+                    "axes": {"protocol": ["freeze"], "depth": depths}, "train": train},
+                   work / "sweep.sqlite", workers=args.workers, progress=False)
+    ours_s = time.perf_counter() - t0
+    failed = df[df["status"] != "done"]
+    if len(failed):
+        raise SystemExit(f"transferlab trials failed: {failed['error'].tolist()}")
+    ours = df.sort_values("depth")[["depth", "test_acc", "duration_s"]]
+
+    t0 = time.perf_counter()
+    base = [baseline_one_depth(ckpt + ".safetensors", task, n, args.epochs, args.batch_size,
+                               args.lr, device) for n in depths]
+    base_s = time.perf_counter() - t0
+
+    print(f"{'depth':>5} {'transferlab s':>14} {'acc':>6} {'plain loop s':>13} {'acc':>6}")
+    for (_, o), b in zip(ours.iterrows(), base):
+        print(f"{o['depth']:>5} {o['duration_s']:>14.2f} {o['test_acc']:>6.3f} "
+              f"{b['time_s']:>13.2f} {b['test_acc']:>6.3f}")
+    ratio = base_s / ours_s
+    print(f"total: transferlab {ours_s:.1f} s, plain loop {base_s:.1f} s: {ratio:.2f}x "
+          f"(target >= 3x)")
+    if args.out:
+        result = {"benchmark": "depth_sweep", "data": data_name, "source_task": src_task,
+                  "target_task": tgt_task, "device": str(device), "epochs": args.epochs,
+                  "batch_size": args.batch_size, "width": args.width, "workers": args.workers,
+                  "train_examples": len(task.y_train), "depths": depths,
+                  "transferlab_total_s": ours_s, "baseline_total_s": base_s,
+                  "speedup": ratio, "torch_threads": torch.get_num_threads(),
+                  "transferlab": ours.to_dict("records"), "baseline": base,
+                  "provenance": provenance()}
+        write_text_atomic(args.out, json.dumps(result, indent=2, default=str))
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

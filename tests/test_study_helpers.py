@@ -1,0 +1,50 @@
+"""Synthetic Yosinski result tables with known means and stds (helpers, no tests)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from transferlab.studies.curves import RECIPES
+
+DEPTHS = [1, 2, 3, 4, 5, 6]
+BLOCKS = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
+
+
+def offsets(n_seeds: int, spread: float) -> list[float]:
+    """Per-seed offsets with mean 0 and sample std exactly ``spread`` (n >= 2)."""
+    if n_seeds == 1:
+        return [0.0]
+    if n_seeds == 2:
+        return [-spread / 2 ** 0.5, spread / 2 ** 0.5]
+    assert n_seeds == 3
+    return [-spread, 0.0, spread]
+
+
+def table(means: dict[str, dict[int, float] | float], n_seeds: int = 3,
+          spread: float = 0.01) -> pd.DataFrame:
+    """Rows as the sweep returns them (source, protocol, depth, seed, test_acc, status).
+
+    ``means``: condition -> {depth: mean} (or a float for baseB).
+    """
+    rows = []
+    for cond, by_depth in means.items():
+        source, family = RECIPES[cond]
+        items = [(None, by_depth)] if isinstance(by_depth, float) else by_depth.items()
+        for depth, mu in items:
+            for seed, off in enumerate(offsets(n_seeds, spread)):
+                rows.append({"source": source,
+                             "protocol": family if depth is None else f"{family}:{depth}",
+                             "depth": depth, "seed": seed, "test_acc": mu + off,
+                             "status": "done"})
+    return pd.DataFrame(rows)
+
+
+def paper_like(base: float = 0.90, drop: bool = True, dip: bool = True, boost: bool = True,
+               random_worse: bool = True) -> dict:
+    """Means with each of the paper's effects switched on or off."""
+    bnb = {d: base - (0.04 if dip and d in (3, 4) else 0.0) for d in DEPTHS}
+    anb = {d: bnb[d] - (0.03 * (d - 3) if drop and d >= 4 else 0.0) for d in DEPTHS}
+    anbp = {d: base + (0.02 if boost else 0.0) for d in DEPTHS}
+    rnd = {d: anb[d] - (0.05 * d if random_worse else 0.0) for d in DEPTHS}
+    return {"baseB": base, "BnB": bnb, "BnB+": {d: base for d in DEPTHS}, "AnB": anb,
+            "AnB+": anbp, "random": rnd}
