@@ -4,8 +4,9 @@
    float32 inputs as a network produces them, float64 arithmetic (feature-space form).
 2. Streams ``--mb-samples`` samples (default 20,000 and 100,000) through ``MinibatchCKA`` in
    batches of ``--mb-batch`` x ``--mb-features``, each run in a fresh subprocess so that its
-   peak resident memory (``resource.getrusage``) and peak Python/numpy allocations
-   (``tracemalloc``) belong to that run alone. Bounded memory means both peaks are the same
+   peak resident memory (VmHWM from /proc, else ``resource.getrusage``) and peak
+   Python/numpy allocations (``tracemalloc``; it does not see torch's allocator) belong to
+   that run alone. Bounded memory means both peaks are the same
    for 20k and 100k samples, while holding all activations would need n * (p + q) * 4 bytes.
 
     python benchmarks/bench_cka.py [--out benchmarks/results/cka.json]
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -34,20 +36,36 @@ def related_pair(rng: np.random.Generator, n: int, p: int, q: int, w: np.ndarray
     return x, y
 
 
-def bench_full(n: int, p: int, repeats: int) -> dict:
+def bench_full(n: int, p: int, repeats: int, precision: str = "float64") -> dict:
     from transferlab.similarity import linear_cka
 
     x, y = related_pair(np.random.default_rng(0), n, p, p)
-    times, value = [], None
+    times, cpu, value = [], [], None
     for _ in range(repeats):
-        start = time.perf_counter()
-        value = linear_cka(x, y)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        value = linear_cka(x, y, precision=precision)
         times.append(time.perf_counter() - start)
+        # CPU seconds of all threads: on a shared machine, wall time also counts waiting
+        cpu.append(time.process_time() - start_cpu)
     # float64 multiply-adds: X^T X and Y^T Y as symmetric updates, X^T Y in full
     macs = n * (p * p / 2 + p * p / 2 + p * p)
-    return {"n": n, "p": p, "q": p, "repeats": repeats, "best_s": min(times),
-            "median_s": statistics.median(times), "times_s": times, "cka": value,
+    return {"n": n, "p": p, "q": p, "precision": precision, "repeats": repeats,
+            "best_s": min(times),
+            "median_s": statistics.median(times), "times_s": times, "cpu_s": cpu, "cka": value,
             "gflops_best": 2 * macs / min(times) / 1e9}
+
+
+def _proc_status_mb(field: str) -> float | None:
+    """VmRSS / VmHWM (peak) of this process in MB from /proc (Linux). Unlike ru_maxrss,
+    VmHWM starts afresh at exec, so a child does not inherit its parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def child_minibatch(n: int, batch: int, features: int) -> dict:
@@ -56,7 +74,7 @@ def child_minibatch(n: int, batch: int, features: int) -> dict:
 
     rng = np.random.default_rng(1)
     w = rng.standard_normal((features, features), dtype=np.float32) / np.sqrt(features)
-    rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = _proc_status_mb("VmRSS")  # after imports: torch alone is a few hundred MB
     tracemalloc.start()
     est = MinibatchCKA()
     start = time.perf_counter()
@@ -66,10 +84,12 @@ def child_minibatch(n: int, batch: int, features: int) -> dict:
     elapsed = time.perf_counter() - start
     _, peak_traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: kilobytes
+    peak = _proc_status_mb("VmHWM")
+    if peak is None:  # not Linux: ru_maxrss (kilobytes on Linux, bytes on macOS)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"n": n, "batch": batch, "features": features, "batches": est.n_batches_,
-            "seconds": elapsed, "cka": est.result(), "peak_rss_mb": rss_kb / 1024,
-            "rss_before_mb": rss_before_kb / 1024, "peak_traced_mb": peak_traced / 2**20,
+            "seconds": elapsed, "cka": est.result(), "peak_rss_mb": peak,
+            "rss_after_imports_mb": rss_before, "peak_traced_mb": peak_traced / 2**20,
             "full_batch_activations_mb": n * 2 * features * 4 / 2**20}
 
 
@@ -97,11 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     from transferlab._atomic import write_text_atomic
     from transferlab.provenance import provenance
 
-    full = bench_full(args.n, args.features, args.repeats)
-    print(f"linear CKA {full['n']} x {full['p']} (float32 in, float64 math): "
-          f"best {full['best_s']:.2f} s, median {full['median_s']:.2f} s, "
-          f"{full['gflops_best']:.0f} GFLOP/s, cka={full['cka']:.4f}")
-
+    load_before = os.getloadavg()  # the 2-core machine is shared: timings depend on this
     runs = []
     for n in [int(s) for s in args.mb_samples.split(",")]:
         cmd = [sys.executable, __file__, "--child", str(n), "--mb-batch", str(args.mb_batch),
@@ -111,18 +127,34 @@ def main(argv: list[str] | None = None) -> int:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         runs.append(json.loads(out.strip().splitlines()[-1]))
 
-    print(f"\nminibatch CKA, batches of {args.mb_batch} x {args.mb_features} (float32 in):")
-    print(f"{'samples':>9} {'batches':>8} {'seconds':>8} {'peak RSS MB':>12} "
-          f"{'peak traced MB':>15} {'all-in-memory MB':>17} {'cka':>7}")
-    for r in runs:
-        print(f"{r['n']:>9} {r['batches']:>8} {r['seconds']:>8.2f} {r['peak_rss_mb']:>12.0f} "
-              f"{r['peak_traced_mb']:>15.1f} {r['full_batch_activations_mb']:>17.0f} "
-              f"{r['cka']:>7.4f}")
+    full = bench_full(args.n, args.features, args.repeats)
+    fast = bench_full(args.n, args.features, args.repeats, precision="float32")
+    for r in (full, fast):
+        print(f"linear CKA {r['n']} x {r['p']} ({r['precision']} products): "
+              f"best {r['best_s']:.2f} s, median {r['median_s']:.2f} s "
+              f"(CPU time of all threads {min(r['cpu_s']):.2f} s), "
+              f"{r['gflops_best']:.0f} GFLOP/s, cka={r['cka']:.8f}")
+    print(f"float32 vs float64: {full['best_s'] / fast['best_s']:.2f}x faster, "
+          f"|difference| {abs(full['cka'] - fast['cka']):.1e} (target: under 1 s)")
 
-    result = {"full_batch": full, "minibatch": runs, "torch_threads": torch.get_num_threads(),
-              "provenance": provenance()}
+    print(f"\nminibatch CKA, batches of {args.mb_batch} x {args.mb_features} (float32 in):")
+    print(f"{'samples':>9} {'batches':>8} {'seconds':>8} {'RSS at start MB':>16} "
+          f"{'peak RSS MB':>12} {'peak traced MB':>15} {'all-in-memory MB':>17} {'cka':>7}")
+    for r in runs:
+        start = r["rss_after_imports_mb"]
+        print(f"{r['n']:>9} {r['batches']:>8} {r['seconds']:>8.2f} "
+              f"{start if start is not None else float('nan'):>16.0f} "
+              f"{r['peak_rss_mb']:>12.0f} {r['peak_traced_mb']:>15.1f} "
+              f"{r['full_batch_activations_mb']:>17.0f} {r['cka']:>7.4f}")
+
+    result = {"full_batch": full, "full_batch_float32": fast,
+              "float32_abs_diff": abs(full["cka"] - fast["cka"]), "minibatch": runs, "torch_threads": torch.get_num_threads(),
+              "cpu_count": os.cpu_count(), "load_avg_1_5_15_before": load_before,
+              "load_avg_1_5_15_after": os.getloadavg(), "provenance": provenance()}
     write_text_atomic(args.out, json.dumps(result, indent=2, sort_keys=True) + "\n")
-    print(f"\nwrote {args.out}")
+    print(f"\nload average before/after (1 min): {load_before[0]:.1f} / "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--per-class", type=int, default=1000,
                     help="training examples per class for MNIST (0: all; ignored for digits)")
-    ap.add_argument("--epochs", type=int, default=5, help="epochs per depth (default 5)")
+    ap.add_argument("--epochs", type=int, default=10, help="epochs per depth (default 10)")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--width", type=int, default=16, help="convnet width (default 16)")
@@ -103,9 +104,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="epochs to pretrain the source (setup, not timed)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     ap.add_argument("--workers", type=int, default=1,
-                    help="transferlab sweep workers (default 1: same resources as the loop)")
+                    help="transferlab sweep workers (default 1: one process with --threads, "
+                         "like the loop; N > 1 splits the cores between N processes)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads for both sides (default: torch's choice; on a "
+                         "shared machine 1 avoids OpenMP threads waiting on each other)")
     ap.add_argument("--out", help="write the numbers and provenance as JSON here")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
                           if args.device == "auto" else args.device)
@@ -132,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = df[df["status"] != "done"]
     if len(failed):
         raise SystemExit(f"transferlab trials failed: {failed['error'].tolist()}")
-    ours = df.sort_values("depth")[["depth", "test_acc", "duration_s"]]
+    ours = df.sort_values("depth")[["depth", "test_acc", "duration_s", "train_time_s",
+                                    "feature_time_s"]]
 
     t0 = time.perf_counter()
     base = [baseline_one_depth(ckpt + ".safetensors", task, n, args.epochs, args.batch_size,
@@ -157,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                   "provenance": provenance()}
         write_text_atomic(args.out, json.dumps(result, indent=2, default=str))
         print(f"wrote {args.out}")
+    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

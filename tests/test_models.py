@@ -103,3 +103,22 @@ def test_optional_adapters(lib):
     model = (torchvision_model("resnet18", num_classes=4) if lib == "torchvision"
              else timm_model("resnet18", num_classes=4))
     assert len(model.blocks) == 6 and model(torch.randn(2, 3, 32, 32)).shape == (2, 4)
+
+
+@pytest.mark.parametrize("arch", ["convnet", "resnet"])
+def test_inference_prefix_matches_eval_features(arch):
+    from transferlab.features import prefix_features
+
+    model = build_model(arch, 3, 3, 16, width=8)
+    model.train()
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        for _ in range(3):
+            model(torch.randn(16, 3, 16, 16) * 2 + 1)
+    x = torch.randn(10, 3, 16, 16)
+    model.eval()
+    for depth in range(1, model.num_blocks + 1):
+        with torch.no_grad():
+            ref = model.features(x, depth)
+        got = prefix_features(model, x, depth, batch_size=4)
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    assert model.blocks[0][1].__class__.__name__ == "BatchNorm2d"  # the model is not changed

@@ -8,6 +8,7 @@ import pytest
 import torch
 from scipy.spatial.distance import cdist
 
+from transferlab.errors import UserError
 from transferlab.similarity import debiased_linear_cka, linear_cka, rbf_cka
 
 # ---- reference implementation, written from the papers with n x n matrices -------------
@@ -191,3 +192,17 @@ def test_cuda_inputs_match_cpu():
                 linear_cka(x, y, debiased=debiased, method=method), abs=1e-10)
     est = MinibatchCKA().update(tx, ty)
     assert est.result() == pytest.approx(linear_cka(x, y, debiased=True), abs=1e-10)
+
+
+def test_float32_precision_agrees_with_float64_to_1e6():
+    from transferlab.similarity import linear_cka
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3000, 64)).astype(np.float32)
+    y = np.maximum(x @ rng.standard_normal((64, 48)).astype(np.float32) / 8
+                   + rng.standard_normal((3000, 48)).astype(np.float32), 0)
+    exact = linear_cka(x, y)
+    assert 0.1 < exact < 0.99
+    assert abs(linear_cka(x, y, precision="float32") - exact) < 1e-6
+    with pytest.raises(UserError, match=r"precision='half' is invalid: allowed are 'float64'"):
+        linear_cka(x, y, precision="half")

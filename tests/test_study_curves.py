@@ -164,10 +164,24 @@ def test_missing_condition_is_not_measured():
     means = paper_like()
     del means["random"]
     f = _by_key(_curves(means))["random_features"]
-    assert f.reproduced is None and "not measured" in f.text
+    assert f.reproduced is None and f.text == "Not measured: random or AnB has no finished trials."
 
 
 def test_fmt_depths_compresses_runs():
     assert fmt_depths([1, 2, 3, 5]) == "1–3, 5"
     assert fmt_depths([2, 4, 5]) == "2, 4, 5"
     assert fmt_depths([6]) == "6"
+
+
+def test_each_comparison_pools_only_its_own_curves():
+    means = paper_like(drop=False)
+    means["AnB"] = {d: means["BnB"][d] - (0.02 if d == 6 else 0.0) for d in DEPTHS}
+    rnd = {"random": means.pop("random")}
+    df = pd.concat([table(means, 3, 0.01), table(rnd, 3, 0.10)])
+    c = compute_curves(label_conditions(df))
+    assert pooled_std(c, ["BnB", "AnB"]) == pytest.approx(0.01)
+    assert pooled_std(c, ["AnB", "random"]) == pytest.approx(math.sqrt((1e-4 + 1e-2) / 2))
+    f = _by_key(c)
+    # 2 pp > 2 * 1 pp * sqrt(2/3): counts, although random's 10 pp seed std would hide it.
+    assert f["specificity"].reproduced is True and "σ = 1.0 pp" in f["specificity"].text
+    assert "σ = 7.1 pp" in f["random_features"].text

@@ -47,6 +47,13 @@ def test_study_writes_every_file_and_condition(study):
                                                      "finetune_boost", "random_features",
                                                      "dissimilar"}
     assert "data:image/png;base64," in (out / "report.html").read_text()
+    # The base networks' accuracies are those of the sweep's cached pretrained sources.
+    metas = [json.loads(p.read_text()) for p in
+             (out / "yosinski.sqlite.cache" / "sources").glob("*/source.json")]
+    trained = {m["task"]: m["metrics"]["test_acc"] for m in metas
+               if m["config"]["train"]["epochs"] > 0}
+    for name, task in (("baseA", "task_a"), ("baseB", "task_b")):
+        assert saved["base_networks"][name]["values"] == [trained[saved["settings"][task]]]
 
 
 def test_curves_are_the_stored_trials(study):

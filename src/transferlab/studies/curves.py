@@ -67,7 +67,7 @@ def _ok_mask(df: pd.DataFrame, metric: str) -> pd.Series:
     return ok
 
 
-def _stats(values: Sequence[float]) -> tuple[float | None, float | None]:
+def stats(values: Sequence[float]) -> tuple[float | None, float | None]:
     """(mean, sample std) with None where undefined (no value; std of one value)."""
     if not len(values):
         return None, None
@@ -79,7 +79,7 @@ def _cell(rows: pd.DataFrame, metric: str) -> dict:
     ok = _ok_mask(rows, metric)
     good = rows[ok].sort_values("seed")
     values = [float(v) for v in good[metric]]
-    mean, std = _stats(values)
+    mean, std = stats(values)
     return {"mean": mean, "std": std, "n": len(values), "n_failed": int((~ok).sum()),
             "values": values, "seeds": [int(s) for s in good["seed"]]}
 
@@ -119,13 +119,19 @@ def compute_curves(df: pd.DataFrame, depths: Sequence[int] | None = None,
             REFERENCE: base}
 
 
-def pooled_std(curves: dict) -> float | None:
-    """Pooled within-cell seed std over every cell with >= 2 seeds (baseB included):
-    sqrt(sum (n_i - 1) s_i^2 / sum (n_i - 1)). None when no cell has two seeds."""
+def pooled_std(curves: dict, names: Sequence[str] | None = None) -> float | None:
+    """Pooled within-cell seed std: sqrt(sum (n_i - 1) s_i^2 / sum (n_i - 1)) over every
+    cell with >= 2 seeds of the conditions ``names`` (default: all, baseB included).
+    None when no such cell has two seeds."""
+    names = list(curves["conditions"]) + [REFERENCE] if names is None else list(names)
+    cells = []
+    for name in names:
+        if name == REFERENCE:
+            cells.append((curves[REFERENCE]["std"], curves[REFERENCE]["n"]))
+        elif name in curves["conditions"]:
+            c = curves["conditions"][name]
+            cells += list(zip(c["std"], c["n"]))
     num = den = 0.0
-    cells = [(c["std"][i], c["n"][i]) for c in curves["conditions"].values()
-             for i in range(len(c["depth"]))]
-    cells.append((curves[REFERENCE]["std"], curves[REFERENCE]["n"]))
     for std, n in cells:
         if std is not None and n >= 2:
             num += (n - 1) * std ** 2

@@ -1,10 +1,12 @@
 """Findings sentences, generated from the measured curves (never written in advance).
 
 Each of the paper's claims is tested on the numbers with one explicit rule: a difference
-between two means counts when it exceeds ``K`` × the pooled seed std × sqrt(1/n1 + 1/n2)
-(the noise of a difference of two means of n1 and n2 seeds), and at least ``FLOOR``. With a
-single seed there is no noise estimate and a fixed ``SINGLE_SEED`` threshold is used; the
-text says so. Where a claim does not hold in the numbers, the sentence says it does not
+between two means counts when it exceeds ``K`` × σ × sqrt(1/n1 + 1/n2) (the noise of a
+difference of two means of n1 and n2 seeds), and at least ``FLOOR``. σ is the seed std
+pooled over every depth of the two curves being compared: pooling over the whole study would
+let a noisy curve (random features near chance vary a lot between seeds) blunt every other
+comparison. With a single seed there is no noise estimate and a fixed ``SINGLE_SEED``
+threshold is used; the text says so. Where a claim does not hold in the numbers, the sentence says it does not
 reproduce.
 """
 
@@ -39,7 +41,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class Noise:
-    """The seed noise of one study and the threshold rule built on it."""
+    """The seed noise of one comparison and the threshold rule built on it."""
 
     sigma: float | None  # pooled seed std (accuracy units), None with one seed
 
@@ -50,13 +52,20 @@ class Noise:
         return max(K * self.sigma * math.sqrt(1 / n1 + 1 / n2), FLOOR)
 
     def describe(self, n_seeds: int) -> str:
+        """The rule as a sentence (``sigma`` None: the single-seed rule)."""
         if self.sigma is None:
             return (f"One seed per point gives no seed std, so a difference counts when it "
                     f"exceeds a fixed {pp(SINGLE_SEED)}; run more seeds for a noise-based test.")
-        return (f"A difference between two means counts when it exceeds {K:g} × the pooled "
-                f"seed std (σ = {pp(self.sigma)}) × √(1/n₁ + 1/n₂), and at least {pp(FLOOR)}; "
-                f"with {n_seeds} seeds per point that is "
-                f"{pp(self.threshold(n_seeds, n_seeds))}.")
+        factor = K * math.sqrt(2 / n_seeds)
+        return (f"A difference between two means counts when it exceeds {K:g} × σ × "
+                f"√(1/n₁ + 1/n₂), and at least {pp(FLOOR)}, where σ is the seed std pooled "
+                f"over every depth of the two curves compared; with {n_seeds} seeds per point "
+                f"that is {factor:.2f} σ.")
+
+    def label(self, threshold: float) -> str:
+        """"threshold 0.6 pp, σ = 0.3 pp" for the sentences."""
+        sig = "one seed" if self.sigma is None else f"σ = {pp(self.sigma)}"
+        return f"threshold {pp(threshold)}, {sig}"
 
 
 def pp(x: float) -> str:
@@ -92,11 +101,13 @@ def _blocks(curves: dict, n: int) -> str:
     return f"n = {n}"
 
 
-def _pairs(curves: dict, noise: Noise, hi: str, lo: str) -> list[tuple[int, float, float]]:
-    """(depth, mean(hi) - mean(lo), threshold) at every depth where both were measured.
+def _pairs(curves: dict, hi: str, lo: str) -> tuple[Noise, list[tuple[int, float, float]]]:
+    """The noise of ``hi`` vs ``lo``, and (depth, mean(hi) - mean(lo), threshold) at every
+    depth where both were measured.
 
     ``hi`` / ``lo`` are condition names or ``REFERENCE`` (the same value at every depth).
     """
+    noise = Noise(pooled_std(curves, [hi, lo]))
     out = []
     base = curves[REFERENCE]
     for d in curves["depths"]:
@@ -107,11 +118,11 @@ def _pairs(curves: dict, noise: Noise, hi: str, lo: str) -> list[tuple[int, floa
         (m1, n1), (m2, n2) = vals
         if m1 is not None and m2 is not None:
             out.append((d, m1 - m2, noise.threshold(n1, n2)))
-    return out
+    return noise, out
 
 
 def _missing(key: str, title: str, what: str) -> Finding:
-    return Finding(key, title, None, f"{title}: not measured ({what} has no finished trials).")
+    return Finding(key, title, None, f"Not measured: {what} has no finished trials.")
 
 
 def _onset(hits: list[int], depths: list[int]) -> int | None:
@@ -126,10 +137,10 @@ def _onset(hits: list[int], depths: list[int]) -> int | None:
     return onset
 
 
-def specificity(curves: dict, noise: Noise) -> Finding:
+def specificity(curves: dict) -> Finding:
     """Paper: AnB drops below BnB at higher layers (features become specific to A)."""
     title = "AnB vs BnB (specificity)"
-    pairs = _pairs(curves, noise, "BnB", "AnB")
+    noise, pairs = _pairs(curves, "BnB", "AnB")
     if not pairs:
         return _missing("specificity", title, "AnB or BnB")
     depths = [d for d, _, _ in pairs]
@@ -138,11 +149,11 @@ def specificity(curves: dict, noise: Noise) -> Finding:
     onset = _onset(drops, depths)
     if not drops:
         text = (f"AnB never falls measurably below BnB (largest gap {pp(g_max)} at n = {d_max}, "
-                f"threshold {pp(t_max)}): the paper's drop of AnB at higher layers does not "
+                f"{noise.label(t_max)}): the paper's drop of AnB at higher layers does not "
                 "reproduce here; the features transfer from A to B without a measurable loss.")
         return Finding("specificity", title, False, text, depths)
     text = (f"AnB falls below BnB at n = {fmt_depths(drops)} (largest gap {pp(g_max)} at "
-            f"n = {d_max}, threshold {pp(t_max)}).")
+            f"n = {d_max}, {noise.label(t_max)}).")
     if onset is not None:
         text += (f" From {_blocks(curves, onset)} upward the transferred features are specific "
                  "to A: the paper's specificity drop at higher layers reproduces.")
@@ -152,10 +163,10 @@ def specificity(curves: dict, noise: Noise) -> Finding:
     return Finding("specificity", title, onset is not None, text, drops)
 
 
-def coadaptation(curves: dict, noise: Noise) -> Finding:
+def coadaptation(curves: dict) -> Finding:
     """Paper: BnB dips below baseB at middle n (fragile co-adapted features), then recovers."""
     title = "BnB dip (co-adaptation)"
-    pairs = _pairs(curves, noise, REFERENCE, "BnB")
+    noise, pairs = _pairs(curves, REFERENCE, "BnB")
     if not pairs:
         return _missing("coadaptation", title, "BnB or baseB")
     depths = [d for d, _, _ in pairs]
@@ -163,11 +174,11 @@ def coadaptation(curves: dict, noise: Noise) -> Finding:
     d_max, g_max, t_max = max(pairs, key=lambda p: p[1])
     if not dips:
         text = (f"BnB stays within noise of baseB at every n (largest dip {pp(g_max)} at "
-                f"n = {d_max}, threshold {pp(t_max)}): no co-adaptation dip; the paper's BnB "
+                f"n = {d_max}, {noise.label(t_max)}): no co-adaptation dip; the paper's BnB "
                 "dip does not reproduce here.")
         return Finding("coadaptation", title, False, text, depths)
     text = (f"BnB dips below baseB at n = {fmt_depths(dips)} (by up to {pp(g_max)} at "
-            f"n = {d_max}, threshold {pp(t_max)}): re-training the upper blocks on top of "
+            f"n = {d_max}, {noise.label(t_max)}): re-training the upper blocks on top of "
             "frozen lower ones loses accuracy even on the same task, the paper's fragile "
             "co-adaptation")
     if depths[-1] not in dips:
@@ -177,10 +188,10 @@ def coadaptation(curves: dict, noise: Noise) -> Finding:
     return Finding("coadaptation", title, True, text, dips)
 
 
-def finetune_boost(curves: dict, noise: Noise) -> Finding:
+def finetune_boost(curves: dict) -> Finding:
     """Paper: AnB+ beats baseB at every n (transfer plus fine-tuning generalises better)."""
     title = "AnB+ vs baseB (fine-tuning boost)"
-    pairs = _pairs(curves, noise, "AnB+", REFERENCE)
+    noise, pairs = _pairs(curves, "AnB+", REFERENCE)
     if not pairs:
         return _missing("finetune_boost", title, "AnB+ or baseB")
     above = [d for d, gap, thr in pairs if gap > thr]
@@ -190,27 +201,27 @@ def finetune_boost(curves: dict, noise: Noise) -> Finding:
     n_all = len(pairs)
     if above and not below:
         text = (f"AnB+ beats baseB at n = {fmt_depths(above)} ({len(above)} of {n_all} depths; "
-                f"mean difference over n {signed_pp(mean_gap)}, threshold {pp(thr)}): "
+                f"mean difference over n {signed_pp(mean_gap)}, {noise.label(thr)}): "
                 "transferring from A and fine-tuning generalises better than training on B "
                 "alone; the paper's fine-tuning boost reproduces"
                 + ("." if len(above) == n_all else " at those depths (elsewhere within noise)."))
         return Finding("finetune_boost", title, True, text, above)
     if below:
         text = (f"AnB+ falls below baseB at n = {fmt_depths(below)} (mean difference over n "
-                f"{signed_pp(mean_gap)}, threshold {pp(thr)})"
+                f"{signed_pp(mean_gap)}, {noise.label(thr)})"
                 + (f" and beats it at n = {fmt_depths(above)}" if above else "")
                 + ": the paper's fine-tuning boost does not reproduce here.")
         return Finding("finetune_boost", title, False, text, below)
     text = (f"AnB+ is within noise of baseB at every n (mean difference over n "
-            f"{signed_pp(mean_gap)}, threshold {pp(thr)}): fine-tuning recovers baseB's "
+            f"{signed_pp(mean_gap)}, {noise.label(thr)}): fine-tuning recovers baseB's "
             "accuracy but the paper's boost above it does not reproduce here.")
     return Finding("finetune_boost", title, False, text, [])
 
 
-def random_features(curves: dict, noise: Noise) -> Finding:
+def random_features(curves: dict) -> Finding:
     """Paper: random frozen lower layers are worse than transferred ones (even from A)."""
     title = "random features vs AnB"
-    pairs = _pairs(curves, noise, "AnB", "random")
+    noise, pairs = _pairs(curves, "AnB", "random")
     if not pairs:
         return _missing("random_features", title, "random or AnB")
     depths = [d for d, _, _ in pairs]
@@ -219,14 +230,14 @@ def random_features(curves: dict, noise: Noise) -> Finding:
     d_max, g_max, t_max = max(pairs, key=lambda p: p[1])
     if not worse:
         text = (f"Random frozen features are not measurably worse than AnB's transferred ones "
-                f"at any n (largest gap {pp(g_max)} at n = {d_max}, threshold {pp(t_max)})"
+                f"at any n (largest gap {pp(g_max)} at n = {d_max}, {noise.label(t_max)})"
                 + (f"; they are better at n = {fmt_depths(better)}" if better else "")
                 + ": the paper's finding that transferred features beat random ones does not "
                   "reproduce here.")
         return Finding("random_features", title, False, text, depths)
     onset = _onset(worse, depths)
     text = (f"Random frozen features fall below AnB at n = {fmt_depths(worse)} (by up to "
-            f"{pp(g_max)} at n = {d_max}, threshold {pp(t_max)})")
+            f"{pp(g_max)} at n = {d_max}, {noise.label(t_max)})")
     if onset is not None:
         text += (f"; from {_blocks(curves, onset)} upward, features transferred even from the "
                  "other half beat random ones, as in the paper.")
@@ -241,7 +252,7 @@ def _relative_drops(curves: dict) -> dict[int, tuple[float, float]]:
     base = curves[REFERENCE]
     if base["mean"] is None or not base["mean"]:
         return {}
-    sigma = pooled_std(curves)
+    sigma = pooled_std(curves, ["AnB", REFERENCE])
     out = {}
     for d in curves["depths"]:
         m, n = mean_at(curves, "AnB", d)
@@ -258,9 +269,9 @@ def dissimilar_vs_random(curves: dict, other: dict | None) -> Finding:
     title = "dissimilar vs random split"
     key = "dissimilar"
     if other is None:
-        return Finding(key, title, None, f"{title}: not compared (no result of the other split "
-                       "was given; run both splits and pass the other one's curves.json with "
-                       "--compare).")
+        return Finding(key, title, None, "Not compared: no result of the other split was "
+                       "given; run both splits and pass the other one's curves.json with "
+                       "--compare.")
     split = curves.get("settings", {}).get("split")
     dis, rnd = (curves, other) if split == "dissimilar" else (other, curves)
     r_dis, r_rnd = _relative_drops(dis), _relative_drops(rnd)
@@ -293,10 +304,9 @@ def findings(curves: dict, compare: dict | None = None) -> tuple[str, list[Findi
 
     ``compare`` is the curves of the other split (random vs dissimilar), when available.
     """
-    noise = Noise(pooled_std(curves))
     n_seeds = max([curves[REFERENCE]["n"]] + [max(c["n"], default=0)
                                               for c in curves["conditions"].values()])
-    out = [specificity(curves, noise), coadaptation(curves, noise),
-           finetune_boost(curves, noise), random_features(curves, noise),
-           dissimilar_vs_random(curves, compare)]
+    noise = Noise(pooled_std(curves) if n_seeds > 1 else None)
+    out = [specificity(curves), coadaptation(curves), finetune_boost(curves),
+           random_features(curves), dissimilar_vs_random(curves, compare)]
     return noise.describe(n_seeds), out

@@ -51,8 +51,9 @@ def results_table(curves: dict) -> str:
     head = "".join(f"<th>{escape(c)}</th>" for c in CONDITIONS)
     rows = []
     base = curves[REFERENCE]
-    rows.append(f'<tr><td class="l">0 (baseB)</td><td colspan="{len(CONDITIONS)}">'
-                f"{_cell(base['mean'], base['std'], base['n'])}</td></tr>")
+    rows.append(f'<tr><td class="l">0 (baseB)</td><td class="l" colspan="{len(CONDITIONS)}">'
+                f"baseB {_cell(base['mean'], base['std'], base['n'])}: the reference line "
+                "for every n</td></tr>")
     for i, d in enumerate(curves["depths"]):
         label = f"{d} ({names[d - 1]})" if d <= len(names) else str(d)
         cells = []
@@ -78,6 +79,21 @@ def seeds_table(curves: dict) -> str:
                             f"<td>{_pct(v)}</td></tr>")
     return ('<table><tr><th class="l">condition</th><th>n</th><th>seed</th>'
             "<th>test acc. (%)</th></tr>" + "".join(rows) + "</table>")
+
+
+def bases_paragraph(curves: dict) -> str:
+    """The base networks' own test accuracy (from their pretraining runs)."""
+    bases = curves.get("base_networks") or {}
+    parts = []
+    for name, half in (("baseA", "A"), ("baseB", "B")):
+        b = bases.get(name)
+        if b and b["mean"] is not None:
+            parts.append(f"{name} reaches {_cell(b['mean'], b['std'], b['n'])} % on {half}")
+    if not parts:
+        return ""
+    return ("<p>Base networks (their own pretraining runs; test accuracy, mean ± std "
+            f"(seeds)): {'; '.join(parts)}. The baseB line in the figure and table comes "
+            "from separate <code>scratch</code> trials on B with the same budget.</p>")
 
 
 def _kv_table(d: dict) -> str:
@@ -127,6 +143,7 @@ blocks), on {escape(str(s.get('dataset', '?')))} ({escape(str(s.get('split', '?'
 {figs}
 <h2>Results (top-1 test accuracy on B, %; mean ± std over seeds, (seeds))</h2>
 {results_table(curves)}
+{bases_paragraph(curves)}
 <ul>{legend}</ul>
 <details><summary>Every seed's value</summary>{seeds_table(curves)}</details>
 <h2>Settings</h2>

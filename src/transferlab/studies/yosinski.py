@@ -27,7 +27,7 @@ from transferlab.provenance import provenance
 from transferlab.studies import findings as findings_mod
 from transferlab.studies import plot, report
 from transferlab.studies.conditions import SPLITS, Design, design, short_name, sweep_specs
-from transferlab.studies.curves import compute_curves, label_conditions
+from transferlab.studies.curves import compute_curves, label_conditions, stats
 
 __all__ = ["run", "DB_NAME", "default_out", "load_curves"]
 
@@ -101,6 +101,34 @@ def _run_sweeps(d: Design, db: Path, backend: str, workers: int | None,
     return pd.concat(frames, ignore_index=True)
 
 
+def _base_networks(d: Design, db: Path) -> dict:
+    """Test accuracy of baseA (on A) and baseB (on B) from their pretraining runs.
+
+    The sweep keeps each pretrained source with its metrics in its cache; the sweep's own
+    planner gives the exact source configs, hence their paths.
+    """
+    from transferlab.checkpoint import read_meta
+        from transferlab.sweep import plan_sweep
+    from transferlab.sweep.cache import source_path
+
+    plan = plan_sweep(sweep_specs(d)[0])
+    out = {}
+    for name, task in (("baseA", d.task_a), ("baseB", d.task_b)):
+        values, seeds = [], []
+        for seed in d.seeds:
+            path = source_path(db, plan.sources[name].pretrain_config(seed, plan.data_dir))
+            try:
+                acc = read_meta(path)["metrics"]["test_acc"]
+            except (UserError, KeyError):  # not built (the study failed before it)
+                continue
+            values.append(float(acc))
+            seeds.append(seed)
+        mean, std = stats(values)
+        out[name] = {"task": task, "mean": mean, "std": std, "n": len(values),
+                     "values": values, "seeds": seeds}
+    return out
+
+
 def run(dataset: str = "digits", split: str = "random", classes_a=None, classes_b=None,
         seeds: int | list[int] = 3, budget: str = "quick", backend: str = "local",
         workers: int | None = None, out: str | os.PathLike | None = None,
@@ -136,6 +164,7 @@ def run(dataset: str = "digits", split: str = "random", classes_a=None, classes_
     other = _find_compare(compare, d, out)
     df = _run_sweeps(d, out / DB_NAME, backend, workers, address, progress)
     curves = compute_curves(label_conditions(df), depths=d.depths)
+    curves["base_networks"] = _base_networks(d, out / DB_NAME)
     wall = time.perf_counter() - t0
     n_failed = int((df["status"] != "done").sum())
     curves.update(

@@ -58,7 +58,13 @@ class Plan:
 
     @property
     def data_dir(self) -> str | None:
-        return self.spec.data_dir
+        """``data_dir`` with a relative path taken from the spec file's folder."""
+        if self.spec.data_dir is None:
+            return None
+        path = Path(self.spec.data_dir).expanduser()
+        if not path.is_absolute() and self.spec.base_dir:
+            path = Path(self.spec.base_dir) / path
+        return str(path.resolve())
 
 
 def _as_list(value) -> list:
@@ -118,6 +124,8 @@ def plan_sweep(spec) -> Plan:
     raw, display, base_dir = read_spec(spec)
     parsed, problems, failed = parse_structure(raw)
     data_dir = raw.get("data_dir") if isinstance(raw.get("data_dir"), str) else None
+    if data_dir and base_dir and not Path(data_dir).expanduser().is_absolute():
+        data_dir = str(Path(base_dir) / data_dir)
 
     train_raw = raw.get("train") if isinstance(raw.get("train"), dict) else {}
     train_raw = {k: fd.coerce_train_value(k, v) for k, v in train_raw.items()}

@@ -169,7 +169,8 @@ def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
     plan = plan_sweep(spec)
     db_path = Path(db_path)
     check_store_file(db_path)
-    feat_dir = sweep_cache.features_dir(db_path)
+    # Jobs carry absolute paths: Ray workers need not share the driver's working directory.
+    feat_dir = sweep_cache.features_dir(db_path.resolve())
     limit = None if cache_limit_gb is None else int(cache_limit_gb * 2**30)
     be = make_backend(backend, workers, max(1, len(plan.cells)), address)
     stored, discarded = 0, [0]
@@ -177,7 +178,7 @@ def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
     try:
         with Store(db_path) as store:
             store.record_sweep(plan.spec.name, plan.spec.model_dump(mode="json"))
-            paths = _build_sources(plan, db_path, be, progress)
+            paths = _build_sources(plan, db_path.resolve(), be, progress)
             shas = {p: fd.checkpoint_sha256(p) for p in set(paths.values())}
             trials: dict[str, dict] = {}
             for cell in plan.cells:
