@@ -116,3 +116,18 @@ def test_report_images_render_in_headless_chromium(tmp_path):
         assert "AnB falls below BnB" in driver.find_element(By.TAG_NAME, "body").text
     finally:
         driver.quit()
+
+
+def test_comparison_figure_plots_anb_relative_to_each_splits_baseline():
+    from transferlab.studies.plot import draw_comparison
+
+    rnd = _curves()
+    dis = _curves(dict(paper_like(base=0.80)))
+    dis["settings"] = dict(dis["settings"], split="dissimilar")
+    ax = draw_comparison(rnd, dis).axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    np.testing.assert_allclose(lines["AnB / baseB, random split"].get_ydata(),
+                               np.array(rnd["conditions"]["AnB"]["mean"]) / 0.90)
+    np.testing.assert_allclose(lines["AnB / baseB, dissimilar split"].get_ydata(),
+                               np.array(dis["conditions"]["AnB"]["mean"]) / 0.80)
+    assert lines["AnB / baseB, dissimilar split"].get_color() == "#a61c1c"

@@ -108,8 +108,10 @@ def test_explicit_halves_and_budget_notes():
     d = design("digits", classes_a="0-2", classes_b="7,8,9", seeds=1, budget="quick")
     assert d.classes_a == ["0", "1", "2"] and d.classes_b == ["7", "8", "9"]
     assert d.task_b.startswith("digits:classes=7-9:")
-    # ~120 training images per digit: the quick budget's 500 per class cannot apply.
-    assert "per_class" not in d.task_b and any("per_class 500" in n for n in d.notes)
+    # ~120 training images per digit: the quick budget's per_class cannot apply.
+    assert d.budget.per_class > 120
+    assert "per_class" not in d.task_b
+    assert any(f"per_class {d.budget.per_class} >" in n for n in d.notes)
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -18,6 +18,18 @@ TARGET = "digits:classes=5-9:size=16"
 TRAIN = {"epochs": 1, "batch_size": 64, "device": "cpu"}
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Real trials in this process: one torch thread is faster on a shared machine (and
+    what each sweep worker uses)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     from transferlab.api import pretrain_checkpoint

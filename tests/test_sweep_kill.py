@@ -20,7 +20,8 @@ import yaml
 
 from transferlab.sweep import aggregate, load_results
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+              pytest.mark.slow]
 
 # 2 protocols x depths 1..6 x 2 seeds = 24 trials, each a fraction of a second.
 SPEC = {
@@ -119,7 +120,7 @@ def test_sweep_survives_sigkill_and_sigint(spec_path):
     for threshold in [None] + sorted(rng.sample(range(1, N_TRIALS // 2), 2)):
         proc = _start(cmd)
         if threshold is None:
-            time.sleep(rng.uniform(0.5, 3.0))
+            time.sleep(rng.uniform(0.5, 2.0))
         else:
             while _rows(db) < threshold and proc.poll() is None:
                 time.sleep(0.02)

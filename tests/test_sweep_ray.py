@@ -37,6 +37,7 @@ def test_address_only_with_ray(spec, tmp_path):
         run_sweep(spec, tmp_path / "r.sqlite", address="auto", progress=False)
 
 
+@pytest.mark.slow
 def test_ray_matches_local(spec, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install "
                                             "transferlab[ray]")

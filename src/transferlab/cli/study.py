@@ -81,6 +81,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"  A: {', '.join(curves['classes_a'])}\n  B: {', '.join(curves['classes_b'])}")
     print(curves["findings_rule"])
     for f in curves["findings"]:
-        print(f"- {f['text']}")
+        print(f"- {f['title']}: {f['text']}")
     print(f"report: {files['report']}")
     return 0

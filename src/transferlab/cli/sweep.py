@@ -8,7 +8,6 @@ Two forms:
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 import time
@@ -22,8 +21,7 @@ def register(subparsers) -> None:
         "sweep", help="run a grid of transfer trials (resumable, SQLite)",
         description="Run every trial of a sweep spec (or of the depth-sweep shortcut) that is "
                     "not yet in the database. Finished trials are kept when the sweep is "
-                    "stopped; running the same command again resumes. See docs/sweeps.md.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "stopped; running the same command again resumes. See docs/sweeps.md.")
     p.add_argument("spec", nargs="?", help="YAML sweep spec (see examples/depth_sweep.yaml); "
                    "omit it to use --source/--target instead")
     p.add_argument("--db", help="SQLite results database (default: runs/<spec name>.sqlite); "

@@ -148,8 +148,8 @@ def specificity(curves: dict) -> Finding:
     d_max, g_max, t_max = max(pairs, key=lambda p: p[1])
     onset = _onset(drops, depths)
     if not drops:
-        text = (f"AnB never falls measurably below BnB (largest gap {pp(g_max)} at n = {d_max}, "
-                f"{noise.label(t_max)}): the paper's drop of AnB at higher layers does not "
+        text = (f"AnB never falls measurably below BnB (largest BnB − AnB {signed_pp(g_max)} at "
+                f"n = {d_max}, {noise.label(t_max)}): the paper's drop of AnB at higher layers does not "
                 "reproduce here; the features transfer from A to B without a measurable loss.")
         return Finding("specificity", title, False, text, depths)
     text = (f"AnB falls below BnB at n = {fmt_depths(drops)} (largest gap {pp(g_max)} at "
@@ -173,9 +173,9 @@ def coadaptation(curves: dict) -> Finding:
     dips = [d for d, gap, thr in pairs if gap > thr]
     d_max, g_max, t_max = max(pairs, key=lambda p: p[1])
     if not dips:
-        text = (f"BnB stays within noise of baseB at every n (largest dip {pp(g_max)} at "
-                f"n = {d_max}, {noise.label(t_max)}): no co-adaptation dip; the paper's BnB "
-                "dip does not reproduce here.")
+        text = (f"BnB stays within noise of baseB at every n (largest baseB − BnB "
+                f"{signed_pp(g_max)} at n = {d_max}, {noise.label(t_max)}): no co-adaptation "
+                "dip; the paper's BnB dip does not reproduce here.")
         return Finding("coadaptation", title, False, text, depths)
     text = (f"BnB dips below baseB at n = {fmt_depths(dips)} (by up to {pp(g_max)} at "
             f"n = {d_max}, {noise.label(t_max)}): re-training the upper blocks on top of "
@@ -230,7 +230,8 @@ def random_features(curves: dict) -> Finding:
     d_max, g_max, t_max = max(pairs, key=lambda p: p[1])
     if not worse:
         text = (f"Random frozen features are not measurably worse than AnB's transferred ones "
-                f"at any n (largest gap {pp(g_max)} at n = {d_max}, {noise.label(t_max)})"
+                f"at any n (largest AnB − random {signed_pp(g_max)} at n = {d_max}, "
+                f"{noise.label(t_max)})"
                 + (f"; they are better at n = {fmt_depths(better)}" if better else "")
                 + ": the paper's finding that transferred features beat random ones does not "
                   "reproduce here.")

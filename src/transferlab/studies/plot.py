@@ -125,13 +125,14 @@ def draw_comparison(curves: dict, other: dict) -> Figure:
     fig = Figure(figsize=(7, 4), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    for c, colour in ((curves, "#a61c1c"), (other, "#1f3f99")):
+    for c in (curves, other):
         base = c[REFERENCE]["mean"]
         anb = c["conditions"]["AnB"]
         if not base:
             continue
         rel = _nan(anb["mean"]) / base
         split = c.get("settings", {}).get("split", "?")
+        colour = "#a61c1c" if split == "dissimilar" else "#1f3f99"
         ax.plot(anb["depth"], rel, marker="D", color=colour, label=f"AnB / baseB, {split} split")
         for d, vals in zip(anb["depth"], anb["values"]):
             ax.scatter(np.full(len(vals), d), np.array(vals) / base, s=14, color=colour,

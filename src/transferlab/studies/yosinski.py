@@ -108,7 +108,7 @@ def _base_networks(d: Design, db: Path) -> dict:
     planner gives the exact source configs, hence their paths.
     """
     from transferlab.checkpoint import read_meta
-        from transferlab.sweep import plan_sweep
+    from transferlab.sweep import plan_sweep
     from transferlab.sweep.cache import source_path
 
     plan = plan_sweep(sweep_specs(d)[0])

@@ -13,9 +13,11 @@ result = {"status": "done" | "failed", "metrics": dict | None, "error": str | No
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -68,11 +70,25 @@ def _exit_when_orphaned(parent: int) -> None:
             os._exit(1)
 
 
+def _exit_now() -> None:
+    """Skip interpreter teardown (seconds with torch loaded): a worker holds no state."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def init_worker(threads: int, parent_pid: int) -> None:
     """Process-pool initializer: share the cores, leave Ctrl-C to the driver."""
     # The terminal sends SIGINT to the whole process group; the driver decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+    # Runs first at exit (atexit is last-in, first-out), after the pool said goodbye.
+    atexit.register(_exit_now)
+    # tqdm would create a multiprocessing lock (a named semaphore) that a worker killed on
+    # Ctrl-C cannot release; workers draw no shared bars, so a thread lock does.
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     import torch
 
     torch.set_num_threads(max(1, threads))

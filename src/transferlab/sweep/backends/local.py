@@ -82,7 +82,8 @@ class ProcessBackend:
             return self.pool.submit(execute, job)
 
     def running(self, handles) -> int:
-        return sum(1 for f in handles if f.running())
+        # A future also counts as running while it waits in the pool's call queue.
+        return min(self.workers, sum(1 for f in handles if f.running()))
 
     def wait(self, handles, timeout: float) -> list[tuple[cf.Future, dict]]:
         done, _ = cf.wait(list(handles), timeout=timeout, return_when=cf.FIRST_COMPLETED)
