@@ -45,8 +45,12 @@ def _cmd(spec: Path, db: Path) -> list[str]:
 
 def _start(cmd: list[str]) -> subprocess.Popen:
     # A session of its own, so that leftovers can be found (and cleaned) by process group.
+    # SIGINT back to its default: a shell running this suite in the background (`make test &`)
+    # hands down SIGINT ignored, and Python keeps an inherited SIG_IGN; a user at a terminal
+    # pressing Ctrl-C has the default.
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _rows(db: Path) -> int:
