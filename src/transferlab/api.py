@@ -158,7 +158,8 @@ def pretrain(task: Task, arch: str = "convnet", train: TrainConfig | dict | None
     cfg = train if isinstance(train, TrainConfig) else TrainConfig.from_dict(train)
     _seed_everything(seed)
     model = build_model(arch, task.num_classes, task.in_channels, task.image_size, **arch_kwargs)
-    # "finetune" with lr_mult 1 trains every parameter at the base lr, keeping the seeded init.
+    # "freeze:0" (nothing frozen, lr_mult 1) trains every parameter at the base lr from the
+    # seeded init; "finetune" would slow the backbone to 0.1 x lr.
     res = transfer(model, task, "freeze:0", cfg, seed=seed, progress=progress)
     res.config.update({"arch": arch, "arch_kwargs": arch_kwargs, "protocol": "pretrain"})
     return res
