@@ -3,17 +3,25 @@
 For every depth n = 1..L, train a fresh head (and the unfrozen blocks n+1..L) on top of a
 source whose first n blocks are frozen:
 
-* transferlab: one ``run_sweep`` over ``freeze:n``. The frozen prefix is evaluated once per
-  depth (and kept in the sweep's feature cache), then only blocks n+1..L run per batch.
+* transferlab: one ``run_sweep`` over ``freeze:n``, as a user runs it: one worker process
+  per core (1 torch thread each); the frozen prefix is evaluated once per depth, extended
+  from the deepest shallower depth already in the feature cache, then only blocks n+1..L
+  run per batch, in the channels_last layout.
 * baseline: the usual loop, written out below: for each n, ``requires_grad=False`` and
-  ``eval()`` on the first n blocks, then every batch of every epoch runs the full forward.
+  ``eval()`` on the first n blocks, then every batch of every epoch runs the full forward,
+  with torch's default threads (every core), in the default layout.
+* with ``--strong-baseline``, the same loop again with model and data in channels_last:
+  how much of the speed-up is the layout rather than caching and scheduling.
 
 Both use the same source checkpoint, data, optimiser (SGD, momentum, weight decay, cosine
-schedule), epochs and batch size, on the same device, side by side in one run. Data: MNIST
+schedule), epochs and batch size, on the same device, side by side in one run. Neither
+side validates during training: the target task has ``val_fraction=0``, so both train on
+the same examples, for the same steps, and score the same test split once. Data: MNIST
 digits 0-4 -> 5-9 when MNIST is found under $TRANSFERLAB_DATA, else scikit-learn's digits
 upsampled to 16x16.
 
-    python benchmarks/bench_depth_sweep.py --out runs/bench_depth.json
+    python benchmarks/bench_depth_sweep.py --out benchmarks/results/depth_sweep_cpu.json
+    python benchmarks/bench_depth_sweep.py --workers 1 --threads 1   # one core each
     python benchmarks/bench_depth_sweep.py --device cuda --per-class 2000 --epochs 10
 """
 
@@ -39,23 +47,32 @@ from transferlab.provenance import provenance
 from transferlab.sweep import run_sweep
 
 
-def pick_tasks(per_class: int) -> tuple[str, str, str]:
-    """(source task, target task, data name): MNIST if available, else digits."""
+def pick_tasks(per_class: int, size: int | None = None) -> tuple[str, str, str]:
+    """(source task, target task, data name): MNIST if available, else digits.
+
+    The target has no validation split: neither side validates during training.
+    """
     try:
         load_dataset("mnist")
-        tail = f":per_class={per_class}" if per_class else ""
-        return f"mnist:classes=0-4{tail}", f"mnist:classes=5-9{tail}", "mnist"
+        tail = (f":per_class={per_class}" if per_class else "") + (f":size={size}" if size else "")
+        return (f"mnist:classes=0-4{tail}", f"mnist:classes=5-9{tail}:val_fraction=0",
+                "mnist")
     except (UserError, OSError):
-        return "digits:classes=0-4:size=16", "digits:classes=5-9:size=16", "digits (16x16)"
+        return ("digits:classes=0-4:size=16", "digits:classes=5-9:size=16:val_fraction=0",
+                "digits (16x16)")
 
 
 def baseline_one_depth(ckpt: str, task, depth: int, epochs: int, batch_size: int,
-                       lr: float, device: torch.device, seed: int = 0) -> dict:
+                       lr: float, device: torch.device, seed: int = 0,
+                       channels_last: bool = False) -> dict:
     """The plain loop for ``freeze:depth``: full forward through every block, every batch."""
     torch.manual_seed(seed)
+    t0 = time.perf_counter()
     model, _ = load_checkpoint(ckpt)
     model.head = nn.Linear(model.head.in_features, task.num_classes)  # a fresh head
     model = model.to(device)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
     for block in model.blocks[:depth]:
         block.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -63,12 +80,13 @@ def baseline_one_depth(ckpt: str, task, depth: int, epochs: int, batch_size: int
     no_decay = [p for p in params if p.ndim <= 1]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4},
                            {"params": no_decay, "weight_decay": 0.0}], lr=lr, momentum=0.9)
-    x, y = task.x_train.to(device), task.y_train.to(device)
+    x = task.x_train.to(device).contiguous(memory_format=fmt)
+    y = task.y_train.to(device)
     steps = epochs * math.ceil(len(x) / batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(seed)
-    t0 = time.perf_counter()
+    t1 = time.perf_counter()
     for _ in range(epochs):
         model.train()
         for block in model.blocks[:depth]:
@@ -83,13 +101,22 @@ def baseline_one_depth(ckpt: str, task, depth: int, epochs: int, batch_size: int
             sched.step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    train_s = time.perf_counter() - t0
+    train_s = time.perf_counter() - t1
     model.eval()
     with torch.no_grad():
-        xt, yt = task.x_test.to(device), task.y_test.to(device)
+        xt = task.x_test.to(device).contiguous(memory_format=fmt)
+        yt = task.y_test.to(device)
         pred = torch.cat([model(xt[i:i + 512]).argmax(1) for i in range(0, len(xt), 512)])
     return {"depth": depth, "time_s": time.perf_counter() - t0, "train_s": train_s,
             "test_acc": (pred == yt).float().mean().item()}
+
+
+def run_baseline(ckpt: str, task, depths: list[int], args, device, channels_last: bool
+                 ) -> tuple[float, list[dict]]:
+    t0 = time.perf_counter()
+    rows = [baseline_one_depth(ckpt, task, n, args.epochs, args.batch_size, args.lr, device,
+                               channels_last=channels_last) for n in depths]
+    return time.perf_counter() - t0, rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,15 +127,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--width", type=int, default=16, help="convnet width (default 16)")
+    ap.add_argument("--fc-width", type=int, default=128, help="convnet fc width (default 128)")
+    ap.add_argument("--size", type=int, default=None,
+                    help="resize MNIST to this side (default: native 28)")
     ap.add_argument("--source-epochs", type=int, default=3,
                     help="epochs to pretrain the source (setup, not timed)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    ap.add_argument("--workers", type=int, default=1,
-                    help="transferlab sweep workers (default 1: one process with --threads, "
-                         "like the loop; N > 1 splits the cores between N processes)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="transferlab sweep workers (default: the sweep's own default, one "
+                         "process per core on CPU, one on a GPU)")
     ap.add_argument("--threads", type=int, default=None,
-                    help="torch CPU threads for both sides (default: torch's choice; on a "
-                         "shared machine 1 avoids OpenMP threads waiting on each other)")
+                    help="torch threads of the plain loop, and of the sweep when it runs "
+                         "inline (--workers 1) (default: torch's choice, every core)")
+    ap.add_argument("--strong-baseline", action="store_true",
+                    help="also time the plain loop in channels_last (the layout transferlab "
+                         "trains in), to separate the layout's share of the speed-up")
     ap.add_argument("--out", help="write the numbers and provenance as JSON here")
     args = ap.parse_args(argv)
     if args.threads:
@@ -116,19 +149,20 @@ def main(argv: list[str] | None = None) -> int:
 
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
                           if args.device == "auto" else args.device)
-    src_task, tgt_task, data_name = pick_tasks(args.per_class)
+    src_task, tgt_task, data_name = pick_tasks(args.per_class, args.size)
     work = Path(tempfile.mkdtemp(prefix="bench_depth_"))
     ckpt = str(work / "source")
     train = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
              "device": str(device)}
     print(f"data: {data_name}; source {src_task} -> target {tgt_task}; device {device}")
-    pretrain_checkpoint(src_task, ckpt, arch_kwargs={"width": args.width},
+    pretrain_checkpoint(src_task, ckpt, arch_kwargs={"width": args.width, "fc_width": args.fc_width},
                         train={**train, "epochs": args.source_epochs})
     model, _ = load_checkpoint(ckpt)
     depths = list(range(1, len(model.blocks) + 1))
     task = make_task(tgt_task)
     print(f"target: {len(task.y_train)} train / {len(task.y_test)} test examples; "
-          f"depths {depths[0]}..{depths[-1]}; {args.epochs} epochs each")
+          f"depths {depths[0]}..{depths[-1]}; {args.epochs} epochs each; "
+          f"{torch.get_num_threads()} torch threads in this process")
 
     t0 = time.perf_counter()
     df = run_sweep({"name": "bench", "target": tgt_task,
@@ -140,29 +174,38 @@ def main(argv: list[str] | None = None) -> int:
     if len(failed):
         raise SystemExit(f"transferlab trials failed: {failed['error'].tolist()}")
     ours = df.sort_values("depth")[["depth", "test_acc", "duration_s", "train_time_s",
-                                    "feature_time_s"]]
+                                    "feature_time_s", "features_from_depth"]]
 
-    t0 = time.perf_counter()
-    base = [baseline_one_depth(ckpt + ".safetensors", task, n, args.epochs, args.batch_size,
-                               args.lr, device) for n in depths]
-    base_s = time.perf_counter() - t0
+    base_s, base = run_baseline(ckpt + ".safetensors", task, depths, args, device, False)
+    strong_s, strong = (run_baseline(ckpt + ".safetensors", task, depths, args, device, True)
+                        if args.strong_baseline else (None, None))
 
-    print(f"{'depth':>5} {'transferlab s':>14} {'acc':>6} {'plain loop s':>13} {'acc':>6}")
-    for (_, o), b in zip(ours.iterrows(), base):
-        print(f"{o['depth']:>5} {o['duration_s']:>14.2f} {o['test_acc']:>6.3f} "
-              f"{b['time_s']:>13.2f} {b['test_acc']:>6.3f}")
+    print(f"{'depth':>5} {'transferlab s':>14} {'from':>5} {'acc':>6} {'plain loop s':>13} "
+          f"{'acc':>6}" + (f" {'plain CL s':>11} {'acc':>6}" if strong else ""))
+    for i, ((_, o), b) in enumerate(zip(ours.iterrows(), base)):
+        line = (f"{o['depth']:>5} {o['duration_s']:>14.2f} {o['features_from_depth']:>5} "
+                f"{o['test_acc']:>6.3f} {b['time_s']:>13.2f} {b['test_acc']:>6.3f}")
+        if strong:
+            line += f" {strong[i]['time_s']:>11.2f} {strong[i]['test_acc']:>6.3f}"
+        print(line)
     ratio = base_s / ours_s
     print(f"total: transferlab {ours_s:.1f} s, plain loop {base_s:.1f} s: {ratio:.2f}x "
           f"(target >= 3x)")
+    if strong:
+        print(f"       plain loop in channels_last {strong_s:.1f} s: "
+              f"{strong_s / ours_s:.2f}x")
     if args.out:
         result = {"benchmark": "depth_sweep", "data": data_name, "source_task": src_task,
                   "target_task": tgt_task, "device": str(device), "epochs": args.epochs,
-                  "batch_size": args.batch_size, "width": args.width, "workers": args.workers,
+                  "batch_size": args.batch_size, "width": args.width,
+                  "workers": args.workers if args.workers else "default",
                   "train_examples": len(task.y_train), "depths": depths,
                   "transferlab_total_s": ours_s, "baseline_total_s": base_s,
                   "speedup": ratio, "torch_threads": torch.get_num_threads(),
+                  "strong_baseline_total_s": strong_s,
+                  "speedup_vs_strong_baseline": strong_s / ours_s if strong else None,
                   "transferlab": ours.to_dict("records"), "baseline": base,
-                  "provenance": provenance()}
+                  "strong_baseline": strong, "provenance": provenance()}
         write_text_atomic(args.out, json.dumps(result, indent=2, default=str))
         print(f"wrote {args.out}")
     shutil.rmtree(work, ignore_errors=True)

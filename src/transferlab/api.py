@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from transferlab.models import BlockModel, build_model
 from transferlab.protocols import Plan, Protocol, get_protocol, make_plan
 from transferlab.protocols.linear_probe import L2_GRID, fit_logistic
 from transferlab.train import TrainConfig, evaluate, fit
+from transferlab.train.loop import to_layout
 
 __all__ = ["TransferResult", "checkpoint_sha256", "pretrain", "pretrain_checkpoint",
            "run_trial", "transfer"]
@@ -81,6 +83,20 @@ def _probe(model: BlockModel, feats: dict[str, torch.Tensor], task: Task,
     return {"l2": best[1], "val_acc": best[0]}
 
 
+@contextlib.contextmanager
+def _layout_hint(cfg: TrainConfig):
+    """Turn the error of a ``.view()`` on channels_last activations into one naming the fix."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if cfg.channels_last and "view size is not compatible" in str(exc):
+            raise UserError(
+                "channels_last=True: a block of this model calls .view() on its activations, "
+                "which fails in the channels_last layout; allowed are modules that use "
+                ".reshape()/.flatten(), or pass train={'channels_last': False}") from exc
+        raise
+
+
 def transfer(source: BlockModel, task: Task, protocol: str | Protocol = "finetune",
              train: TrainConfig | dict | None = None, seed: int = 0,
              feature_cache: FeatureCache | None = None, use_cache: bool = True,
@@ -105,17 +121,28 @@ def transfer(source: BlockModel, task: Task, protocol: str | Protocol = "finetun
     model = copy.deepcopy(source).to(device)
     plan: Plan = make_plan(proto.config, model, task.num_classes, generator,
                            lr_mult=cfg.lr_mult, layer_decay=cfg.layer_decay)
-    if device.type == "cuda" and cfg.bf16:
+    if cfg.channels_last:  # only 4-D (conv) weights change layout
         model = model.to(memory_format=torch.channels_last)
     task = task.to(device)
     start = plan.frozen_prefix if (use_cache and not cfg.augment) or plan.solver == "lbfgs" \
         else 0
+    with _layout_hint(cfg):
+        return _transfer(model, task, proto, plan, cfg, generator, start, feature_cache,
+                         progress, seed)
+
+
+def _transfer(model: BlockModel, task: Task, proto: Protocol, plan: Plan, cfg: TrainConfig,
+              generator: torch.Generator, start: int, feature_cache: FeatureCache | None,
+              progress: bool, seed: int) -> TransferResult:
     t0 = time.perf_counter()
     if start:
-        feats = (feature_cache.get_or_compute(model, task, start) if feature_cache
-                 else compute_split_features(model, task, start))
+        feats = (feature_cache.get_or_compute(model, task, start, cfg.channels_last)
+                 if feature_cache else compute_split_features(model, task, start,
+                                                              cfg.channels_last))
     else:
         feats = {"train": task.x_train, "val": task.x_val, "test": task.x_test}
+    # One layout change for the whole split here, not one copy per batch in the loop.
+    feats = {split: to_layout(v, cfg) for split, v in feats.items()}
     cache_time = time.perf_counter() - t0
     extra: dict = {}
     if plan.solver == "lbfgs":
@@ -140,7 +167,10 @@ def transfer(source: BlockModel, task: Task, protocol: str | Protocol = "finetun
         "best_epoch": fit_res.best_epoch if fit_res else 0,
         "outcome": fit_res.outcome if fit_res else "ok",
         "reason": fit_res.reason if fit_res else "",
-        "cached_prefix": start, "depth": plan.depth, "reinitialised": plan.reinitialised,
+        "cached_prefix": start,
+        # which cached depth the prefix features were extended from (None: computed here)
+        "features_from_depth": feature_cache.last_start if (start and feature_cache) else None,
+        "depth": plan.depth, "reinitialised": plan.reinitialised,
         **extra,
     }
     model.requires_grad_(True)

@@ -4,7 +4,12 @@ When the first n blocks are frozen (no trainable parameter, eval mode) and no
 augmentation applies, their output for a fixed input never changes: compute it once and
 train only the rest. ``FeatureCache`` also keeps those outputs on disk, keyed by the
 content of the prefix's weights, the task and the depth, so that a sweep computes them
-once for every trial that shares them.
+once for every trial that shares them, and a deeper prefix starts from the deepest
+shallower one already on disk (an all-depth sweep then runs each block once, not L times).
+
+Features are computed block by block, each block from a float32 tensor in the default
+layout, so that "blocks 1..n at once" and "blocks k+1..n from the cached output of 1..k"
+give bit-identical tensors: a trial's result never depends on what the cache held.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from safetensors.torch import load_file, save_file
@@ -23,15 +29,19 @@ from safetensors.torch import load_file, save_file
 from transferlab._atomic import atomic_path
 from transferlab.models.base import BlockModel
 
+SPLITS = ("train", "val", "test")
 
-def inference_prefix(model: BlockModel, depth: int) -> nn.Module:
-    """A copy of the first ``depth`` blocks, specialised for frozen inference.
+
+def inference_prefix(model: BlockModel, depth: int, start: int = 0,
+                     channels_last: bool = True) -> nn.Module:
+    """A copy of blocks ``start+1..depth``, specialised for frozen inference.
 
     Every Conv2d directly followed by a BatchNorm2d in a Sequential is folded into one conv
     (exact up to float rounding, ~1e-8, since frozen BatchNorm is an affine map), and 4-D
-    tensors use channels_last: together 2-4x faster on CPU than the training-mode layout.
+    tensors use channels_last (unless ``channels_last=False``): together 2-4x faster on CPU
+    than the training-mode layout.
     """
-    prefix = copy.deepcopy(nn.Sequential(*model.blocks[:depth])).eval()
+    prefix = copy.deepcopy(nn.Sequential(*model.blocks[start:depth])).eval()
     for seq in [m for m in prefix.modules() if isinstance(m, nn.Sequential)]:
         for i in range(len(seq) - 1):
             conv, bn = seq[i], seq[i + 1]
@@ -39,28 +49,40 @@ def inference_prefix(model: BlockModel, depth: int) -> nn.Module:
                     and bn.track_running_stats:
                 seq[i] = fuse_conv_bn_eval(conv, bn)
                 seq[i + 1] = nn.Identity()
-    return prefix.to(memory_format=torch.channels_last)
+    return prefix.to(memory_format=torch.channels_last) if channels_last else prefix
 
 
 @torch.no_grad()
 def prefix_features(model: BlockModel, x: torch.Tensor, depth: int,
-                    batch_size: int = 1024) -> torch.Tensor:
-    """Output of the first ``depth`` blocks in eval mode: (N, ...) -> (N, ...) float32."""
-    if depth == 0:
+                    batch_size: int = 1024, start: int = 0,
+                    channels_last: bool = True) -> torch.Tensor:
+    """Output of blocks ``start+1..depth`` in eval mode: (N, ...) -> (N, ...) float32.
+
+    ``x`` is the input of block ``start + 1`` (the raw input when ``start=0``, else the
+    cached output of the first ``start`` blocks). The result is contiguous, in the default
+    layout, and the same bits whatever ``start`` is.
+    """
+    if not 0 <= start <= depth:
+        raise ValueError(f"start={start} must lie in 0..depth={depth}")
+    if depth == start:
         return x
-    prefix = inference_prefix(model, depth)
+    blocks = [inference_prefix(model, k + 1, start=k, channels_last=channels_last)
+              for k in range(start, depth)]
     outs = []
     for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size]
-        if xb.dim() == 4:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        outs.append(prefix(xb).float().contiguous())
+        h = x[i:i + batch_size]
+        for block in blocks:
+            if h.dim() == 4 and channels_last:
+                h = h.contiguous(memory_format=torch.channels_last)
+            h = block(h).float().contiguous()
+        outs.append(h)
     return torch.cat(outs) if outs else x.new_zeros((0,))
 
 
-def prefix_digest(model: BlockModel, depth: int) -> str:
-    """sha256 of the first ``depth`` blocks' names, structure, parameters and buffers."""
+def prefix_digests(model: BlockModel, depth: int) -> list[str]:
+    """sha256 of blocks 1..k (names, structure, parameters, buffers) for k = 1..depth."""
     h = hashlib.sha256()
+    out = []
     for name, block in zip(model.block_names[:depth], model.blocks[:depth]):
         h.update(name.encode())
         h.update(repr(block).encode())
@@ -68,7 +90,13 @@ def prefix_digest(model: BlockModel, depth: int) -> str:
             h.update(key.encode())
             h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
                      .tobytes())
-    return h.hexdigest()
+        out.append(h.copy().hexdigest())
+    return out
+
+
+def prefix_digest(model: BlockModel, depth: int) -> str:
+    """sha256 of the first ``depth`` blocks' names, structure, parameters and buffers."""
+    return prefix_digests(model, depth)[-1] if depth else hashlib.sha256().hexdigest()
 
 
 class FeatureCache:
@@ -76,32 +104,70 @@ class FeatureCache:
 
     Keys combine the prefix digest, the task string and the depth. ``limit_bytes``
     bounds the folder: the least recently used files are removed past it.
+    ``last_start`` says, after ``get_or_compute``, which depth the features were extended
+    from (``depth`` itself on a hit, 0 when computed from the input).
     """
 
     def __init__(self, root: str | os.PathLike, limit_bytes: int | None = None) -> None:
         self.root = Path(root)
         self.limit_bytes = limit_bytes
+        self.last_start: int | None = None
 
-    def key(self, model: BlockModel, task_id: str, depth: int) -> str:
-        payload = json.dumps({"prefix": prefix_digest(model, depth), "task": task_id,
-                              "depth": depth}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:32]
+    @staticmethod
+    def _key(digest: str, task_id: str, depth: int, channels_last: bool = True) -> str:
+        ident = {"prefix": digest, "task": task_id, "depth": depth}
+        if not channels_last:  # another layout rounds differently: its own entry
+            ident["layout"] = "contiguous"
+        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
-    def get_or_compute(self, model: BlockModel, task, depth: int) -> dict[str, torch.Tensor]:
-        """Features of ``task``'s train/val/test splits after ``depth`` blocks."""
-        path = self.root / f"{self.key(model, str(task.spec), depth)}.safetensors"
-        device = task.x_train.device
-        if path.exists():
-            try:
-                feats = load_file(str(path), device=str(device))
-                os.utime(path)  # mark as recently used
-                return feats
-            except Exception:  # a corrupt file is recomputed, not trusted
-                path.unlink(missing_ok=True)
-        feats = compute_split_features(model, task, depth)
+    def key(self, model: BlockModel, task_id: str, depth: int,
+            channels_last: bool = True) -> str:
+        return self._key(prefix_digest(model, depth), task_id, depth, channels_last)
+
+    def _load(self, path: Path, device) -> dict[str, torch.Tensor] | None:
+        if not path.exists():
+            return None
+        try:
+            feats = load_file(str(path), device=str(device))
+            os.utime(path)  # mark as recently used
+        except Exception:  # a corrupt or vanished file is recomputed, not trusted
+            path.unlink(missing_ok=True)
+            return None
+        return feats if set(feats) == set(SPLITS) else None
+
+    def get_or_compute(self, model: BlockModel, task, depth: int,
+                       channels_last: bool = True) -> dict[str, torch.Tensor]:
+        """Features of ``task``'s train/val/test splits after ``depth`` blocks.
+
+        On a miss, starts from the deepest shallower depth found in the cache.
+        """
+        task_id, device = str(task.spec), task.x_train.device
+        keys = [self._key(d, task_id, k + 1, channels_last)
+                for k, d in enumerate(prefix_digests(model, depth))]
+        path = self.root / f"{keys[-1]}.safetensors"
+        feats = self._load(path, device)
+        if feats is not None:
+            self.last_start = depth
+            return feats
         self.root.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            save_file({k: v.contiguous().cpu() for k, v in feats.items()}, str(tmp))
+        # Parallel trials that need the same entry wait for the first one to write it
+        # instead of computing it again. The OS drops the lock of a killed process.
+        with FileLock(f"{path}.lock"):
+            feats = self._load(path, device)
+            if feats is not None:
+                self.last_start = depth
+                return feats
+            start, base = 0, {s: getattr(task, f"x_{s}") for s in SPLITS}
+            for k in range(depth - 1, 0, -1):
+                found = self._load(self.root / f"{keys[k - 1]}.safetensors", device)
+                if found is not None:
+                    start, base = k, found
+                    break
+            feats = {s: prefix_features(model, base[s], depth, start=start,
+                                        channels_last=channels_last) for s in SPLITS}
+            self.last_start = start
+            with atomic_path(path) as tmp:
+                save_file({k: v.contiguous().cpu() for k, v in feats.items()}, str(tmp))
         self.evict()
         return feats
 
@@ -114,8 +180,11 @@ class FeatureCache:
             oldest = files.pop(0)
             total -= oldest.stat().st_size
             oldest.unlink(missing_ok=True)
+            Path(f"{oldest}.lock").unlink(missing_ok=True)
 
 
-def compute_split_features(model: BlockModel, task, depth: int) -> dict[str, torch.Tensor]:
-    return {split: prefix_features(model, getattr(task, f"x_{split}"), depth)
-            for split in ("train", "val", "test")}
+def compute_split_features(model: BlockModel, task, depth: int,
+                           channels_last: bool = True) -> dict[str, torch.Tensor]:
+    """``prefix_features`` of ``task``'s train, val and test inputs, by split name."""
+    return {split: prefix_features(model, getattr(task, f"x_{split}"), depth,
+                                   channels_last=channels_last) for split in SPLITS}

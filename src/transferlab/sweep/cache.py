@@ -73,5 +73,6 @@ def prune_features(root: str | os.PathLike, limit_bytes: int | None) -> int:
         if total - freed <= limit_bytes:
             break
         path.unlink(missing_ok=True)
+        Path(f"{path}.lock").unlink(missing_ok=True)  # the entry's lock file goes with it
         freed += size
     return freed

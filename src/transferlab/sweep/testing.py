@@ -24,3 +24,10 @@ def fake_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool =
     acc = digest[0] / 255
     return {"test_acc": acc, "test_nll": 1 - acc, "val_acc": acc, "outcome":
             "diverged" if match else "ok", "reason": "loss is nan at epoch 1" if match else ""}
+
+
+def pid_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool = False) -> dict:
+    """``fake_trial`` plus the id of the process that ran it (for testing worker reuse)."""
+    import os
+
+    return {**fake_trial(cfg, feature_cache_dir, progress), "worker_pid": os.getpid()}

@@ -81,7 +81,9 @@ def init_worker(threads: int, parent_pid: int) -> None:
     """Process-pool initializer: share the cores, leave Ctrl-C to the driver."""
     # The terminal sends SIGINT to the whole process group; the driver decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+    # Watch the process that started us: the driver under "spawn", the fork server (which
+    # exits with the driver) under "forkserver". ``parent_pid`` is the driver's, for the log.
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     # Runs first at exit (atexit is last-in, first-out), after the pool said goodbye.
     atexit.register(_exit_now)
     # tqdm would create a multiprocessing lock (a named semaphore) that a worker killed on
@@ -92,3 +94,8 @@ def init_worker(threads: int, parent_pid: int) -> None:
     import torch
 
     torch.set_num_threads(max(1, threads))
+    # torch.optim imports torch._dynamo on first use (seconds): pay it here, once, so
+    # that no trial's duration depends on whether it was its worker's first.
+    import torch._dynamo  # noqa: F401
+
+    import transferlab.api  # noqa: F401

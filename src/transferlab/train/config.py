@@ -35,7 +35,12 @@ class TrainConfig:
     crop_padding: int = _help("augmentation: random crop after zero padding by this many px", 0)
     hflip: bool = _help("augmentation: random horizontal flip", False)
     device: str = _help("'auto' (cuda if available), 'cpu', 'cuda' or 'cuda:N'", "auto")
-    bf16: bool = _help("bf16 autocast and channels_last on CUDA (ignored on CPU)", True)
+    bf16: bool = _help("bf16 autocast on CUDA (ignored on CPU)", True)
+    channels_last: bool = _help(
+        "keep 4-D activations channels_last (NHWC) on every device: 1.2-2x faster conv and "
+        "pooling steps on CPU, tensor-core friendly on CUDA; results change only by float "
+        "rounding. Set False for a wrapped module that calls .view() on its activations",
+        True)
     max_grad_norm: float | None = _help("clip the gradient norm to this (None: no clipping)",
                                         None)
     l2: float | None = _help(

@@ -42,6 +42,16 @@ def _autocast(device: torch.device, cfg: TrainConfig):
     return contextlib.nullcontext()
 
 
+def to_layout(x: torch.Tensor, cfg: TrainConfig | None) -> torch.Tensor:
+    """``x`` in the memory layout ``cfg`` asks for: channels_last for 4-D (N, C, H, W).
+
+    A no-op when ``x`` already has that layout; other ranks are returned as they are.
+    """
+    if cfg is not None and cfg.channels_last and x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 @torch.no_grad()
 def evaluate(model: BlockModel, x: torch.Tensor, y: torch.Tensor, start: int = 0,
              batch_size: int = 1024, cfg: TrainConfig | None = None) -> tuple[float, float]:
@@ -56,7 +66,7 @@ def evaluate(model: BlockModel, x: torch.Tensor, y: torch.Tensor, start: int = 0
     correct, nll = 0, 0.0
     ctx = _autocast(x.device, cfg) if cfg is not None else contextlib.nullcontext()
     for i in range(0, len(y), batch_size):
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+        xb, yb = to_layout(x[i:i + batch_size], cfg), y[i:i + batch_size]
         with ctx:
             logits = model.forward_from(xb, start)
         logits = logits.float()
@@ -137,6 +147,7 @@ def fit(model: BlockModel, x_train: torch.Tensor, y_train: torch.Tensor,
                               generator=generator, augment=augment):
             for g, lr in zip(opt.param_groups, base_lrs):
                 g["lr"] = lr * _schedule(step, total, cfg.schedule)
+            xb = to_layout(xb, cfg)  # augmentation returns the default layout
             with _autocast(xb.device, cfg):
                 logits = model.forward_from(xb, start)
             loss = F.cross_entropy(logits.float(), yb)

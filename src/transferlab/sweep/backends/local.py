@@ -3,10 +3,16 @@
 Processes start with "spawn" (or "forkserver"), never "fork": forking a process that has
 torch threads or CUDA state is unsafe. Torch threads are divided so that workers x threads
 never exceeds the cores, since oversubscribed intra-op threads make everything slower.
+
+Starting a worker costs seconds (importing torch and torch._dynamo), so the pool outlives
+one ``run_sweep``: the next sweep in the same process with the same workers, threads and
+``TRANSFERLAB_*`` environment reuses it (a study runs three sweeps). Ctrl-C kills it;
+``close_pools()`` or interpreter exit stops it.
 """
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
 import multiprocessing
 import os
@@ -59,8 +65,9 @@ class ProcessBackend:
     name = "local"
 
     def __init__(self, workers: int, threads: int | None = None,
-                 start_method: str = "spawn") -> None:
+                 start_method: str = "spawn", reusable: bool = False) -> None:
         self.workers = workers
+        self.reusable = reusable  # a plain shutdown() keeps the processes for the next sweep
         self.threads = threads or max(1, available_cores() // workers)
         # Two jobs per worker in flight keeps every worker busy without queueing the grid.
         self.capacity = 2 * workers
@@ -97,8 +104,14 @@ class ProcessBackend:
                 out.append((f, {"status": "lost", "error": f"worker process died: {exc}"}))
         return out
 
-    def shutdown(self, kill: bool = False, handles=()) -> None:
-        if self._closed:
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def shutdown(self, kill: bool = False, handles=(), force: bool = False) -> None:
+        """Stop the workers; ``kill`` stops running jobs now. A reusable backend stays up on a
+        plain shutdown (the sweep is over, not the process) unless ``force``."""
+        if self._closed or (self.reusable and not kill and not force):
             return
         self._closed = True
         if kill:
@@ -116,8 +129,30 @@ class ProcessBackend:
             self.pool.shutdown(wait=True)
 
 
+_POOLS: dict[tuple, ProcessBackend] = {}
+
+
+def _pool_key(workers: int, threads: int | None, method: str) -> tuple:
+    # Workers keep the environment and working directory they were started with.
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("TRANSFERLAB_")))
+    return workers, threads, method, env, os.getcwd()
+
+
+def close_pools() -> None:
+    """Stop every worker pool kept for reuse (also done at interpreter exit)."""
+    while _POOLS:
+        _, backend = _POOLS.popitem()
+        backend.shutdown(force=True)
+
+
+atexit.register(close_pools)
+
+
 def make_local(workers: int | None, pending: int, threads: int | None = None):
-    """A backend for ``workers`` processes; 1 worker (or 1 job) runs in this process."""
+    """A backend for ``workers`` processes; 1 worker (or 1 job) runs in this process.
+
+    An idle pool of the same shape left by an earlier sweep is reused.
+    """
     if workers is None:
         workers = _default_workers()
     workers = max(1, min(workers, pending))
@@ -125,7 +160,11 @@ def make_local(workers: int | None, pending: int, threads: int | None = None):
         return InlineBackend()
     method = "forkserver" if os.environ.get("TRANSFERLAB_START_METHOD") == "forkserver" \
         else "spawn"
-    return ProcessBackend(workers, threads, method)
+    key = _pool_key(workers, threads, method)
+    backend = _POOLS.get(key)
+    if backend is None or backend.closed:
+        backend = _POOLS[key] = ProcessBackend(workers, threads, method, reusable=True)
+    return backend
 
 
 def _default_workers() -> int:
