@@ -3,10 +3,11 @@
 For every depth n = 1..L, train a fresh head (and the unfrozen blocks n+1..L) on top of a
 source whose first n blocks are frozen:
 
-* transferlab: one ``run_sweep`` over ``freeze:n``, as a user runs it: one worker process
-  per core (1 torch thread each); the frozen prefix is evaluated once per depth, extended
-  from the deepest shallower depth already in the feature cache, then only blocks n+1..L
-  run per batch, in the channels_last layout.
+* transferlab: one ``run_sweep`` over ``freeze:n``, as a user runs it: one trial per core
+  at a time (1 torch thread each; worker processes plus the driver's own slot), timed from
+  the call, so starting the workers counts; the frozen prefix is evaluated once per depth,
+  extended from the deepest shallower depth already in the feature cache, then only blocks
+  n+1..L run per batch, in the channels_last layout.
 * baseline: the usual loop, written out below: for each n, ``requires_grad=False`` and
   ``eval()`` on the first n blocks, then every batch of every epoch runs the full forward,
   with torch's default threads (every core), in the default layout.

@@ -91,6 +91,25 @@ def test_the_layout_has_its_own_cache_entry(model, task, tmp_path):
     assert cache.key(model, "t", 2) != cache.key(model, "t", 2, channels_last=False)
 
 
+def test_cached_features_keep_the_training_layout(model, task, tmp_path):
+    from safetensors import safe_open
+
+    cache = FeatureCache(tmp_path)
+    fresh = cache.get_or_compute(model, task, 2)
+    hit = cache.get_or_compute(model, task, 2)
+    assert cache.last_start == 2
+    for split in ("train", "test"):
+        for t in (fresh[split], hit[split]):  # computed, then read back: no layout copy needed
+            assert t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(fresh[split], hit[split])
+    [path] = tmp_path.glob("*.safetensors")
+    with safe_open(str(path), framework="pt") as f:  # stored as its memory is laid out
+        n, c, h, w = fresh["train"].shape
+        assert f.get_slice("train").get_shape() == [n, h, w, c]
+    flat = FeatureCache(tmp_path / "flat").get_or_compute(model, task, 2, channels_last=False)
+    assert flat["train"].is_contiguous()
+
+
 @pytest.mark.parametrize("protocol", ["freeze:2", "finetune"])
 def test_channels_last_changes_only_rounding(model, task, protocol):
     a = transfer(model, task, protocol, FAST, seed=1, progress=False)

@@ -24,7 +24,8 @@ import torch
 from filelock import FileLock
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from transferlab._atomic import atomic_path
 from transferlab.models.base import BlockModel
@@ -52,31 +53,48 @@ def inference_prefix(model: BlockModel, depth: int, start: int = 0,
     return prefix.to(memory_format=torch.channels_last) if channels_last else prefix
 
 
+def _block_input(h: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """float32, channels_last when 4-D (and asked), else contiguous: every block's input."""
+    h = h.float()
+    if h.dim() == 4 and channels_last:
+        return h.contiguous(memory_format=torch.channels_last)
+    return h.contiguous()
+
+
 @torch.no_grad()
 def prefix_features(model: BlockModel, x: torch.Tensor, depth: int,
-                    batch_size: int = 1024, start: int = 0,
+                    batch_size: int | None = None, start: int = 0,
                     channels_last: bool = True) -> torch.Tensor:
     """Output of blocks ``start+1..depth`` in eval mode: (N, ...) -> (N, ...) float32.
 
     ``x`` is the input of block ``start + 1`` (the raw input when ``start=0``, else the
-    cached output of the first ``start`` blocks). The result is contiguous, in the default
-    layout, and the same bits whatever ``start`` is.
+    cached output of the first ``start`` blocks). The result is the same bits whatever
+    ``start`` is; 4-D results are in the channels_last layout unless ``channels_last=False``
+    (the layout training reads them in: no copy per batch or per split).
     """
     if not 0 <= start <= depth:
         raise ValueError(f"start={start} must lie in 0..depth={depth}")
     if depth == start:
         return x
+    if batch_size is None:  # CPU: activations of 256 images stay in cache (1.1-1.7x faster)
+        batch_size = 1024 if x.is_cuda else 256
     blocks = [inference_prefix(model, k + 1, start=k, channels_last=channels_last)
               for k in range(start, depth)]
-    outs = []
+    out = None
     for i in range(0, len(x), batch_size):
         h = x[i:i + batch_size]
         for block in blocks:
-            if h.dim() == 4 and channels_last:
-                h = h.contiguous(memory_format=torch.channels_last)
-            h = block(h).float().contiguous()
-        outs.append(h)
-    return torch.cat(outs) if outs else x.new_zeros((0,))
+            # Each block reads the layout a cached prefix is stored in, so that chained
+            # and direct computation round alike.
+            h = block(_block_input(h, channels_last))
+        h = _block_input(h, channels_last)
+        if out is None:  # one allocation for the split, filled batch by batch
+            fmt = torch.channels_last if h.dim() == 4 and channels_last \
+                else torch.contiguous_format
+            out = torch.empty((len(x), *h.shape[1:]), dtype=h.dtype, device=h.device,
+                              memory_format=fmt)
+        out[i:i + len(h)] = h
+    return out if out is not None else x.new_zeros((0,))
 
 
 def prefix_digests(model: BlockModel, depth: int) -> list[str]:
@@ -115,24 +133,37 @@ class FeatureCache:
 
     @staticmethod
     def _key(digest: str, task_id: str, depth: int, channels_last: bool = True) -> str:
-        ident = {"prefix": digest, "task": task_id, "depth": depth}
-        if not channels_last:  # another layout rounds differently: its own entry
-            ident["layout"] = "contiguous"
+        ident = {"prefix": digest, "task": task_id, "depth": depth,
+                 # another layout rounds differently and is stored differently: its own entry
+                 "layout": "nhwc" if channels_last else "contiguous"}
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
     def key(self, model: BlockModel, task_id: str, depth: int,
             channels_last: bool = True) -> str:
         return self._key(prefix_digest(model, depth), task_id, depth, channels_last)
 
+    @staticmethod
+    def _save(feats: dict[str, torch.Tensor], path: Path) -> None:
+        # channels_last (N, C, H, W) tensors are stored as their memory is laid out,
+        # (N, H, W, C): a view, no copy; loading permutes back, again without a copy.
+        nhwc = {k: v.permute(0, 2, 3, 1) for k, v in feats.items()
+                if v.dim() == 4 and v.is_contiguous(memory_format=torch.channels_last)}
+        tensors = {k: nhwc.get(k, v).contiguous().cpu() for k, v in feats.items()}
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"nhwc": ",".join(sorted(nhwc))})
+
     def _load(self, path: Path, device) -> dict[str, torch.Tensor] | None:
         if not path.exists():
             return None
         try:
-            feats = load_file(str(path), device=str(device))
+            with safe_open(str(path), framework="pt", device=str(device)) as f:
+                nhwc = set(filter(None, (f.metadata() or {}).get("nhwc", "").split(",")))
+                feats = {k: f.get_tensor(k) for k in f.keys()}
             os.utime(path)  # mark as recently used
         except Exception:  # a corrupt or vanished file is recomputed, not trusted
             path.unlink(missing_ok=True)
             return None
+        feats = {k: v.permute(0, 3, 1, 2) if k in nhwc else v for k, v in feats.items()}
         return feats if set(feats) == set(SPLITS) else None
 
     def get_or_compute(self, model: BlockModel, task, depth: int,
@@ -166,8 +197,7 @@ class FeatureCache:
             feats = {s: prefix_features(model, base[s], depth, start=start,
                                         channels_last=channels_last) for s in SPLITS}
             self.last_start = start
-            with atomic_path(path) as tmp:
-                save_file({k: v.contiguous().cpu() for k, v in feats.items()}, str(tmp))
+            self._save(feats, path)
         self.evict()
         return feats
 

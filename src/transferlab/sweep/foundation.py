@@ -120,18 +120,24 @@ def checkpoint_num_blocks(path: str) -> int:
     meta = read_meta(path)
     if isinstance(meta.get("blocks"), list):
         return len(meta["blocks"])
-    model, _meta = load_checkpoint(path)
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # building draws random weights: not the caller's
+        model, _meta = load_checkpoint(path)
     return len(model.blocks)
 
 
 def arch_num_blocks(task: str, arch: str, arch_kwargs: dict, data_dir: str | None) -> int:
     """Number of blocks of ``arch`` built for ``task`` (builds the model, trains nothing)."""
+    import torch
+
     from transferlab.data import make_task
     from transferlab.models import build_model
 
     t = make_task(task, data_dir=data_dir)
-    model = build_model(arch, num_classes=t.num_classes, in_channels=t.in_channels,
-                        image_size=t.image_size, **arch_kwargs)
+    with torch.random.fork_rng(devices=[]):  # building draws random weights: not the caller's
+        model = build_model(arch, num_classes=t.num_classes, in_channels=t.in_channels,
+                            image_size=t.image_size, **arch_kwargs)
     return len(model.blocks)
 
 

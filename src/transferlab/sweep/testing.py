@@ -31,3 +31,13 @@ def pid_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool = 
     import os
 
     return {**fake_trial(cfg, feature_cache_dir, progress), "worker_pid": os.getpid()}
+
+
+def slow_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool = False) -> dict:
+    """``pid_trial`` after ``cfg["seconds"]`` (default 30) of short sleeps: a trial to stop."""
+    import time
+
+    end = time.monotonic() + float(cfg.get("seconds", 30))
+    while time.monotonic() < end:
+        time.sleep(0.02)
+    return pid_trial(cfg, feature_cache_dir, progress)

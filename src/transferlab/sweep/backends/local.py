@@ -1,21 +1,31 @@
-"""The local backend: worker processes on this machine (or the driver itself for 1 worker).
+"""The local backend: trials on this machine, in worker processes and the driver itself.
+
+With ``workers=N`` (N >= 2) N trials run at once: N-1 in worker processes and one in a
+thread of the driver process, which otherwise only waits. Starting a worker costs seconds
+(importing torch and torch._dynamo): the driver's slot starts at once and saves one such
+start per sweep, which on a few cores is a good share of a short sweep. A trial that
+crashes its process (out of memory, a segfault) then may take the driver with it; every
+finished trial is stored, so rerunning the command resumes. ``TRANSFERLAB_DRIVER_TRIALS=0``
+keeps every trial in a worker process. With ``workers=1`` the driver runs every trial.
 
 Processes start with "spawn" (or "forkserver"), never "fork": forking a process that has
-torch threads or CUDA state is unsafe. Torch threads are divided so that workers x threads
+torch threads or CUDA state is unsafe. Torch threads are divided so that trials x threads
 never exceeds the cores, since oversubscribed intra-op threads make everything slower.
 
-Starting a worker costs seconds (importing torch and torch._dynamo), so the pool outlives
-one ``run_sweep``: the next sweep in the same process with the same workers, threads and
-``TRANSFERLAB_*`` environment reuses it (a study runs three sweeps). Ctrl-C kills it;
-``close_pools()`` or interpreter exit stops it.
+The pool outlives one ``run_sweep``: the next sweep in the same process with the same
+workers, threads and ``TRANSFERLAB_*`` environment reuses it (a study runs three sweeps).
+Ctrl-C kills it; ``close_pools()`` or interpreter exit stops it.
 """
 
 from __future__ import annotations
 
 import atexit
 import concurrent.futures as cf
+import ctypes
 import multiprocessing
 import os
+import threading
+from collections import deque
 
 from transferlab.sweep.worker import execute, init_worker
 
@@ -59,13 +69,24 @@ class InlineBackend:
         self._queue.clear()
 
 
+class _Stopped(BaseException):
+    """Raised inside the driver's trial thread by a kill (Ctrl-C): the trial is discarded."""
+
+
+def _lost(error: str) -> dict:
+    return {"status": "lost", "error": error}
+
+
 class ProcessBackend:
-    """``workers`` spawned processes, each with ``threads`` torch threads."""
+    """``workers`` trials at a time, each with ``threads`` torch threads: ``workers - 1``
+    spawned processes plus a thread of the driver (``driver_slot=False``: ``workers``
+    processes)."""
 
     name = "local"
 
     def __init__(self, workers: int, threads: int | None = None,
-                 start_method: str = "spawn", reusable: bool = False) -> None:
+                 start_method: str = "spawn", reusable: bool = False,
+                 driver_slot: bool = True) -> None:
         self.workers = workers
         self.reusable = reusable  # a plain shutdown() keeps the processes for the next sweep
         self.threads = threads or max(1, available_cores() // workers)
@@ -73,14 +94,43 @@ class ProcessBackend:
         self.capacity = 2 * workers
         self._closed = False
         self._ctx = multiprocessing.get_context(start_method)
+        self._driver_slot = driver_slot and workers > 1
+        self._procs = workers - 1 if self._driver_slot else workers
         self.pool = self._new_pool()
+        # Jobs wait here until a slot is free, so that the driver's thread and the
+        # processes take the next job whenever they are done (no queue per slot).
+        self._pending: deque[tuple[cf.Future, dict]] = deque()
+        self._lock = threading.Lock()
+        self._free = {"driver": int(self._driver_slot), "pool": self._procs}
+        self._here: cf.ThreadPoolExecutor | None = None
+        self._here_ident: int | None = None
+        self._saved: tuple | None = None  # the driver's torch threads and RNG, during a sweep
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=self._ctx,
+        return cf.ProcessPoolExecutor(max_workers=self._procs, mp_context=self._ctx,
                                       initializer=init_worker,
                                       initargs=(self.threads, os.getpid()))
 
     def submit(self, job: dict) -> cf.Future:
+        outer: cf.Future = cf.Future()
+        self._pending.append((outer, job))
+        self._dispatch()
+        return outer
+
+    def _dispatch(self) -> None:
+        """Start pending jobs on free slots (called from the driver's thread only)."""
+        while self._pending:
+            with self._lock:
+                where = next((w for w in ("driver", "pool") if self._free[w]), None)
+                if where is None:
+                    return
+                self._free[where] -= 1
+            outer, job = self._pending.popleft()
+            outer.set_running_or_notify_cancel()
+            inner = self._run_in_driver(job) if where == "driver" else self._run_in_pool(job)
+            inner.add_done_callback(lambda f, o=outer, w=where: self._finished(f, o, w))
+
+    def _run_in_pool(self, job: dict) -> cf.Future:
         try:
             return self.pool.submit(execute, job)
         except cf.process.BrokenProcessPool:  # a worker died earlier: start afresh
@@ -88,32 +138,75 @@ class ProcessBackend:
             self.pool = self._new_pool()
             return self.pool.submit(execute, job)
 
+    def _run_in_driver(self, job: dict) -> cf.Future:
+        import torch
+
+        if self._saved is None:  # the sweep's first trial here: give it a worker's threads
+            self._saved = (torch.get_num_threads(), torch.random.get_rng_state())
+            torch.set_num_threads(self.threads)
+        if self._here is None:
+            self._here = cf.ThreadPoolExecutor(1, thread_name_prefix="transferlab-trial")
+        return self._here.submit(self._execute_here, job)
+
+    def _execute_here(self, job: dict) -> dict:
+        with self._lock:
+            self._here_ident = threading.get_ident()
+        try:
+            return execute(job)
+        finally:
+            with self._lock:  # a kill holding the lock sees the ident only while in here
+                self._here_ident = None
+
+    def _finished(self, inner: cf.Future, outer: cf.Future, where: str) -> None:
+        with self._lock:
+            self._free[where] += 1
+        try:
+            result = inner.result()
+        except cf.process.BrokenProcessPool as exc:
+            # A worker died (out of memory, killed): every job in flight is lost with it,
+            # not only the culprit. The driver runs lost jobs again, once.
+            result = _lost(f"worker process died: {exc}")
+        except BaseException as exc:  # noqa: BLE001 - _Stopped on a kill, or a pickling error
+            result = _lost(f"{type(exc).__name__}: {exc}")
+        if not outer.done():
+            outer.set_result(result)
+
     def running(self, handles) -> int:
-        # A future also counts as running while it waits in the pool's call queue.
         return min(self.workers, sum(1 for f in handles if f.running()))
 
     def wait(self, handles, timeout: float) -> list[tuple[cf.Future, dict]]:
+        self._dispatch()
         done, _ = cf.wait(list(handles), timeout=timeout, return_when=cf.FIRST_COMPLETED)
-        out = []
-        for f in done:
-            try:
-                out.append((f, f.result()))
-            except cf.process.BrokenProcessPool as exc:
-                # A worker died (out of memory, killed): every job in flight is lost with it,
-                # not only the culprit. The driver runs lost jobs again, once.
-                out.append((f, {"status": "lost", "error": f"worker process died: {exc}"}))
-        return out
+        return [(f, f.result()) for f in done]
 
     @property
     def closed(self) -> bool:
         return self._closed
 
+    def _restore_driver(self) -> None:
+        if self._saved is not None:
+            import torch
+
+            threads, rng = self._saved
+            torch.set_num_threads(threads)
+            torch.random.set_rng_state(rng)
+            self._saved = None
+
     def shutdown(self, kill: bool = False, handles=(), force: bool = False) -> None:
         """Stop the workers; ``kill`` stops running jobs now. A reusable backend stays up on a
         plain shutdown (the sweep is over, not the process) unless ``force``."""
+        self._pending.clear()
+        if kill:
+            with self._lock:
+                if self._here_ident is not None:  # stop the driver's trial at its next step
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                        ctypes.c_ulong(self._here_ident), ctypes.py_object(_Stopped))
+        self._restore_driver()
         if self._closed or (self.reusable and not kill and not force):
             return
         self._closed = True
+        if self._here is not None:
+            self._here.shutdown(wait=not kill, cancel_futures=True)
         if kill:
             # Running trials are discarded, so stop their processes now rather than wait.
             # ProcessPoolExecutor has no public way to do this before Python 3.14.
@@ -149,7 +242,7 @@ atexit.register(close_pools)
 
 
 def make_local(workers: int | None, pending: int, threads: int | None = None):
-    """A backend for ``workers`` processes; 1 worker (or 1 job) runs in this process.
+    """A backend running ``workers`` trials at a time; 1 worker (or 1 job): in this process.
 
     An idle pool of the same shape left by an earlier sweep is reused.
     """
@@ -160,10 +253,12 @@ def make_local(workers: int | None, pending: int, threads: int | None = None):
         return InlineBackend()
     method = "forkserver" if os.environ.get("TRANSFERLAB_START_METHOD") == "forkserver" \
         else "spawn"
-    key = _pool_key(workers, threads, method)
+    driver_slot = os.environ.get("TRANSFERLAB_DRIVER_TRIALS", "1") != "0"
+    key = _pool_key(workers, threads, method)  # TRANSFERLAB_DRIVER_TRIALS is in it
     backend = _POOLS.get(key)
     if backend is None or backend.closed:
-        backend = _POOLS[key] = ProcessBackend(workers, threads, method, reusable=True)
+        backend = _POOLS[key] = ProcessBackend(workers, threads, method, reusable=True,
+                                               driver_slot=driver_slot)
     return backend
 
 
