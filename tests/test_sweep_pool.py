@@ -72,6 +72,17 @@ def test_the_driver_runs_one_trial_at_a_time_and_gets_its_state_back(tmp_path):
     assert torch.equal(torch.random.get_rng_state(), rng)  # trials seed; the driver's RNG stays
 
 
+def test_a_single_worker_sweep_leaves_the_callers_rng_alone(tmp_path):
+    import torch
+
+    torch.manual_seed(7)
+    rng = torch.random.get_rng_state()
+    df = run_sweep(spec("a", 2), tmp_path / "a.sqlite", workers=1, progress=False,
+                   trial_fn=TRIAL)
+    assert set(df["worker_pid"]) == {os.getpid()}
+    assert torch.equal(torch.random.get_rng_state(), rng)
+
+
 def test_driver_trials_can_be_turned_off(tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_DRIVER_TRIALS", "0")
     df = run_sweep(spec("a", 4), tmp_path / "a.sqlite", workers=2, progress=False,

@@ -63,7 +63,10 @@ class InlineBackend:
         if not self._queue:
             return []
         handle, job = self._queue.pop(0)
-        return [(handle, execute(job))]
+        import torch
+
+        with torch.random.fork_rng(devices=[]):  # trials seed torch; the caller's RNG stays
+            return [(handle, execute(job))]
 
     def shutdown(self, kill: bool = False, handles=()) -> None:
         self._queue.clear()
@@ -104,6 +107,7 @@ class ProcessBackend:
         self._free = {"driver": int(self._driver_slot), "pool": self._procs}
         self._here: cf.ThreadPoolExecutor | None = None
         self._here_ident: int | None = None
+        self._here_future: cf.Future | None = None
         self._saved: tuple | None = None  # the driver's torch threads and RNG, during a sweep
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
@@ -146,7 +150,8 @@ class ProcessBackend:
             torch.set_num_threads(self.threads)
         if self._here is None:
             self._here = cf.ThreadPoolExecutor(1, thread_name_prefix="transferlab-trial")
-        return self._here.submit(self._execute_here, job)
+        self._here_future = self._here.submit(self._execute_here, job)
+        return self._here_future
 
     def _execute_here(self, job: dict) -> dict:
         with self._lock:
@@ -201,6 +206,8 @@ class ProcessBackend:
                 if self._here_ident is not None:  # stop the driver's trial at its next step
                     ctypes.pythonapi.PyThreadState_SetAsyncExc(
                         ctypes.c_ulong(self._here_ident), ctypes.py_object(_Stopped))
+            if self._here_future is not None:  # it stops within one step; then restore
+                cf.wait([self._here_future], timeout=5)
         self._restore_driver()
         if self._closed or (self.reusable and not kill and not force):
             return
