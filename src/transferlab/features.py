@@ -7,9 +7,10 @@ content of the prefix's weights, the task and the depth, so that a sweep compute
 once for every trial that shares them, and a deeper prefix starts from the deepest
 shallower one already on disk (an all-depth sweep then runs each block once, not L times).
 
-Features are computed block by block, each block from a float32 tensor in the default
-layout, so that "blocks 1..n at once" and "blocks k+1..n from the cached output of 1..k"
-give bit-identical tensors: a trial's result never depends on what the cache held.
+Features are computed block by block, each block reading a float32 tensor in the layout
+the cache stores (channels_last for 4-D unless turned off), so that "blocks 1..n at once"
+and "blocks k+1..n from the cached output of 1..k" give bit-identical tensors: a trial's
+result never depends on what the cache held.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from transferlab._atomic import atomic_path
+from transferlab._lru import prune_cache
 from transferlab.models.base import BlockModel
 
 SPLITS = ("train", "val", "test")
@@ -202,15 +204,7 @@ class FeatureCache:
         return feats
 
     def evict(self) -> None:
-        if self.limit_bytes is None:
-            return
-        files = sorted(self.root.glob("*.safetensors"), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in files)
-        while files and total > self.limit_bytes:
-            oldest = files.pop(0)
-            total -= oldest.stat().st_size
-            oldest.unlink(missing_ok=True)
-            Path(f"{oldest}.lock").unlink(missing_ok=True)
+        prune_cache(self.root, self.limit_bytes)
 
 
 def compute_split_features(model: BlockModel, task, depth: int,

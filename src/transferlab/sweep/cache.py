@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from transferlab._lru import cache_size, prune_cache as prune_features  # noqa: F401
 from transferlab.sweep.store import trial_key
 
 
@@ -40,39 +41,3 @@ def source_ready(path: Path) -> bool:
     """A source is complete once its sidecar exists: it is written after the weights."""
     return path.with_name(path.name + ".json").is_file() and \
         path.with_name(path.name + ".safetensors").is_file()
-
-
-def _files(root: Path) -> list[tuple[float, int, Path]]:
-    out = []
-    for p in root.glob("*.safetensors"):
-        try:  # another process may remove a file while we look
-            st = p.stat()
-        except FileNotFoundError:
-            continue
-        out.append((st.st_mtime, st.st_size, p))
-    return out
-
-
-def cache_size(root: str | os.PathLike) -> int:
-    """Total bytes of the feature files under ``root``."""
-    return sum(size for _, size, _ in _files(Path(root)))
-
-
-def prune_features(root: str | os.PathLike, limit_bytes: int | None) -> int:
-    """Remove the least recently used feature files until ``root`` holds <= ``limit_bytes``.
-
-    Returns the number of bytes freed. ``None`` means no limit; 0 empties the folder. A
-    trial whose file disappears under it simply recomputes the features.
-    """
-    if limit_bytes is None:
-        return 0
-    files = sorted(_files(Path(root)))
-    total = sum(size for _, size, _ in files)
-    freed = 0
-    for _, size, path in files:
-        if total - freed <= limit_bytes:
-            break
-        path.unlink(missing_ok=True)
-        Path(f"{path}.lock").unlink(missing_ok=True)  # the entry's lock file goes with it
-        freed += size
-    return freed
