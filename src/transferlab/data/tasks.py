@@ -12,6 +12,7 @@ Sampling rules (all deterministic in ``seed``):
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -159,6 +160,18 @@ class Task:
     def device(self) -> torch.device:
         return self.x_train.device
 
+    @property
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the data this task actually holds: every split's inputs and labels,
+        the class names and a format version. Keys of caches and trials use it, so two tasks
+        with the same string but different data (two ``from_arrays`` sets named alike, an
+        edited image folder, another ``--data-dir``) never share an entry. Computed once."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            cached = task_fingerprint(self)
+            object.__setattr__(self, "_fingerprint", cached)
+        return cached
+
     def to(self, device: str | torch.device) -> Task:
         """A copy with every tensor on ``device``."""
         moved = {k: getattr(self, k).to(device) for k in
@@ -169,6 +182,25 @@ class Task:
         return (f"Task({str(self.spec)!r}, classes={self.num_classes}, train={self.n_train}, "
                 f"val={self.n_val}, test={self.n_test}, shape={tuple(self.x_train.shape[1:])}, "
                 f"device={self.device})")
+
+
+FINGERPRINT_VERSION = 1
+
+
+def task_fingerprint(task: Task) -> str:
+    """See ``Task.fingerprint``: hashes the bytes of every split (on CPU, contiguous)."""
+    from transferlab.inputs import to_flat
+
+    h = hashlib.sha256(f"transferlab-task-v{FINGERPRINT_VERSION}".encode())
+    h.update(repr(tuple(task.classes)).encode())
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        kind, tensors = to_flat(getattr(task, name))
+        h.update(f"{name}:{kind}".encode())
+        for key, t in tensors.items():
+            t = t.detach().to("cpu").contiguous()
+            h.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def _sample_train(y: np.ndarray, class_ids: list[int], names: Sequence[str], spec: TaskSpec
