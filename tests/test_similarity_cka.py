@@ -201,8 +201,30 @@ def test_float32_precision_agrees_with_float64_to_1e6():
     x = rng.standard_normal((3000, 64)).astype(np.float32)
     y = np.maximum(x @ rng.standard_normal((64, 48)).astype(np.float32) / 8
                    + rng.standard_normal((3000, 48)).astype(np.float32), 0)
-    exact = linear_cka(x, y)
+    exact = linear_cka(x, y, precision="float64")
     assert 0.1 < exact < 0.99
     assert abs(linear_cka(x, y, precision="float32") - exact) < 1e-6
-    with pytest.raises(UserError, match=r"precision='half' is invalid: allowed are 'float64'"):
+    with pytest.raises(UserError, match=r"precision='half' is invalid: allowed are 'auto'"):
         linear_cka(x, y, precision="half")
+
+
+def test_precision_follows_the_inputs(monkeypatch):
+    """float32 inputs take the float32 path by default; float64 inputs stay float64."""
+    import torch
+
+    from transferlab.similarity import cka as cka_mod
+
+    seen = []
+    real = cka_mod._feature_stats_numpy
+    monkeypatch.setattr(cka_mod, "_feature_stats_numpy",
+                        lambda x, y, mx, my, dtype: seen.append(dtype) or real(x, y, mx, my, dtype))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 8))
+    y = x @ rng.standard_normal((8, 6)) + rng.standard_normal((500, 6))
+    v64 = cka_mod.linear_cka(x, y)
+    v32 = cka_mod.linear_cka(x.astype(np.float32), y.astype(np.float32))
+    vt = cka_mod.linear_cka(torch.from_numpy(x.astype(np.float32)),
+                            torch.from_numpy(y.astype(np.float32)))
+    vmix = cka_mod.linear_cka(x.astype(np.float32), y)
+    assert seen == [np.float64, np.float32, np.float32, np.float64]
+    assert abs(v32 - v64) < 1e-5 and vt == v32 and abs(vmix - v64) < 1e-5

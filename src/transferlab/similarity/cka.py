@@ -155,9 +155,21 @@ def _feature_stats_torch(x: torch.Tensor, y: torch.Tensor, mx: torch.Tensor, my:
             (xc * xc).sum(dim=1).cpu().numpy(), (yc * yc).sum(dim=1).cpu().numpy())
 
 
+def _is_float32(a) -> bool:
+    return getattr(a, "dtype", None) in (np.float32, torch.float32)
+
+
+def _cpu_numpy(a):
+    """CPU tensors as numpy views (no copy), so they take the chunked BLAS path too."""
+    if isinstance(a, torch.Tensor) and a.device.type == "cpu":
+        return a.detach().numpy()
+    return a
+
+
 def _linear_cka_features(x, y, debiased: bool, precision: str = "float64") -> float:
     """Feature-space linear CKA of unconverted x (n, p), y (n, q); cost O(n (p + q)^2),
     memory O((p + q)^2) beyond the inputs."""
+    x, y = _cpu_numpy(x), _cpu_numpy(y)
     mx, my = column_means(x, "X"), column_means(y, "Y")
     if isinstance(x, np.ndarray) and isinstance(y, np.ndarray):
         xty, xtx, yty, rows_x, rows_y = _feature_stats_numpy(
@@ -182,7 +194,7 @@ def _linear_cka_features(x, y, debiased: bool, precision: str = "float64") -> fl
 
 def linear_cka(X: ArrayLike, Y: ArrayLike, debiased: bool = False,
                method: Literal["auto", "features", "gram"] = "auto",
-               precision: Literal["float64", "float32"] = "float64") -> float:
+               precision: Literal["auto", "float64", "float32"] = "auto") -> float:
     """Linear CKA between activations X (n, p) and Y (n, q); p and q may differ.
 
     ``debiased``: use the unbiased HSIC estimator (needs n >= 4); it removes the upward bias
@@ -190,13 +202,17 @@ def linear_cka(X: ArrayLike, Y: ArrayLike, debiased: bool = False,
     ``method``: "features" (p x q products, best for n >> p), "gram" (n x n Gram matrices,
     best for n << p + q) or "auto" (the cheaper: features when n >= p + q). Both are exact
     and agree to rounding. Returns a float in [0, 1] (debiased values can be slightly < 0).
-    ``precision``: "float32" runs the feature-space products of numpy inputs in single
-    precision, summed in float64: about twice as fast, agreeing with float64 to ~1e-6
-    (benchmarks/bench_cka.py measures both). Other paths always use float64.
+    ``precision``: "float32" runs the feature-space products in single precision, summed in
+    float64: about twice as fast, agreeing with float64 to ~1e-6 (benchmarks/bench_cka.py
+    measures both). "auto" (default) follows the inputs: float32 when both are float32 (their
+    own precision; nothing is gained by widening them first), else float64. The Gram path
+    and accelerator tensors always use float64.
     """
-    if precision not in ("float64", "float32"):
-        raise UserError(f"precision={precision!r} is invalid: allowed are 'float64', "
+    if precision not in ("auto", "float64", "float32"):
+        raise UserError(f"precision={precision!r} is invalid: allowed are 'auto', 'float64', "
                         "'float32'; pass precision='float64' for full precision")
+    if precision == "auto":
+        precision = "float32" if _is_float32(X) and _is_float32(Y) else "float64"
     if method not in ("auto", "features", "gram"):
         raise UserError(f"method={method!r} is invalid: allowed are 'auto', 'features', "
                         "'gram'; pass method='auto'")
