@@ -28,19 +28,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"transferlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"transferlab.cli.{name}")
-        except ModuleNotFoundError as exc:  # a subcommand still being written is skipped
-            if exc.name != f"transferlab.cli.{name}":
-                raise
-            continue
-        module.register(sub)
+        # A subcommand that fails to import is a bug to see, not a command to hide.
+        importlib.import_module(f"transferlab.cli.{name}").register(sub)
     return parser
 
 
 def print_json(obj) -> None:
-    """Print a machine-readable result (used by every ``--json`` flag)."""
-    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    """Print a machine-readable result (used by every ``--json`` flag): strict JSON, with
+    non-finite numbers (a diverged run's NaN loss) as null rather than NaN/Infinity tokens."""
+    from transferlab.cli._common import json_safe
+
+    print(json.dumps(json_safe(obj), indent=2, sort_keys=True, default=str, allow_nan=False))
 
 
 def main(argv: list[str] | None = None) -> int:

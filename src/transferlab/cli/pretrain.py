@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from transferlab.cli._common import (add_common, add_train_args, parse_json_arg, summary_line,
-                                     train_config_from_args)
+from transferlab.cli._common import (add_common, add_train_args, check_out_checkpoint,
+                                     parse_json_arg, summary_line, train_config_from_args)
 
 
 def register(sub) -> None:
@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from transferlab.data import make_task
 
     cfg = train_config_from_args(args)
+    check_out_checkpoint(args.out)  # before any training
     arch_kwargs = parse_json_arg("--arch-kwargs", args.arch_kwargs)
     task = make_task(args.task, data_dir=args.data_dir)
     res = pretrain(task, arch=args.arch, train=cfg, seed=args.seed, progress=not args.quiet,

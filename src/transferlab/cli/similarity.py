@@ -57,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     from transferlab.provenance import provenance
     from transferlab.similarity.blockwise import block_similarity
     from transferlab.similarity.plot import plot_similarity
+    from transferlab.cli._common import check_out_dir
 
+    check_out_dir(args.out)  # before any work
     if args.n_samples < 2:
         raise bad_value("--n-samples", args.n_samples, "an integer >= 2", "pass e.g. 1000")
     model_a, meta_a = load_checkpoint(args.a, device=args.device)

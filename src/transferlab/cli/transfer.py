@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from transferlab.cli._common import add_common, add_train_args, summary_line, \
-    train_config_from_args
+from transferlab.cli._common import (add_common, add_train_args, check_out_checkpoint,
+                                     summary_line, train_config_from_args)
 
 
 def _protocol_help() -> str:
@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     proto = get_protocol(args.protocol)  # fail fast, before loading data
     cfg = train_config_from_args(args)
+    if args.out:
+        check_out_checkpoint(args.out, protect=(args.source,))  # before any training
     source, meta = load_checkpoint(args.source)
     resolve_depth(proto.config, source)  # a depth or block name that doesn't fit: fail early
     task = make_task(args.task, data_dir=args.data_dir)

@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from transferlab.cli import print_json
     from transferlab.models import block_of_parameter
     from transferlab.provenance import provenance
+    from transferlab.cli._common import check_out_dir
 
+    check_out_dir(args.out)  # before any work
     before, meta_b = load_checkpoint(args.before)
     after, meta_a = load_checkpoint(args.after)
     df = compare_weights(before.state_dict(), after.state_dict(),
