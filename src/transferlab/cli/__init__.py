@@ -18,10 +18,17 @@ SUBCOMMANDS = ["datasets", "pretrain", "transfer", "sweep", "results", "study", 
                "weights"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors on ONE line (usage is one ``--help`` away), exit code 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from transferlab import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="transferlab",
         description="How should I transfer my pretrained network? Run transfer protocols, "
                     "sweeps and studies, and look inside the results.")

@@ -41,10 +41,26 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
 
 
+MAX_SEED = 2**63 - 1  # what torch.manual_seed and numpy's generators both accept
+
+
+def seed_arg(text: str) -> int:
+    """argparse type of seeds: an integer in 0..MAX_SEED (a 25-digit seed is refused here,
+    not deep inside torch)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: allowed is 0..{MAX_SEED}")
+    return value
+
+
 def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None,
                         help="folder holding the datasets (unset: $TRANSFERLAB_DATA)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--seed", type=seed_arg, default=0,
+                        help=f"random seed (an integer 0..{MAX_SEED})")
     parser.add_argument("--json", action="store_true", help="print a machine-readable result")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
