@@ -40,6 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(message: str) -> str:
+    """A message of several lines (a spec's list of problems, a YAML parser's excerpt) as
+    one line: a header ending in ':' is followed by its items, items are joined by '; '."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else message
+    head, rest = (lines[0], lines[1:]) if lines[0].endswith(":") else ("", lines)
+    return (head + " " if head else "") + "; ".join(rest)
+
+
 def print_json(obj) -> None:
     """Print a machine-readable result (used by every ``--json`` flag): strict JSON, with
     non-finite numbers (a diverged run's NaN loss) as null rather than NaN/Infinity tokens."""
@@ -57,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"transferlab {args.command}: error: {exc}", file=sys.stderr)
+        print(f"transferlab {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"transferlab {args.command}: interrupted", file=sys.stderr)

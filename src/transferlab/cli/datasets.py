@@ -27,6 +27,15 @@ def _shape(row: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from transferlab.errors import UserError
+
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise UserError(f"--data-dir={args.data_dir!r} is invalid: "
+                        f"{'it is a file' if Path(args.data_dir).exists() else 'no such folder'}"
+                        "; allowed is an existing folder holding the datasets (see "
+                        "`transferlab datasets --help`); check the path")
     rows = dataset_status(args.data_dir)
     if args.json:
         print_json(rows)
