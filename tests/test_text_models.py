@@ -259,3 +259,22 @@ def test_bert_arch_builds_and_rebuilds():
     assert all(torch.equal(sa[k], sb[k]) for k in sa if not k.startswith("head."))
     x = padded_tokens(3, 8, torch.Generator().manual_seed(0))
     assert model.eval()(x).shape == (3, 4)
+
+
+def test_block_similarity_on_a_text_model_compares_mean_pooled_states():
+    from transferlab.similarity.blockwise import block_similarity
+    from transferlab.similarity.cka import linear_cka
+
+    model = hf_encoder(tiny_bert(), num_classes=3).eval()
+    x = padded_tokens(12, 10, torch.Generator().manual_seed(4))
+    sim = block_similarity(model, model, x, "linear_cka", batch_size=5)
+    assert sim.shape == (3, 3) and np_allclose(sim.diagonal(), 1.0)
+    with torch.no_grad():
+        outs = [pool_features(h, "mean") for h in model.block_outputs(x)]
+    assert abs(sim[0, 2] - float(linear_cka(outs[0], outs[2]))) < 1e-5
+
+
+def np_allclose(a, b) -> bool:
+    import numpy as np
+
+    return bool(np.allclose(a, b, atol=1e-5))
