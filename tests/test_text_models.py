@@ -278,3 +278,22 @@ def np_allclose(a, b) -> bool:
     import numpy as np
 
     return bool(np.allclose(a, b, atol=1e-5))
+
+
+def test_training_and_evaluation_feed_batches_trimmed_to_their_longest_sequence():
+    source = hf_encoder(tiny_bert(), num_classes=3)
+    widths: list[tuple[int, int]] = []
+
+    def record(_module, args):
+        x = args[0]
+        widths.append((x.input_ids.shape[1], int(x.attention_mask.sum(1).max())))
+
+    handle = source.blocks[0].register_forward_pre_hook(record)  # deep-copied with the model
+    try:
+        transfer(source, token_task(), "finetune", {**TRAIN, "batch_size": 4}, seed=0,
+                 progress=False)
+    finally:
+        handle.remove()
+    assert len(widths) > 24  # 2 epochs of 12 training batches, plus evaluation
+    assert all(w == longest for w, longest in widths)
+    assert min(w for w, _ in widths) < 12  # some batches were shorter than the split
