@@ -297,3 +297,10 @@ def test_training_and_evaluation_feed_batches_trimmed_to_their_longest_sequence(
     assert len(widths) > 24  # 2 epochs of 12 training batches, plus evaluation
     assert all(w == longest for w, longest in widths)
     assert min(w for w, _ in widths) < 12  # some batches were shorter than the split
+
+
+def test_image_augmentation_on_token_inputs_is_a_user_error():
+    source = hf_encoder(tiny_bert(), num_classes=3)
+    with pytest.raises(UserError, match="augment.*image operations"):
+        transfer(source, token_task(), "finetune",
+                 {**TRAIN, "hflip": True}, progress=False)
