@@ -11,6 +11,8 @@ freeze, copy or re-initialise:
 The blocks share the HF model's parameters; ``hf_encoder`` checks on a small padded batch
 that the blocks reproduce the model's own ``last_hidden_state`` (eval mode), because
 feature caching and every protocol rely on that. The HF pooler (if any) is not used.
+Checked against transformers 4.57.6 (layers return tuples) and 5.24.0 (tensors), eager and
+SDPA attention.
 """
 
 from __future__ import annotations
