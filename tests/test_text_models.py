@@ -304,3 +304,13 @@ def test_image_augmentation_on_token_inputs_is_a_user_error():
     with pytest.raises(UserError, match="augment.*image operations"):
         transfer(source, token_task(), "finetune",
                  {**TRAIN, "hflip": True}, progress=False)
+
+
+def test_feature_files_written_before_tuple_support_still_load(tmp_path):
+    from safetensors.torch import save_file
+
+    feats = {s: torch.randn(3, 4) for s in ("train", "val", "test")}
+    path = tmp_path / "old.safetensors"
+    save_file(feats, str(path), metadata={"nhwc": ""})  # the old layout: no "kinds" entry
+    got = FeatureCache(tmp_path)._load(path, "cpu")
+    assert got is not None and all(torch.equal(got[s], feats[s]) for s in feats)
