@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q --upgrade pip
 	# torch first, pinned, so that nothing later can pull a CUDA build.
 	$(PIP) install -q -c constraints.txt torch==2.13.0 numpy
-	$(PIP) install -q -c constraints.txt -e ".[efficientnet,ray,test]"
+	$(PIP) install -q -c constraints.txt -e ".[efficientnet,ray,test,text]"
 	$(PY) -c "import torch, sys; v = torch.__version__; print('torch', v); \
 	    sys.exit(0 if v.startswith('2.13.0') else 'unexpected torch ' + v)"
 	touch $(STAMP)

@@ -20,7 +20,7 @@ from transferlab.checkpoint import checkpoint_sha256, load_checkpoint, save_chec
 from transferlab.data import Task, make_task
 from transferlab.errors import UserError
 from transferlab.features import FeatureCache, compute_split_features
-from transferlab.models import BlockModel, build_model
+from transferlab.models import BlockModel, build_model, head_input, head_linear
 from transferlab.protocols import Plan, Protocol, get_protocol, make_plan
 from transferlab.protocols.linear_probe import L2_GRID, fit_logistic
 from transferlab.train import TrainConfig, evaluate, fit
@@ -50,20 +50,10 @@ def _param_counts(model: nn.Module) -> tuple[int, int]:
     return trainable, sum(p.numel() for p in model.parameters()) - trainable
 
 
-def _linear_head_input(model: BlockModel, feats: torch.Tensor) -> tuple[nn.Linear, torch.Tensor]:
-    """The head's last linear layer and its input for ``feats`` (the last block's output)."""
-    h = feats.flatten(1)
-    if isinstance(model.head, nn.Linear):
-        return model.head, h
-    mods = list(model.head.children()) if isinstance(model.head, nn.Sequential) else []
-    if not mods or not isinstance(mods[-1], nn.Linear):
-        raise UserError("protocol='linear-probe' needs a head that is a Linear layer or a "
-                        "Sequential ending in one; use 'head-only' for other heads")
-    with torch.no_grad():
-        for m in mods[:-1]:
-            m.eval()
-            h = m(h)
-    return mods[-1], h
+def _linear_head_input(model: BlockModel, feats) -> tuple[nn.Linear, torch.Tensor]:
+    """The head's last linear layer and its input for ``feats`` (the last block's output;
+    pooling and the head's modules before that layer applied: see models.heads)."""
+    return head_linear(model), head_input(model, feats)
 
 
 def _probe(model: BlockModel, feats: dict[str, torch.Tensor], task: Task,

@@ -10,7 +10,9 @@ shallower one already on disk (an all-depth sweep then runs each block once, not
 Features are computed block by block, each block reading a float32 tensor in the layout
 the cache stores (channels_last for 4-D unless turned off), so that "blocks 1..n at once"
 and "blocks k+1..n from the cached output of 1..k" give bit-identical tensors: a trial's
-result never depends on what the cache held.
+result never depends on what the cache held. Text models' prefixes read ``TokenInputs`` and
+return ``Hidden`` states (ids stay integer; each batch is trimmed to its longest sequence);
+the cache stores those field by field.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from safetensors.torch import save_file
 
 from transferlab._atomic import atomic_path
 from transferlab._lru import prune_cache
+from transferlab.inputs import Batched, TensorTuple, cat, from_flat, to_flat
 from transferlab.models.base import BlockModel
 
 SPLITS = ("train", "val", "test")
@@ -55,19 +58,58 @@ def inference_prefix(model: BlockModel, depth: int, start: int = 0,
     return prefix.to(memory_format=torch.channels_last) if channels_last else prefix
 
 
-def _block_input(h: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """float32, channels_last when 4-D (and asked), else contiguous: every block's input."""
+def _block_input(h: Batched, channels_last: bool) -> Batched:
+    """float32, channels_last when 4-D (and asked), else contiguous: every block's input.
+
+    TensorTuples (token ids, Hidden states) cast only their float fields: token ids and
+    masks keep their integer dtype.
+    """
+    if isinstance(h, TensorTuple):
+        return type(h)(**{k: (t.float() if t.is_floating_point() else t).contiguous()
+                          for k, t in h.tensors().items()})
     h = h.float()
     if h.dim() == 4 and channels_last:
         return h.contiguous(memory_format=torch.channels_last)
     return h.contiguous()
 
 
+def _pad_to(h: TensorTuple, length: int) -> TensorTuple:
+    """Zero-pad every field's dim 1 (sequence positions) back to ``length``."""
+    out = {}
+    for k, t in h.tensors().items():
+        if t.dim() >= 2 and t.shape[1] < length:
+            pad = t.new_zeros((t.shape[0], length - t.shape[1], *t.shape[2:]))
+            t = torch.cat([t, pad], 1)
+        out[k] = t
+    return type(h)(**out)
+
+
+def _tuple_prefix_features(blocks: list[nn.Module], x: TensorTuple, batch_size: int,
+                           channels_last: bool) -> Batched:
+    """``prefix_features`` for token / hidden inputs: each batch trimmed to its longest
+    sequence (no compute on all-padding columns), outputs padded back to the split's length
+    with zeros (those positions are masked out downstream)."""
+    from transferlab.data.batching import trim_padding
+
+    length = int(x.shape[1])
+    parts = []
+    for i in range(0, len(x), batch_size):
+        h = trim_padding(x[i:i + batch_size])
+        for block in blocks:
+            h = block(_block_input(h, channels_last))
+        h = _block_input(h, channels_last)
+        parts.append(_pad_to(h, length) if isinstance(h, TensorTuple) else h)
+    return cat(parts) if parts else x
+
+
 @torch.no_grad()
-def prefix_features(model: BlockModel, x: torch.Tensor, depth: int,
+def prefix_features(model: BlockModel, x: Batched, depth: int,
                     batch_size: int | None = None, start: int = 0,
-                    channels_last: bool = True) -> torch.Tensor:
+                    channels_last: bool = True) -> Batched:
     """Output of blocks ``start+1..depth`` in eval mode: (N, ...) -> (N, ...) float32.
+
+    Text models: ``TokenInputs`` (or ``Hidden``) in, ``Hidden`` (N, L, H) out, L the
+    input's padded length.
 
     ``x`` is the input of block ``start + 1`` (the raw input when ``start=0``, else the
     cached output of the first ``start`` blocks). The result is the same bits whatever
@@ -79,9 +121,11 @@ def prefix_features(model: BlockModel, x: torch.Tensor, depth: int,
     if depth == start:
         return x
     if batch_size is None:  # CPU: activations of 256 images stay in cache (1.1-1.7x faster)
-        batch_size = 1024 if x.is_cuda else 256
+        batch_size = 1024 if x.device.type == "cuda" else 256
     blocks = [inference_prefix(model, k + 1, start=k, channels_last=channels_last)
               for k in range(start, depth)]
+    if isinstance(x, TensorTuple):
+        return _tuple_prefix_features(blocks, x, batch_size, channels_last)
     out = None
     for i in range(0, len(x), batch_size):
         h = x[i:i + batch_size]
@@ -145,31 +189,57 @@ class FeatureCache:
         return self._key(prefix_digest(model, depth), task_id, depth, channels_last)
 
     @staticmethod
-    def _save(feats: dict[str, torch.Tensor], path: Path) -> None:
+    def _save(feats: dict[str, Batched], path: Path) -> None:
         # channels_last (N, C, H, W) tensors are stored as their memory is laid out,
         # (N, H, W, C): a view, no copy; loading permutes back, again without a copy.
-        nhwc = {k: v.permute(0, 2, 3, 1) for k, v in feats.items()
-                if v.dim() == 4 and v.is_contiguous(memory_format=torch.channels_last)}
-        tensors = {k: nhwc.get(k, v).contiguous().cpu() for k, v in feats.items()}
+        # TensorTuples (Hidden states of text models) are stored field by field as
+        # "<split>.<field>", their kind in the metadata ("tensor" splits keep the bare name).
+        tensors, kinds, nhwc = {}, {}, []
+        for split, v in feats.items():
+            kind, flat = to_flat(v)
+            kinds[split] = kind
+            if kind == "tensor":
+                if v.dim() == 4 and v.is_contiguous(memory_format=torch.channels_last):
+                    v = v.permute(0, 2, 3, 1)
+                    nhwc.append(split)
+                tensors[split] = v.contiguous().cpu()
+            else:
+                tensors.update({f"{split}.{k}": t.contiguous().cpu() for k, t in flat.items()})
         with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"nhwc": ",".join(sorted(nhwc))})
+            save_file(tensors, str(tmp), metadata={"nhwc": ",".join(sorted(nhwc)),
+                                                   "kinds": json.dumps(kinds, sort_keys=True)})
 
-    def _load(self, path: Path, device) -> dict[str, torch.Tensor] | None:
+    def _load(self, path: Path, device) -> dict[str, Batched] | None:
         if not path.exists():
             return None
         try:
             with safe_open(str(path), framework="pt", device=str(device)) as f:
-                nhwc = set(filter(None, (f.metadata() or {}).get("nhwc", "").split(",")))
-                feats = {k: f.get_tensor(k) for k in f.keys()}
+                meta = f.metadata() or {}
+                nhwc = set(filter(None, meta.get("nhwc", "").split(",")))
+                kinds = json.loads(meta.get("kinds", "{}"))  # absent in older files: tensors
+                raw = {k: f.get_tensor(k) for k in f.keys()}
             os.utime(path)  # mark as recently used
         except Exception:  # a corrupt or vanished file is recomputed, not trusted
             path.unlink(missing_ok=True)
             return None
-        feats = {k: v.permute(0, 3, 1, 2) if k in nhwc else v for k, v in feats.items()}
-        return feats if set(feats) == set(SPLITS) else None
+        feats: dict[str, Batched] = {}
+        for split in SPLITS:
+            kind = kinds.get(split, "tensor")
+            if kind == "tensor":
+                if split not in raw:
+                    return None
+                feats[split] = raw[split].permute(0, 3, 1, 2) if split in nhwc else raw[split]
+            else:
+                fields = {k[len(split) + 1:]: t for k, t in raw.items()
+                          if k.startswith(f"{split}.")}
+                try:
+                    feats[split] = from_flat(kind, fields)
+                except (TypeError, ValueError):  # missing or foreign fields: recompute
+                    return None
+        return feats
 
     def get_or_compute(self, model: BlockModel, task, depth: int,
-                       channels_last: bool = True) -> dict[str, torch.Tensor]:
+                       channels_last: bool = True) -> dict[str, Batched]:
         """Features of ``task``'s train/val/test splits after ``depth`` blocks.
 
         On a miss, starts from the deepest shallower depth found in the cache.
@@ -208,7 +278,7 @@ class FeatureCache:
 
 
 def compute_split_features(model: BlockModel, task, depth: int,
-                           channels_last: bool = True) -> dict[str, torch.Tensor]:
+                           channels_last: bool = True) -> dict[str, Batched]:
     """``prefix_features`` of ``task``'s train, val and test inputs, by split name."""
     return {split: prefix_features(model, getattr(task, f"x_{split}"), depth,
                                    channels_last=channels_last) for split in SPLITS}

@@ -14,6 +14,33 @@ import torch
 import torch.nn.functional as F
 
 from transferlab.errors import bad_value
+from transferlab.inputs import Batched, Hidden, TensorTuple, TokenInputs
+
+
+def trim_padding(x: Batched) -> Batched:
+    """Dynamic padding: drop the trailing sequence positions that are padding in every row.
+
+    ``TokenInputs`` (N, L) / ``Hidden`` (N, L, H) -> the same with L' <= L, L' the last
+    position any row uses (at least 1); tensors and other inputs are returned unchanged.
+    Only trailing positions go, so position embeddings and token order are unaffected, and a
+    masked position never changes an unmasked one: the model's outputs on real tokens are
+    the same as on the padded batch.
+    """
+    if isinstance(x, TokenInputs):
+        mask = x.attention_mask
+    elif isinstance(x, Hidden):
+        mask = x.mask
+    else:
+        return x
+    length = int(mask.shape[1])
+    if length == 0 or len(mask) == 0:
+        return x
+    used = mask.ne(0).any(0)  # (L,)
+    last = int((torch.arange(1, length + 1, device=mask.device) * used).max())  # one sync
+    keep = max(last, 1)
+    if keep == length:
+        return x
+    return type(x)(**{k: t[:, :keep] for k, t in x.tensors().items()})
 
 
 @dataclass(frozen=True)
@@ -67,10 +94,13 @@ class Augment:
         return out.permute(0, 3, 1, 2).contiguous()
 
 
-def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool,
+def batches(x: Batched, y: torch.Tensor, batch_size: int, shuffle: bool,
             generator: torch.Generator | None = None, augment: Augment | None = None,
-            drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            drop_last: bool = False) -> Iterator[tuple[Batched, torch.Tensor]]:
     """Yield (xb, yb) mini-batches of (x (N, ...), y (N,)) on their device.
+
+    ``x`` is a tensor or a ``TensorTuple`` (``TokenInputs``, ``Hidden``): those are indexed
+    field by field and each batch is trimmed to its longest sequence (``trim_padding``).
 
     Shuffling indexes with a permutation drawn from ``generator`` on the CPU (moved to
     x.device), so a seed reproduces the order on any device. Without shuffle, batches are
@@ -81,6 +111,10 @@ def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool,
     n = len(x)
     if len(y) != n:
         raise bad_value("y", f"{len(y)} labels", f"one label per example ({n})")
+    tokens = isinstance(x, TensorTuple)
+    if tokens and augment is not None and augment.active:
+        raise bad_value("augment", augment, f"no augmentation for {type(x).__name__} inputs "
+                        "(crop and flip are image operations)", "set augment=False")
     perm = torch.randperm(n, generator=generator).to(x.device) if shuffle else None
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
@@ -89,6 +123,8 @@ def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool,
         else:
             idx = perm[start:start + batch_size]
             xb, yb = x[idx], y[idx.to(y.device)]
-        if augment is not None:
+        if tokens:
+            xb = trim_padding(xb)
+        elif augment is not None:
             xb = augment(xb, generator)
         yield xb, yb

@@ -9,9 +9,10 @@ from transferlab.models.base import (BlockModel, block_of_parameter, blocks,
                                      reset_parameters)
 from transferlab.models.convnet import convnet
 from transferlab.models.efficientnet import efficientnet_lite0
-from transferlab.models.heads import replace_head
+from transferlab.models.heads import PooledHead, head_input, head_linear, replace_head
 from transferlab.models.mlp import mlp
 from transferlab.models.resnet import resnet
+from transferlab.models.text import bert, hf_encoder
 from transferlab.models.wrap import timm_model, torchvision_model, wrap
 
 ARCHS: dict[str, Callable[..., BlockModel]] = {
@@ -19,6 +20,7 @@ ARCHS: dict[str, Callable[..., BlockModel]] = {
     "resnet": resnet,
     "mlp": mlp,
     "efficientnet_lite0": efficientnet_lite0,
+    "bert": bert,
 }
 
 
@@ -42,6 +44,7 @@ def rebuild(arch: dict) -> BlockModel:
     return build_model(spec.pop("arch"), **spec)
 
 
-__all__ = ["ARCHS", "BlockModel", "block_of_parameter", "blocks", "build_model", "convnet",
-           "efficientnet_lite0", "mlp", "rebuild", "replace_head", "reset_parameters", "resnet",
+__all__ = ["ARCHS", "BlockModel", "PooledHead", "bert", "block_of_parameter", "blocks",
+           "build_model", "convnet", "efficientnet_lite0", "head_input", "head_linear",
+           "hf_encoder", "mlp", "rebuild", "replace_head", "reset_parameters", "resnet",
            "timm_model", "torchvision_model", "wrap"]

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 from transferlab.errors import UserError
+from transferlab.inputs import Batched
+from transferlab.models.pooling import PooledHead
 
 
 class BlockModel(nn.Module):
@@ -21,7 +23,8 @@ class BlockModel(nn.Module):
 
     Args:
         blocks: the transferable blocks, applied in order.
-        head: the final classifier; its input is flattened to (N, features) if needed.
+        head: the final classifier; a plain head reads the last block's output flattened
+            to (N, features), a ``PooledHead`` pools it (mean over tokens, CLS, flatten).
         block_names: a name per block (defaults to ``block1..blockL``).
         arch: a JSON-able dict that rebuilds this architecture with ``build_model(**arch)``
             (``None`` for wrapped user modules, which cannot be rebuilt from a file).
@@ -43,22 +46,31 @@ class BlockModel(nn.Module):
     def num_blocks(self) -> int:
         return len(self.blocks)
 
-    def features(self, x: torch.Tensor, depth: int) -> torch.Tensor:
-        """Output of the first ``depth`` blocks; ``depth=0`` returns ``x``."""
+    def features(self, x: Batched, depth: int) -> Batched:
+        """Output of the first ``depth`` blocks; ``depth=0`` returns ``x``.
+
+        ``x``: a tensor (images (N, C, H, W), vectors (N, D)) or a ``TensorTuple``
+        (``TokenInputs`` into a text model); blocks pass whatever they return (``Hidden``
+        between transformer layers) to the next one unchanged.
+        """
         for block in self.blocks[:depth]:
             x = block(x)
         return x
 
-    def forward_from(self, h: torch.Tensor, start: int) -> torch.Tensor:
-        """Logits from ``h``, the output of the first ``start`` blocks."""
+    def forward_from(self, h: Batched, start: int) -> torch.Tensor:
+        """Logits (N, num_classes) from ``h``, the output of the first ``start`` blocks."""
         for block in self.blocks[start:]:
             h = block(h)
-        return self.head(h.flatten(1) if h.dim() > 2 else h)
+        # A plain head reads (N, features): flatten tensors here (the CNN fast path, one
+        # type check). A PooledHead pools itself (mean/CLS over Hidden, or flatten).
+        if isinstance(h, torch.Tensor) and h.dim() > 2 and not isinstance(self.head, PooledHead):
+            h = h.flatten(1)
+        return self.head(h)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, num_classes)
+    def forward(self, x: Batched) -> torch.Tensor:  # (N, C, H, W) or TokenInputs -> (N, k)
         return self.forward_from(x, 0)
 
-    def block_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def block_outputs(self, x: Batched) -> list[Batched]:
         """Every block's output, in order (for similarity analyses)."""
         outs = []
         for block in self.blocks:
@@ -101,13 +113,18 @@ def block_of_parameter(model: BlockModel) -> dict[str, str]:
 
 
 def reset_parameters(module: nn.Module, generator: torch.Generator | None = None) -> None:
-    """Re-initialise every submodule that knows how (conv, linear, BatchNorm).
+    """Re-initialise every submodule that knows how, drawing from ``generator``.
 
-    With a ``generator``, the draw is seeded independently of the global RNG, so
-    "re-initialise blocks n..L" gives the same weights for the same seed whatever ran before.
+    Conv and Linear: PyTorch's default (Kaiming-uniform weights, uniform bias); BatchNorm,
+    LayerNorm, GroupNorm: ones and zeros (running statistics reset); Embedding: N(0, 1) as
+    ``nn.Embedding`` does, the padding row zero; MultiheadAttention: Xavier-uniform input
+    projection, zero biases. With a ``generator`` every draw is seeded independently of the
+    global RNG, so "re-initialise blocks n..L" gives the same weights for the same seed
+    whatever ran before (CNNs and text encoders alike). Other leaf modules with parameters
+    fall back to their own ``reset_parameters`` (global RNG, not seeded).
     """
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
+        if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)):
             nn.init.kaiming_uniform_(m.weight, a=5 ** 0.5, generator=generator)
             if m.bias is not None:
                 fan_in = m.weight[0].numel()
@@ -118,6 +135,26 @@ def reset_parameters(module: nn.Module, generator: torch.Generator | None = None
             if m.affine:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.LayerNorm, nn.GroupNorm)):
+            if getattr(m, "weight", None) is not None:
+                nn.init.ones_(m.weight)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 1.0, generator=generator)
+            if m.padding_idx is not None:
+                with torch.no_grad():
+                    m.weight[m.padding_idx].zero_()
+        elif isinstance(m, nn.MultiheadAttention):
+            # out_proj is an nn.Linear: re-initialised by the branch above as a submodule.
+            for name in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"):
+                if getattr(m, name, None) is not None:
+                    nn.init.xavier_uniform_(getattr(m, name), generator=generator)
+            for name in ("bias_k", "bias_v"):
+                if getattr(m, name, None) is not None:
+                    nn.init.xavier_normal_(getattr(m, name), generator=generator)
+            if m.in_proj_bias is not None:
+                nn.init.zeros_(m.in_proj_bias)
         elif hasattr(m, "reset_parameters") and not list(m.children()) and \
                 any(True for _ in m.parameters(recurse=False)):
-            m.reset_parameters()  # e.g. LayerNorm, Embedding: not seeded by `generator`
+            m.reset_parameters()  # an unlisted leaf module: not seeded by `generator`

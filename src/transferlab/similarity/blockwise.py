@@ -2,7 +2,9 @@
 
 Both models run in eval mode on the same inputs; each block's output is flattened to
 (n_samples, features) (a conv output (N, C, H, W) becomes N x C*H*W, as Kornblith et al. do)
-and compared with a metric from ``METRICS``. ``metric="minibatch_cka"`` instead streams the
+and compared with a metric from ``METRICS``. Text models (``TokenInputs`` in) pass ``Hidden``
+states between blocks: each is mean-pooled over its unmasked tokens to (N, H) first, so
+padding never enters the comparison. ``metric="minibatch_cka"`` instead streams the
 outputs batch by batch through ``MinibatchCKA`` and never holds all activations.
 """
 
@@ -15,6 +17,7 @@ import torch
 from torch import nn
 
 from transferlab.errors import UserError
+from transferlab.inputs import TensorTuple
 from transferlab.similarity import METRICS, get_metric
 from transferlab.similarity.cka import (DEBIASED_MIN_SAMPLES, centre_gram,
                                         cka_from_centred_grams, gram_linear, gram_rbf)
@@ -49,15 +52,26 @@ def _slices(n: int, batch_size: int) -> list[slice]:
     return [slice(s, e) for s, e in zip(starts, starts[1:] + [n])]
 
 
+def _rows(a, n: int) -> torch.Tensor:
+    """A block output as (n, features): flattened, or mean-pooled over tokens for Hidden."""
+    if isinstance(a, TensorTuple):
+        from transferlab.models.pooling import pool_features
+
+        return pool_features(a, "mean")
+    return a.reshape(n, -1)
+
+
 def _block_batches(models: list[nn.Module], x: torch.Tensor, batch_size: int, device,
                    progress: bool, to_cpu: bool) -> Iterator[list[list[torch.Tensor]]]:
     """For each batch: per model, each block's output flattened to (b, features) float32,
     on the CPU when ``to_cpu`` (outputs kept for later) else on ``device``."""
     from tqdm.auto import tqdm
 
+    from transferlab.data.batching import trim_padding
+
     for sl in tqdm(_slices(len(x), batch_size), desc="block outputs", unit="batch",
                    disable=not progress, leave=False):
-        xb = x[sl].to(device)
+        xb = trim_padding(x[sl]).to(device)  # token batches: no all-padding columns
         outs = []
         for i, model in enumerate(models):
             try:
@@ -67,8 +81,8 @@ def _block_batches(models: list[nn.Module], x: torch.Tensor, batch_size: int, de
                                 f"{tuple(xb.shape[1:])} ({str(exc).splitlines()[0]}); pass "
                                 "inputs shaped like the model's training task") from exc
             # copy=True: a later in-place op (ReLU(inplace=True)) must not change an output
-            outs.append([a.reshape(len(xb), -1).to("cpu" if to_cpu else a.device,
-                                                   torch.float32, copy=True) for a in acts])
+            outs.append([_rows(a, len(xb)).to("cpu" if to_cpu else a.device, torch.float32,
+                                              copy=True) for a in acts])
         yield outs
 
 
@@ -105,7 +119,8 @@ def block_similarity(model_a: nn.Module, model_b: nn.Module, x: torch.Tensor | n
 
     Args:
         model_a, model_b: ``BlockModel``s (may be the same object).
-        x: inputs (N, C, H, W) (whatever the models take), N >= 2 (>= 4 for debiased).
+        x: inputs (N, C, H, W) (whatever the models take, e.g. ``TokenInputs`` for text
+            encoders), N >= 2 (>= 4 for debiased).
         metric: a name in ``METRICS``, ``"minibatch_cka"``, or a function f(X, Y) -> float.
         batch_size: forward-pass batch; for ``minibatch_cka`` also the CKA minibatch.
         device: where the models run (default: model_a's device).
@@ -130,15 +145,15 @@ def block_similarity(model_a: nn.Module, model_b: nn.Module, x: torch.Tensor | n
             DEBIASED_MIN_SAMPLES if name == MINIBATCH else 1):
         raise UserError(f"batch_size={batch_size!r} is invalid: allowed is an integer >= "
                         f"{DEBIASED_MIN_SAMPLES if name == MINIBATCH else 1}; pass e.g. 256")
-    x = torch.as_tensor(x)
+    x = x if isinstance(x, TensorTuple) else torch.as_tensor(x)
     need = DEBIASED_MIN_SAMPLES if name in (MINIBATCH, "debiased_linear_cka") else 2
-    if x.ndim < 2 or len(x) < need:
+    if len(x.shape) < 2 or len(x) < need:
         raise UserError(f"x has shape {tuple(x.shape)}: allowed is a batch of at least {need} "
                         f"inputs for metric={name!r}; pass more samples")
     first = next(iter(model_a.parameters()), None)
     if device is None:
         device = first.device if first is not None else torch.device("cpu")
-    if x.is_floating_point() and first is not None:
+    if isinstance(x, torch.Tensor) and x.is_floating_point() and first is not None:
         x = x.to(first.dtype)  # float64 numpy inputs into a float32 model
     models = [model_a] if model_b is model_a else [model_a, model_b]
     modes = [m.training for m in models]

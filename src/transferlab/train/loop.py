@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from transferlab.inputs import Batched
 from transferlab.models.base import BlockModel
 from transferlab.train.config import TrainConfig
 
@@ -42,23 +43,27 @@ def _autocast(device: torch.device, cfg: TrainConfig):
     return contextlib.nullcontext()
 
 
-def to_layout(x: torch.Tensor, cfg: TrainConfig | None) -> torch.Tensor:
+def to_layout(x: Batched, cfg: TrainConfig | None) -> Batched:
     """``x`` in the memory layout ``cfg`` asks for: channels_last for 4-D (N, C, H, W).
 
-    A no-op when ``x`` already has that layout; other ranks are returned as they are.
+    A no-op when ``x`` already has that layout; other ranks and TensorTuples (token ids,
+    Hidden states) are returned as they are.
     """
-    if cfg is not None and cfg.channels_last and x.dim() == 4:
+    if cfg is not None and cfg.channels_last and isinstance(x, torch.Tensor) and x.dim() == 4:
         return x.contiguous(memory_format=torch.channels_last)
     return x
 
 
 @torch.no_grad()
-def evaluate(model: BlockModel, x: torch.Tensor, y: torch.Tensor, start: int = 0,
+def evaluate(model: BlockModel, x: Batched, y: torch.Tensor, start: int = 0,
              batch_size: int = 1024, cfg: TrainConfig | None = None) -> tuple[float, float]:
     """Accuracy and mean negative log-likelihood of ``model`` on (x, y).
 
-    x: (N, ...) inputs of block ``start``; y: (N,) int64. Logits are scored in float32.
+    x: (N, ...) inputs of block ``start`` (a tensor, or TokenInputs / Hidden, trimmed per
+    batch to the longest sequence); y: (N,) int64. Logits are scored in float32.
     """
+    from transferlab.data.batching import trim_padding
+
     if len(y) == 0:
         return float("nan"), float("nan")
     was_training = model.training
@@ -66,7 +71,7 @@ def evaluate(model: BlockModel, x: torch.Tensor, y: torch.Tensor, start: int = 0
     correct, nll = 0, 0.0
     ctx = _autocast(x.device, cfg) if cfg is not None else contextlib.nullcontext()
     for i in range(0, len(y), batch_size):
-        xb, yb = to_layout(x[i:i + batch_size], cfg), y[i:i + batch_size]
+        xb, yb = to_layout(trim_padding(x[i:i + batch_size]), cfg), y[i:i + batch_size]
         with ctx:
             logits = model.forward_from(xb, start)
         logits = logits.float()
@@ -111,14 +116,15 @@ def set_train_mode(model: BlockModel, frozen_modules: list[nn.Module]) -> None:
         m.eval()
 
 
-def fit(model: BlockModel, x_train: torch.Tensor, y_train: torch.Tensor,
-        x_val: torch.Tensor, y_val: torch.Tensor, cfg: TrainConfig, groups: list[dict],
+def fit(model: BlockModel, x_train: Batched, y_train: torch.Tensor,
+        x_val: Batched, y_val: torch.Tensor, cfg: TrainConfig, groups: list[dict],
         start: int = 0, frozen_modules: list[nn.Module] | None = None,
         generator: torch.Generator | None = None, progress: bool = True,
         desc: str = "train") -> FitResult:
     """Train ``model.forward_from(., start)`` with cross-entropy; return a ``FitResult``.
 
-    x_*: (N, ...) inputs to block ``start`` on the training device; y_*: (N,) int64.
+    x_*: (N, ...) inputs to block ``start`` on the training device (tensors, or
+    TokenInputs / Hidden for text models); y_*: (N,) int64.
     ``groups``: parameter groups with their ``lr_scale``. The best weights on validation
     accuracy are restored at the end. A non-finite loss stops the run with outcome
     "diverged" and the reason, rather than raising.
