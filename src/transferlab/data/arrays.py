@@ -47,7 +47,7 @@ def _as_vectors(x: np.ndarray, param: str) -> np.ndarray:
         raise bad_value(param, f"array of shape {x.shape}", "at least one feature (D >= 1)")
     out = np.ascontiguousarray(x, dtype=np.float32)
     if not np.isfinite(out).all():
-        raise bad_value(param, "an array with NaN, inf or values beyond float32's range",
+        raise bad_value(param, "an array with NaN, inf or values too large for float32",
                         "finite float32 features", "clean or rescale the features")
     return out
 
@@ -144,7 +144,8 @@ def _as_tokens(ids, mask, param: str) -> TokenInputs:
     """(N, L) integer ids >= 0 and an optional (N, L) 0/1 mask -> ``TokenInputs`` (int64)."""
     ids = torch.as_tensor(np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids))
     if ids.dim() != 2 or ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-        raise bad_value(param, f"{ids.dtype} tensor of shape {tuple(ids.shape)}",
+        raise bad_value(param, f"{str(ids.dtype).removeprefix('torch.')} tensor of shape "
+                        f"{tuple(ids.shape)}",
                         "(N, L) integer token ids", "pad the sequences to one length")
     ids = ids.to(torch.int64)
     if ids.numel() and int(ids.min()) < 0:
