@@ -164,3 +164,13 @@ def test_dataset_validates_each_modality():
     ids = TokenInputs(torch.zeros(2, 3, dtype=torch.int32), torch.ones(2, 3))
     with pytest.raises(UserError, match=r"must be a TokenInputs with \(N, L\) int64"):
         Dataset("t", ids, np.array([0, 1]), ids, np.array([0, 1]), ("a", "b"), "test")
+
+
+def test_npz_of_vectors_is_a_vector_dataset(tmp_path):
+    x, y = blobs(n_per_class=10, dim=4)
+    np.savez(tmp_path / "emb.npz", x_train=x, y_train=y, x_test=x[:6], y_test=y[:6])
+    task = make_task(f"{tmp_path / 'emb.npz'}:per_class=4")
+    assert task.modality == "vector" and task.input_shape == (4,)
+    assert torch.equal(task.x_test, torch.from_numpy(x[:6].astype(np.float32)))
+    with pytest.raises(UserError, match=r"size=8 is invalid: allowed is only on image tasks"):
+        make_task(f"{tmp_path / 'emb.npz'}:size=8")

@@ -239,7 +239,8 @@ def task_fingerprint(task: Task) -> str:
         for key, t in tensors.items():
             t = t.detach().to("cpu").contiguous()
             h.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            # hash the tensor's own buffer: no bytes copy (half the time of .tobytes())
+            h.update(t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b"")
     return h.hexdigest()
 
 
