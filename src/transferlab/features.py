@@ -30,6 +30,7 @@ from safetensors.torch import save_file
 
 from transferlab._atomic import atomic_path
 from transferlab._lru import prune_cache
+from transferlab.inputs import batch_len
 from transferlab.models.base import BlockModel
 
 SPLITS = ("train", "val", "test")
@@ -191,8 +192,6 @@ class FeatureCache:
 
         On a miss, starts from the deepest shallower depth found in the cache.
         """
-        from transferlab.inputs import batch_len
-
         task_id, device = task.fingerprint, task.x_train.device
         sizes = {s: batch_len(getattr(task, f"x_{s}")) for s in SPLITS}
         keys = [self._key(d, task_id, k + 1, channels_last)
