@@ -139,7 +139,12 @@ class Task:
         """"image" (x (N, C, H, W)), "vector" (x (N, D)) or "tokens" (``TokenInputs``)."""
         if isinstance(self.x_train, TokenInputs):
             return "tokens"
-        return "image" if self.x_train.dim() == 4 else "vector"
+        kind = {4: "image", 2: "vector"}.get(self.x_train.dim())
+        if kind is None:
+            raise UserError(f"task {str(self.spec)!r}: x_train has shape "
+                            f"{tuple(self.x_train.shape)}; allowed are images (N, C, H, W), "
+                            "vectors (N, D) or TokenInputs")
+        return kind
 
     @property
     def input_shape(self) -> tuple[int, ...]:
