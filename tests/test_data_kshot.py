@@ -125,3 +125,45 @@ def test_training_copes_with_an_empty_validation_split():
         assert res.metrics["outcome"] == "ok" and math.isfinite(res.metrics["test_nll"])
         if protocol == "finetune":  # no validation: the last epoch is kept
             assert res.metrics["best_epoch"] == res.metrics["epochs_run"] == 3
+
+
+def pre_rework_rule(y, class_ids, spec):
+    """The sampling before the k-shot rework (validation carved from each whole class first),
+    re-implemented here to pin that the strings it still governs give the same examples."""
+    train, val = [], []
+    for c in class_ids:
+        perm = np.random.default_rng([spec.seed, c, 7]).permutation(np.flatnonzero(y == c))
+        n = len(perm)
+        if spec.val_per_class is not None:
+            n_val = spec.val_per_class
+        else:
+            frac = 0.1 if spec.val_fraction is None else spec.val_fraction
+            n_val = min(max(int(np.floor(frac * n + 0.5)), 1 if frac > 0 else 0), n - 1)
+        rest = perm[n_val:]
+        if spec.per_class is not None:
+            rest = rest[:spec.per_class]
+        elif spec.fraction is not None:
+            rest = rest[:max(1, int(np.floor(spec.fraction * len(rest) + 0.5)))]
+        val.append(perm[:n_val])
+        train.append(rest)
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+@pytest.mark.parametrize("text", [
+    "coded", "coded:val_fraction=0.25:seed=2", "coded:val_fraction=0.0",
+    "coded:per_class=5:val_per_class=3", "coded:fraction=0.5:val_per_class=2",
+    "coded:classes=2,0:per_class=7:val_per_class=4:seed=3",
+])
+def test_strings_outside_the_k_shot_change_give_the_same_examples_as_before(text):
+    ds = coded()
+    task = make_task(text, dataset=ds)
+    train, val = pre_rework_rule(ds.y_train, list(task.class_ids), task.spec)
+    np.testing.assert_array_equal(task.train_index, train)
+    np.testing.assert_array_equal(task.val_index, val)
+
+
+def test_k_shot_without_validation_keys_is_the_intended_change():
+    ds = coded()
+    task = make_task("coded:per_class=5", dataset=ds)
+    train, val = pre_rework_rule(ds.y_train, list(task.class_ids), task.spec)
+    assert len(val) == 4 + 3 + 6 + 3 and task.n_val == 4  # 10% of each class before, now 1 of 5
