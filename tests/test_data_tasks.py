@@ -93,22 +93,32 @@ def test_class_subset_relabels_in_given_order():
 
 
 def test_per_class_exact_nested_and_val_disjoint():
+    # Encodes the honest k-shot rule (data/sampling.py): k labelled examples per class in
+    # total; before it, validation was 10% of each whole class whatever per_class was.
     ds = coded_dataset(n_per_class=(30, 20, 40))
     t3 = make_task("coded:per_class=3:seed=1", dataset=ds)
     t6 = make_task("coded:per_class=6:seed=1", dataset=ds)
-    assert torch.bincount(t3.y_train).tolist() == [3, 3, 3]
-    assert set(t3.train_index) < set(t6.train_index)
-    # validation: round(10%) of every class, same for any shot count, disjoint from train
-    assert torch.bincount(t3.y_val).tolist() == [3, 2, 4]
-    np.testing.assert_array_equal(t3.val_index, t6.val_index)
+    assert torch.bincount(t3.y_train).tolist() == [3, 3, 3] and t3.n_val == 0  # k < 4
+    assert torch.bincount(t6.y_train).tolist() == [5, 5, 5]  # floor(6/4) = 1 validates
+    assert torch.bincount(t6.y_val).tolist() == [1, 1, 1]
+    assert set(t3.train_index) < set(t6.train_index)  # training sets nested in k
     assert not set(t6.train_index) & set(t6.val_index)
     full = make_task("coded", dataset=ds)
+    assert torch.bincount(full.y_val).tolist() == [3, 2, 4]  # full data: 10% of each class
     assert sorted([*full.train_index, *full.val_index]) == list(range(90))
     assert make_task("coded:per_class=3:seed=2", dataset=ds).train_index.tolist() != \
         t3.train_index.tolist()
+    # explicit val_per_class: drawn besides the training examples (the Yosinski study's rule)
+    vp = make_task("coded:per_class=3:val_per_class=2:seed=1", dataset=ds)
+    assert torch.bincount(vp.y_train).tolist() == [3, 3, 3]
+    assert torch.bincount(vp.y_val).tolist() == [2, 2, 2]
     fr = make_task("coded:fraction=0.5:val_per_class=2", dataset=ds)
     assert torch.bincount(fr.y_train).tolist() == [14, 9, 19]
     assert torch.bincount(fr.y_val).tolist() == [2, 2, 2]
+    # fraction alone: validation carved inside the fraction (10% of 15, 10, 20)
+    fo = make_task("coded:fraction=0.5", dataset=ds)
+    assert torch.bincount(fo.y_train).tolist() == [13, 9, 18]
+    assert torch.bincount(fo.y_val).tolist() == [2, 1, 2]
 
 
 def test_test_split_untouched():
@@ -133,9 +143,12 @@ def test_normalisation_range_and_known_values():
 
 def test_too_many_shots_and_unknown_classes():
     ds = coded_dataset(n_per_class=(30, 5))
+    with pytest.raises(UserError, match=r"per_class=6 is invalid: allowed is at most 5 for class "
+                                        r"'1' \(5 training examples\)"):
+        make_task("coded:per_class=6", dataset=ds)
     with pytest.raises(UserError, match=r"per_class=5 is invalid: allowed is at most 4 for class "
                                         r"'1' \(5 training examples, 1 held out"):
-        make_task("coded:per_class=5", dataset=ds)
+        make_task("coded:per_class=5:val_per_class=1", dataset=ds)
     with pytest.raises(UserError, match="val_per_class=5 is invalid.*fewer than the 5"):
         make_task("coded:val_per_class=5", dataset=ds)
     with pytest.raises(UserError, match=r"classes=7 is invalid: allowed is indices 0\.\.1"):

@@ -177,7 +177,7 @@ def pretrain(task: Task, arch: str = "convnet", train: TrainConfig | dict | None
     """Train a source model from scratch on ``task`` (seeded initialisation)."""
     cfg = train if isinstance(train, TrainConfig) else TrainConfig.from_dict(train)
     _seed_everything(seed)
-    model = build_model(arch, task.num_classes, task.in_channels, task.image_size, **arch_kwargs)
+    model = build_model(arch, task.num_classes, **task.model_kwargs, **arch_kwargs)
     # "freeze:0" (nothing frozen, lr_mult 1) trains every parameter at the base lr from the
     # seeded init; "finetune" would slow the backbone to 0.1 x lr.
     res = transfer(model, task, "freeze:0", cfg, seed=seed, progress=progress)
@@ -229,8 +229,8 @@ def run_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool = 
             raise UserError(f"protocol={cfg['protocol']!r} needs a source checkpoint; "
                             "set 'source' or use protocol 'scratch'")
         _seed_everything(int(cfg.get("seed", 0)))
-        source = build_model(cfg.get("arch", "convnet"), task.num_classes, task.in_channels,
-                             task.image_size, **(cfg.get("arch_kwargs") or {}))
+        source = build_model(cfg.get("arch", "convnet"), task.num_classes, **task.model_kwargs,
+                             **(cfg.get("arch_kwargs") or {}))
     cache = FeatureCache(feature_cache_dir) if feature_cache_dir else None
     res = transfer(source, task, cfg["protocol"], cfg.get("train"), seed=int(cfg.get("seed", 0)),
                    feature_cache=cache, progress=progress)

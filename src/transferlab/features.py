@@ -32,10 +32,12 @@ from safetensors.torch import save_file
 
 from transferlab._atomic import atomic_path
 from transferlab._lru import prune_cache
-from transferlab.inputs import Batched, TensorTuple, cat, from_flat, to_flat
+from transferlab.inputs import Batched, TensorTuple, batch_len, cat, from_flat, to_flat
 from transferlab.models.base import BlockModel
 
 SPLITS = ("train", "val", "test")
+# Bump when the stored features of a given (prefix, data, depth, layout) would change.
+FEATURE_FORMAT_VERSION = 2  # 2: keyed by the task's data fingerprint, not its string
 
 
 def inference_prefix(model: BlockModel, depth: int, start: int = 0,
@@ -127,7 +129,9 @@ def prefix_features(model: BlockModel, x: Batched, depth: int,
     if isinstance(x, TensorTuple):
         return _tuple_prefix_features(blocks, x, batch_size, channels_last)
     out = None
-    for i in range(0, len(x), batch_size):
+    # An empty split (a k-shot task without validation) still runs once, on an empty batch,
+    # so that its features have the right trailing shape (0, ...).
+    for i in range(0, max(len(x), 1), batch_size):
         h = x[i:i + batch_size]
         for block in blocks:
             # Each block reads the layout a cached prefix is stored in, so that chained
@@ -166,7 +170,10 @@ def prefix_digest(model: BlockModel, depth: int) -> str:
 class FeatureCache:
     """On-disk cache of prefix features: ``<root>/<key>.safetensors``.
 
-    Keys combine the prefix digest, the task string and the depth. ``limit_bytes``
+    Keys combine the prefix digest, the task's data fingerprint (``Task.fingerprint``: a
+    hash of the tensors it holds, so two datasets with the same name never share an entry),
+    the depth, the layout and a format version; a hit whose split sizes differ from the
+    task's is recomputed, never returned. ``limit_bytes``
     bounds the folder: the least recently used files are removed past it.
     ``last_start`` says, after ``get_or_compute``, which depth the features were extended
     from (``depth`` itself on a hit, 0 when computed from the input).
@@ -179,13 +186,16 @@ class FeatureCache:
 
     @staticmethod
     def _key(digest: str, task_id: str, depth: int, channels_last: bool = True) -> str:
-        ident = {"prefix": digest, "task": task_id, "depth": depth,
+        """``task_id`` is the task's data fingerprint (see ``key``)."""
+        ident = {"prefix": digest, "data": task_id, "depth": depth,
+                 "version": FEATURE_FORMAT_VERSION,
                  # another layout rounds differently and is stored differently: its own entry
                  "layout": "nhwc" if channels_last else "contiguous"}
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
-    def key(self, model: BlockModel, task_id: str, depth: int,
-            channels_last: bool = True) -> str:
+    def key(self, model: BlockModel, task, depth: int, channels_last: bool = True) -> str:
+        """The entry name for ``task`` (a ``Task``, or its ``fingerprint`` string)."""
+        task_id = task if isinstance(task, str) else task.fingerprint
         return self._key(prefix_digest(model, depth), task_id, depth, channels_last)
 
     @staticmethod
@@ -209,7 +219,9 @@ class FeatureCache:
             save_file(tensors, str(tmp), metadata={"nhwc": ",".join(sorted(nhwc)),
                                                    "kinds": json.dumps(kinds, sort_keys=True)})
 
-    def _load(self, path: Path, device) -> dict[str, Batched] | None:
+    def _load(self, path: Path, device, sizes: dict[str, int] | None = None
+              ) -> dict[str, Batched] | None:
+        """The entry at ``path``, or None if absent, corrupt or not of ``sizes`` (N per split)."""
         if not path.exists():
             return None
         try:
@@ -236,6 +248,9 @@ class FeatureCache:
                     feats[split] = from_flat(kind, fields)
                 except (TypeError, ValueError):  # missing or foreign fields: recompute
                     return None
+        if sizes is not None and any(batch_len(feats[s]) != n for s, n in sizes.items()):
+            path.unlink(missing_ok=True)  # not this task's features: never trusted
+            return None
         return feats
 
     def get_or_compute(self, model: BlockModel, task, depth: int,
@@ -244,11 +259,12 @@ class FeatureCache:
 
         On a miss, starts from the deepest shallower depth found in the cache.
         """
-        task_id, device = str(task.spec), task.x_train.device
+        task_id, device = task.fingerprint, task.x_train.device
+        sizes = {s: batch_len(getattr(task, f"x_{s}")) for s in SPLITS}
         keys = [self._key(d, task_id, k + 1, channels_last)
                 for k, d in enumerate(prefix_digests(model, depth))]
         path = self.root / f"{keys[-1]}.safetensors"
-        feats = self._load(path, device)
+        feats = self._load(path, device, sizes)
         if feats is not None:
             self.last_start = depth
             return feats
@@ -256,13 +272,13 @@ class FeatureCache:
         # Parallel trials that need the same entry wait for the first one to write it
         # instead of computing it again. The OS drops the lock of a killed process.
         with FileLock(f"{path}.lock"):
-            feats = self._load(path, device)
+            feats = self._load(path, device, sizes)
             if feats is not None:
                 self.last_start = depth
                 return feats
             start, base = 0, {s: getattr(task, f"x_{s}") for s in SPLITS}
             for k in range(depth - 1, 0, -1):
-                found = self._load(self.root / f"{keys[k - 1]}.safetensors", device)
+                found = self._load(self.root / f"{keys[k - 1]}.safetensors", device, sizes)
                 if found is not None:
                     start, base = k, found
                     break

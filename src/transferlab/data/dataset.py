@@ -1,7 +1,8 @@
-"""``ImageDataset``: decoded uint8 images with labels, and ``from_arrays`` to build one.
+"""``Dataset``: examples of one modality with labels and an official train/test split.
 
 Every loader ends here, so the checks on labels and shapes live in one place
-(``validate_split``); task construction can then trust the arrays.
+(``validate_split``); task construction can then trust the arrays. ``from_arrays`` and
+``from_tokens`` (data/arrays.py) build one from memory.
 """
 
 from __future__ import annotations
@@ -10,44 +11,67 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from transferlab.errors import UserError, bad_value
+from transferlab.inputs import TokenInputs
 
 # Fraction of the examples held out as a test split when a source has no test split
 # of its own (KMNIST's test-only release, an image folder without test/, plain arrays).
 CARVED_TEST_FRACTION = 0.2
+MODALITIES = ("image", "vector", "tokens")
+_LAYOUT = {"image": "(N, H, W, C) uint8 array with C in {1, 3}",
+           "vector": "(N, D) float32 array of finite values",
+           "tokens": "TokenInputs with (N, L) int64 input_ids >= 0 and a (N, L) 0/1 mask"}
+
+
+def infer_modality(x) -> str:
+    """"tokens" for ``TokenInputs``, "vector" for a 2-D array, else "image"."""
+    if isinstance(x, TokenInputs):
+        return "tokens"
+    return "vector" if getattr(x, "ndim", None) == 2 else "image"
 
 
 @dataclass(frozen=True, eq=False)
-class ImageDataset:
-    """A decoded image-classification dataset with an official train/test split.
+class Dataset:
+    """A classification dataset with an official train/test split, of one modality.
 
     Attributes:
         name: short name ("mnist", or the folder/zip stem for image folders).
-        x_train: (N, H, W, C) uint8, C in {1, 3}. May be a read-only memory map.
+        x_train: images (N, H, W, C) uint8, C in {1, 3} (may be a read-only memory map);
+            vectors (N, D) float32; or tokens: ``TokenInputs`` of CPU tensors (N, L).
         y_train: (N,) int64 in [0, len(classes)).
-        x_test: (M, H, W, C) uint8.
+        x_test: (M, ...) like ``x_train``.
         y_test: (M,) int64.
         classes: class names; label i is ``classes[i]``.
         source: where the arrays came from and how any split was made (for provenance).
+        modality: "image", "vector" or "tokens"; inferred from ``x_train`` when None.
     """
 
     name: str
-    x_train: np.ndarray
+    x_train: np.ndarray | TokenInputs
     y_train: np.ndarray
-    x_test: np.ndarray
+    x_test: np.ndarray | TokenInputs
     y_test: np.ndarray
     classes: tuple[str, ...]
     source: str
+    modality: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
-        validate_split(self.name, "train", self.x_train, self.y_train, len(self.classes))
-        validate_split(self.name, "test", self.x_test, self.y_test, len(self.classes))
-        if self.x_train.shape[1:] != self.x_test.shape[1:]:
-            raise UserError(f"dataset {self.name!r}: train images are {self.x_train.shape[1:]} "
-                            f"but test images are {self.x_test.shape[1:]} (H, W, C); "
-                            "both splits must have the same image shape")
+        if self.modality is None:
+            object.__setattr__(self, "modality", infer_modality(self.x_train))
+        if self.modality not in MODALITIES:
+            raise bad_value("modality", self.modality, " or ".join(MODALITIES))
+        validate_split(self.name, "train", self.x_train, self.y_train, len(self.classes),
+                       self.modality)
+        validate_split(self.name, "test", self.x_test, self.y_test, len(self.classes),
+                       self.modality)
+        if tuple(self.x_train.shape[1:]) != tuple(self.x_test.shape[1:]):
+            raise UserError(f"dataset {self.name!r}: train examples are "
+                            f"{tuple(self.x_train.shape[1:])} but test examples are "
+                            f"{tuple(self.x_test.shape[1:])}; both splits must have the same "
+                            "per-example shape")
         counts = np.bincount(self.y_train, minlength=len(self.classes))
         empty = [self.classes[i] for i in np.flatnonzero(counts == 0)]
         if empty:
@@ -59,35 +83,66 @@ class ImageDataset:
         return len(self.classes)
 
     @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One stored example's shape: (H, W, C) images, (D,) vectors, (L,) tokens."""
+        return tuple(int(s) for s in self.x_train.shape[1:])
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
-        """(H, W, C) of one image."""
-        return tuple(int(s) for s in self.x_train.shape[1:])  # type: ignore[return-value]
+        """(H, W, C) of one image; ``UserError`` for datasets that are not images."""
+        if self.modality != "image":
+            raise UserError(f"dataset {self.name!r} holds {self.modality} inputs of shape "
+                            f"{self.input_shape}, not images; use input_shape")
+        return self.input_shape  # type: ignore[return-value]
 
     @property
     def n_train(self) -> int:
-        return int(self.x_train.shape[0])
+        return len(self.y_train)
 
     @property
     def n_test(self) -> int:
-        return int(self.x_test.shape[0])
+        return len(self.y_test)
 
     def __repr__(self) -> str:
-        return (f"ImageDataset({self.name!r}, train={self.n_train}, test={self.n_test}, "
-                f"classes={self.num_classes}, image_shape={self.image_shape})")
+        kind = "ImageDataset" if self.modality == "image" else "Dataset"
+        return (f"{kind}({self.name!r}, modality={self.modality!r}, train={self.n_train}, "
+                f"test={self.n_test}, classes={self.num_classes}, "
+                f"input_shape={self.input_shape})")
 
 
-def validate_split(name: str, split: str, x: np.ndarray, y: np.ndarray, num_classes: int) -> None:
-    """Check one split: x (N, H, W, C) uint8 with C in {1, 3}, y (N,) int64 in range."""
-    if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4:
-        raise UserError(f"dataset {name!r}: x_{split} must be a (N, H, W, C) uint8 array, got "
-                        f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}")
-    if x.shape[3] not in (1, 3):
+# Existing code builds and checks ``ImageDataset``: the same container (any modality).
+ImageDataset = Dataset
+
+
+def _check_x(name: str, split: str, x, modality: str) -> None:
+    if modality == "tokens":
+        ok = (isinstance(x, TokenInputs) and x.input_ids.dim() == 2
+              and x.input_ids.dtype == torch.int64 and x.attention_mask.shape == x.input_ids.shape
+              and x.input_ids.device.type == "cpu"
+              and (x.input_ids.numel() == 0 or int(x.input_ids.min()) >= 0))
+        got = (f"input_ids {tuple(x.input_ids.shape)} {x.input_ids.dtype}" if isinstance(
+            x, TokenInputs) else type(x).__name__)
+    else:
+        dtype, ndim = (np.uint8, 4) if modality == "image" else (np.float32, 2)
+        ok = isinstance(x, np.ndarray) and x.dtype == dtype and x.ndim == ndim
+        if ok and modality == "vector":
+            ok = x.shape[1] >= 1 and bool(np.isfinite(x).all())
+        got = f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}"
+    if not ok:
+        raise UserError(f"dataset {name!r}: x_{split} must be a {_LAYOUT[modality]}, got {got}")
+    if modality == "image" and x.shape[3] not in (1, 3):
         raise UserError(f"dataset {name!r}: x_{split} has {x.shape[3]} channels (last axis of "
                         f"shape {x.shape}); allowed is 1 or 3 channels-last")
+
+
+def validate_split(name: str, split: str, x, y: np.ndarray, num_classes: int,
+                   modality: str = "image") -> None:
+    """Check one split: x in the layout of ``modality`` (see ``Dataset``), y (N,) int64."""
+    _check_x(name, split, x, modality)
     if not isinstance(y, np.ndarray) or y.dtype != np.int64 or y.ndim != 1:
         raise UserError(f"dataset {name!r}: y_{split} must be a (N,) int64 array")
     if len(x) != len(y):
-        raise UserError(f"dataset {name!r}: x_{split} has {len(x)} images but y_{split} has "
+        raise UserError(f"dataset {name!r}: x_{split} has {len(x)} examples but y_{split} has "
                         f"{len(y)} labels; they must have the same length")
     if len(y) == 0:
         raise UserError(f"dataset {name!r}: the {split} split is empty")
@@ -116,94 +171,3 @@ def stratified_holdout(y: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
         held.append(perm[:k])
         keep.append(perm[k:])
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
-
-
-def _as_images(x, param: str) -> np.ndarray:
-    """(N, H, W) or (N, H, W, C) uint8 or float in [0, 1] -> (N, H, W, C) uint8."""
-    x = np.asarray(x)
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4:
-        raise bad_value(param, f"array of shape {x.shape}", "(N, H, W) or (N, H, W, C)",
-                        "reshape the images")
-    if x.shape[3] not in (1, 3):
-        hint = ("; it looks channels-first: pass x.transpose(0, 2, 3, 1)"
-                if x.shape[1] in (1, 3) else "")
-        raise bad_value(param, f"array of shape {x.shape}", "1 or 3 channels on the last axis",
-                        f"convert the images{hint}")
-    if x.dtype == np.uint8:
-        return x
-    if np.issubdtype(x.dtype, np.floating):
-        if x.size and (not np.isfinite(x).all() or x.min() < 0 or x.max() > 1):
-            raise bad_value(param, f"float array in [{x.min()}, {x.max()}]",
-                            "uint8 0..255 or float in [0, 1]", "rescale the images")
-        return np.rint(x * 255).astype(np.uint8)
-    raise bad_value(param, f"{x.dtype} array", "uint8 0..255 or float in [0, 1]",
-                    "convert the images")
-
-
-def _as_labels(y, param: str, classes: Sequence[str] | None) -> tuple[np.ndarray, Sequence | None]:
-    """Labels -> (N,) int64. String labels are mapped through ``classes`` (sorted if None)."""
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise bad_value(param, f"array of shape {y.shape}", "a 1-D array of labels",
-                        "flatten it or pass class indices, not one-hot rows")
-    if y.dtype.kind in "US":
-        names = list(classes) if classes is not None else sorted(set(y.tolist()))
-        lookup = {str(n): i for i, n in enumerate(names)}
-        unknown = sorted(set(y.tolist()) - lookup.keys())
-        if unknown:
-            raise bad_value(param, unknown[:5], f"names in classes={names}", "fix the labels")
-        return np.array([lookup[v] for v in y.tolist()], dtype=np.int64), names
-    if y.dtype.kind == "b" or not (np.issubdtype(y.dtype, np.integer)
-                                   or np.issubdtype(y.dtype, np.floating)):
-        raise bad_value(param, f"{y.dtype} array", "integer class indices 0..k-1",
-                        "convert the labels to integers")
-    if np.issubdtype(y.dtype, np.floating) and not np.all(np.equal(np.mod(y, 1), 0)):
-        bad = y[np.mod(y, 1) != 0][0]
-        raise bad_value(param, f"array containing {bad}", "integer class indices 0..k-1",
-                        "convert the labels to integers")
-    if y.size and y.min() < 0:
-        raise bad_value(param, f"array containing {int(y.min())}", "class indices >= 0",
-                        "relabel the classes as 0..k-1")
-    return y.astype(np.int64), classes
-
-
-def from_arrays(x, y, x_test=None, y_test=None, classes: Sequence[str] | None = None,
-                name: str = "arrays") -> ImageDataset:
-    """Build an ``ImageDataset`` from arrays already in memory.
-
-    Args:
-        x: (N, H, W) or (N, H, W, C) images, C in {1, 3}; uint8 0..255 or float in [0, 1].
-        y: (N,) integer labels 0..k-1, or string labels (mapped through ``classes``, or
-            sorted names when ``classes`` is None).
-        x_test, y_test: an official test split in the same formats. When omitted a stratified
-            20% (seed 0) of (x, y) is held out as test, and ``source`` says so.
-        classes: class names in label order; default "0".."k-1" with k = max label + 1.
-        name: dataset name used in messages and task strings.
-    """
-    x = _as_images(x, "x")
-    y, classes = _as_labels(y, "y", classes)
-    if len(x) != len(y):
-        raise UserError(f"x has {len(x)} images but y has {len(y)} labels; pass one label per "
-                        "image")
-    if (x_test is None) != (y_test is None):
-        raise UserError("pass both x_test and y_test, or neither (then 20% of x is held out)")
-    if x_test is not None:
-        x_test = _as_images(x_test, "x_test")
-        y_test, classes = _as_labels(y_test, "y_test", classes)
-        if len(x_test) != len(y_test):
-            raise UserError(f"x_test has {len(x_test)} images but y_test has {len(y_test)} "
-                            "labels; pass one label per image")
-    if classes is None:
-        top = max(int(y.max()) if y.size else -1,
-                  int(y_test.max()) if y_test is not None and y_test.size else -1)
-        classes = [str(i) for i in range(top + 1)]
-    source = f"arrays ({len(x)} train"
-    if x_test is None:
-        keep, held = stratified_holdout(y, CARVED_TEST_FRACTION, seed=0)
-        x, y, x_test, y_test = x[keep], y[keep], x[held], y[held]
-        source += f", test = stratified {CARVED_TEST_FRACTION:.0%} of them, seed 0)"
-    else:
-        source += f", {len(x_test)} test)"
-    return ImageDataset(name, x, y, x_test, y_test, tuple(classes), source)

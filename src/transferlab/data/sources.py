@@ -8,8 +8,9 @@
 | cifar10 | ``cifar10-jpeg.zip`` (image folder) | official 50,000 / 10,000 |
 
 Anything else is a path: an image folder directory or ``.zip``, or an ``.npz`` with arrays
-``x_train, y_train[, x_test, y_test][, classes]``. Relative paths are tried in the current
-directory, then in each data directory.
+``x_train, y_train[, x_test, y_test][, classes]`` (images, or (N, D) feature vectors).
+Relative paths are tried in the current directory, then in each data directory. More
+sources are added with ``register_source`` (data/registry.py), each with its own task keys.
 """
 
 from __future__ import annotations
@@ -18,33 +19,22 @@ import dataclasses
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from transferlab.data import cache, imagefolder
-from transferlab.data.dataset import (CARVED_TEST_FRACTION, ImageDataset, from_arrays,
-                                      stratified_holdout)
+from transferlab.data.arrays import from_arrays
+from transferlab.data.dataset import CARVED_TEST_FRACTION, ImageDataset, stratified_holdout
 from transferlab.data.idx import MAGIC_IMAGES, load_mnist_pair, read_idx_header
 from transferlab.data.paths import DataDir, data_dirs, find_fileset, missing_message
+from transferlab.data.registry import SOURCES, ImageKeys, SourceKeys, register_source
 from transferlab.errors import UserError
 
 DIGITS_TEST_FRACTION = 1 / 3
 KMNIST_CLASSES = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")  # お き す つ な は ま や れ を
 _MNIST_GZ = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-
-
-@dataclass(frozen=True)
-class Source:
-    """A named dataset: which files make it up and how to load / describe them."""
-
-    name: str
-    description: str
-    filesets: tuple[tuple[str, ...], ...]  # alternatives; every file of one must exist
-    load: Callable[[list[Path], bool], ImageDataset]
-    describe: Callable[[list[Path]], dict] | None = None  # cheap sizes without decoding
 
 
 def _load_digits(paths: list[Path], progress: bool) -> ImageDataset:
@@ -130,16 +120,23 @@ def _describe_folder(paths: list[Path]) -> dict:
             "image_shape": [*first.shape[:2], 3 if first.ndim == 3 else 1], "cached": False}
 
 
-SOURCES: dict[str, Source] = {s.name: s for s in [
-    Source("digits", "scikit-learn's bundled 8x8 digits (offline default; use size=16)", (),
-           _load_digits),
-    Source("mnist", "MNIST handwritten digits, 28x28 grey", (_MNIST_GZ,
-           tuple(f.removesuffix(".gz") for f in _MNIST_GZ)), _load_mnist, _describe_mnist),
-    Source("kmnist", "Kuzushiji-MNIST cursive Japanese, 28x28 grey (test release only)",
-           (("kmnist-test-imgs.npz", "kmnist-test-labels.npz"),), _load_kmnist),
-    Source("cifar10", "CIFAR-10 32x32 colour (JPEG zip image folder)", (("cifar10-jpeg.zip",),),
-           _load_cifar10, _describe_folder),
-]}
+def _builtin(load: Callable[[list[Path], bool], ImageDataset]):
+    """A loader of the built-in image sources (their keys act after loading)."""
+    return lambda keys, paths, progress: load(paths, progress)
+
+
+register_source("digits", _builtin(_load_digits), keys=ImageKeys,
+                description="scikit-learn's bundled 8x8 digits (offline default; use size=16)")
+register_source("mnist", _builtin(_load_mnist), keys=ImageKeys,
+                description="MNIST handwritten digits, 28x28 grey",
+                filesets=(_MNIST_GZ, tuple(f.removesuffix(".gz") for f in _MNIST_GZ)),
+                describe=_describe_mnist)
+register_source("kmnist", _builtin(_load_kmnist), keys=ImageKeys,
+                description="Kuzushiji-MNIST cursive Japanese, 28x28 grey (test release only)",
+                filesets=(("kmnist-test-imgs.npz", "kmnist-test-labels.npz"),))
+register_source("cifar10", _builtin(_load_cifar10), keys=ImageKeys,
+                description="CIFAR-10 32x32 colour (JPEG zip image folder)",
+                filesets=(("cifar10-jpeg.zip",),), describe=_describe_folder)
 
 _LRU: OrderedDict[tuple, ImageDataset] = OrderedDict()
 LRU_SIZE = 4  # decoded datasets kept in this process (cached ones are memory maps anyway)
@@ -207,23 +204,31 @@ def _load_npz(path: Path) -> ImageDataset:
                        classes=classes, name=path.stem)
 
 
-def load_dataset(name_or_path: str, data_dir: DataDir = None,
-                 progress: bool = True) -> ImageDataset:
-    """Load a dataset by name ("digits", "mnist", "kmnist", "cifar10") or path.
+def load_dataset(name_or_path: str, data_dir: DataDir = None, progress: bool = True,
+                 keys: SourceKeys | None = None) -> ImageDataset:
+    """Load a dataset by registered name ("digits", "mnist", "kmnist", "cifar10", ...) or path.
 
     Args:
-        name_or_path: a known name, or an image folder (directory or .zip) or dataset .npz.
+        name_or_path: a registered name, or an image folder (directory or .zip) or .npz.
         data_dir: where to look for named datasets; default ``$TRANSFERLAB_DATA``.
         progress: show a progress bar while decoding images.
+        keys: the source's task keys (``TaskSpec.source_keys``) when they shape the data
+            (e.g. a synthetic source's dimension); default the source's defaults.
 
-    Returns an ``ImageDataset`` with x (N, H, W, C) uint8 and y (N,) int64. Decoded arrays are
-    cached on disk (``$TRANSFERLAB_CACHE``) and the last few datasets are kept in memory.
+    Returns a ``Dataset`` (``ImageDataset``): images x (N, H, W, C) uint8, vectors (N, D)
+    float32 or tokens, and y (N,) int64. Decoded images are cached on disk
+    (``$TRANSFERLAB_CACHE``) and the last few datasets are kept in memory.
     """
     name_or_path = str(name_or_path)
     if name_or_path in SOURCES:
         src = SOURCES[name_or_path]
+        keys = src.keys() if keys is None else keys
+        if type(keys) is not src.keys:
+            raise UserError(f"keys={keys!r} are not {src.keys.__name__}, the keys of source "
+                            f"{src.name!r}; parse the task with TaskSpec.parse")
         paths = locate(name_or_path, data_dir)
-        return _remember((src.name, _stamp(paths)), lambda: src.load(paths, progress))
+        return _remember((src.name, keys.load_key(), _stamp(paths)),
+                         lambda: src.load(keys, paths, progress))
     path = _resolve_path(name_or_path, data_dir)
     if path.suffix.lower() == ".npz" and path.is_file():
         loader = lambda: _load_npz(path)  # noqa: E731
@@ -236,8 +241,9 @@ def load_dataset(name_or_path: str, data_dir: DataDir = None,
 def dataset_status(data_dir: DataDir = None) -> list[dict]:
     """One dict per known dataset: found or not, where, and sizes where found.
 
-    Keys: name, description, found, path, files, looked_in, missing (message or None),
-    n_train, n_test, num_classes, image_shape (H, W, C), cached (decode cache filled), error.
+    Keys: name, description, modality, found, path, files, looked_in, missing (message or
+    None), n_train, n_test, num_classes, image_shape (H, W, C; the per-example shape for
+    other modalities), cached (decode cache filled), error.
     Sizes come from headers and listings where possible; nothing large is decoded.
     """
     dirs = data_dirs(data_dir)
@@ -246,7 +252,7 @@ def dataset_status(data_dir: DataDir = None) -> list[dict]:
         row: dict = {"name": src.name, "description": src.description, "found": False,
                      "path": None, "files": [], "looked_in": [], "missing": None,
                      "n_train": None, "n_test": None, "num_classes": None, "image_shape": None,
-                     "cached": None, "error": None}
+                     "cached": None, "error": None, "modality": src.modality}
         row["looked_in"] = [str(d) for d in dirs]
         try:
             paths = locate(src.name, dirs)
@@ -259,8 +265,9 @@ def dataset_status(data_dir: DataDir = None) -> list[dict]:
         try:
             if src.describe is None:
                 ds = load_dataset(src.name, dirs, progress=False)
+                # non-image sources show their per-example shape in the same column
                 row.update(n_train=ds.n_train, n_test=ds.n_test, num_classes=ds.num_classes,
-                           image_shape=list(ds.image_shape))
+                           image_shape=list(ds.input_shape), modality=ds.modality)
             else:
                 row.update(src.describe(paths))
         except UserError as exc:

@@ -2,6 +2,12 @@
 
 ``TaskSpec.parse("mnist:classes=0-4:per_class=100:size=32")`` and ``str(spec)`` round-trip;
 the string omits defaults, so it doubles as a readable key in sweeps and result tables.
+
+Generic keys (classes, half, split, split_seed, per_class, fraction, val_fraction,
+val_per_class, seed, episode) are parsed here; every other key belongs to the dataset's source
+(data/registry.py: ``size``/``channels`` for image sources) and is parsed and validated by its
+keys dataclass, held in ``spec.source_keys`` (and readable as ``spec.size``). Canonical order:
+the generic keys up to val_per_class, then the source's keys, then seed and episode.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from transferlab.data.registry import SOURCES, SourceKeys, key_names, keys_class, parse_value
 from transferlab.errors import UserError, bad_value
 
 _FORBIDDEN = set(",:=")
@@ -81,12 +88,28 @@ def _help(text: str) -> dict:
     return {"help": text}
 
 
-@dataclass(frozen=True)
+# Generic keys in canonical order; the source's keys go between the two groups.
+_BEFORE = ("classes", "half", "split", "split_seed", "per_class", "fraction", "val_fraction",
+           "val_per_class")
+_AFTER = ("seed", "episode")
+GENERIC_KEYS = _BEFORE + _AFTER
+# With per_class=k and no explicit validation key, floor(k / 4) of the k go to validation
+# when k >= this; below it the validation split is empty (see data/sampling.py).
+MIN_SHOTS_FOR_VAL = 4
+
+
+@dataclass(frozen=True, init=False)
 class TaskSpec:
-    """What a task is made of. Build with keywords or ``TaskSpec.parse(text)``."""
+    """What a task is made of. Build with keywords or ``TaskSpec.parse(text)``.
+
+    ``TaskSpec("mnist", per_class=5, size=16)``: keywords that are not generic keys go to the
+    dataset's source keys (``source_keys``); an unknown one is an error listing the allowed
+    keys. Sampling rules: see data/sampling.py and docs/ARCHITECTURE.md ("Data").
+    """
 
     dataset: str = field(metadata=_help(
-        "dataset name (digits, mnist, kmnist, cifar10) or an image folder / .zip / .npz path"))
+        "dataset name (digits, mnist, kmnist, cifar10, or any registered source) or an image "
+        "folder / .zip / .npz path"))
     classes: tuple[int | str, ...] | None = field(default=None, metadata=_help(
         "subset of classes, relabelled 0..k-1 in the order given: indices, ranges like 0-4, "
         "class names, or for CIFAR-10 the groups animals / vehicles; default all"))
@@ -97,27 +120,57 @@ class TaskSpec:
         "A = 6 animals, B = 4 vehicles)"))
     split_seed: int = field(default=0, metadata=_help("seed of the random class split"))
     per_class: int | None = field(default=None, metadata=_help(
-        "k-shot: keep k training examples per class (stratified); nested in k for one seed"))
+        "k-shot: k labelled examples per class in total (train + validation): floor(k/4) of "
+        "them validate when k >= 4, none below (or as val_fraction says); with val_per_class, "
+        "k train examples plus val_per_class validation examples"))
     fraction: float | None = field(default=None, metadata=_help(
-        "keep this fraction (0, 1] of the training examples of each class"))
+        "keep this fraction (0, 1] of each class's training examples; the validation split "
+        "is carved inside it (val_fraction of it) unless val_per_class is given"))
     val_fraction: float | None = field(default=None, metadata=_help(
-        "fraction of each class's training examples held out for validation before any "
-        "subsampling; default 0.1 (0 = no validation set)"))
+        "fraction of the labelled examples held out for validation; default 0.1 (0 = no "
+        "validation set); with per_class it splits the k examples"))
     val_per_class: int | None = field(default=None, metadata=_help(
-        "validation examples per class instead of val_fraction (useful for few-shot)"))
-    size: int | None = field(default=None, metadata=_help(
-        "resize images to size x size (bilinear, antialiased); default native (digits: 8)"))
-    channels: int | None = field(default=None, metadata=_help(
-        "1 or 3: grey -> RGB repeats the channel, RGB -> grey uses luminance; default native"))
+        "validation examples per class, drawn besides the per_class / fraction training "
+        "examples (the only way to validate on more than the k labelled examples)"))
     seed: int = field(default=0, metadata=_help(
         "seed of example sampling (validation split, per_class, fraction)"))
+    episode: int = field(default=0, metadata=_help(
+        "which support set (per_class / fraction sample) is drawn: same episode, same "
+        "examples; needs per_class or fraction"))
+    source_keys: SourceKeys = field(default=None, metadata=_help(  # type: ignore[assignment]
+        "the dataset source's own keys (e.g. size, channels of image sources)"))
 
     DEFAULT_VAL_FRACTION = 0.1
 
-    def __post_init__(self) -> None:
+    def __init__(self, dataset: str, *, source_keys: SourceKeys | None = None,
+                 **keys) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
-        if not isinstance(self.dataset, str) or not self.dataset.strip() or ":" in self.dataset:
-            raise bad_value("dataset", self.dataset, "a dataset name or path without ':'")
+        if not isinstance(dataset, str) or not dataset.strip() or ":" in dataset:
+            raise bad_value("dataset", dataset, "a dataset name or path without ':'")
+        set_("dataset", dataset)
+        for name in GENERIC_KEYS:
+            set_(name, keys.pop(name, _DEFAULTS[name]))
+        cls = keys_class(dataset)
+        unknown = [k for k in keys if k not in key_names(cls)]
+        if unknown:
+            raise bad_value(unknown[0], keys[unknown[0]], allowed_keys_text(dataset),
+                            "remove it or fix its name")
+        if source_keys is not None:
+            if type(source_keys) is not cls:
+                raise bad_value("source_keys", source_keys, f"a {cls.__name__} for {dataset!r}")
+            keys = {**source_keys.given(), **keys}
+        set_("source_keys", cls(**keys))
+        self._validate()
+
+    def __getattr__(self, name: str):
+        # Source keys read like fields (spec.size), for code written before the registry.
+        keys = self.__dict__.get("source_keys")
+        if not name.startswith("_") and keys is not None and name in key_names(type(keys)):
+            return getattr(keys, name)
+        raise AttributeError(f"TaskSpec has no attribute {name!r}")
+
+    def _validate(self) -> None:
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen dataclass
         set_("classes", normalize_classes(self.classes))
         if self.half is not None:
             if str(self.half).upper() not in ("A", "B"):
@@ -129,12 +182,10 @@ class TaskSpec:
             raise UserError(f"split={self.split!r} / split_seed={self.split_seed!r} only apply "
                             "with half=A or half=B; add half or remove them")
         for name, lo in (("split_seed", 0), ("seed", 0), ("per_class", 1), ("val_per_class", 0),
-                         ("size", 1)):
+                         ("episode", 0)):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
                 raise bad_value(name, v, f"an integer >= {lo}")
-        if self.channels is not None and self.channels not in (1, 3):
-            raise bad_value("channels", self.channels, "1 or 3", "or omit it to keep the native")
         if self.fraction is not None and (isinstance(self.fraction, bool) or not (
                 isinstance(self.fraction, (int, float)) and 0 < self.fraction <= 1)):
             raise bad_value("fraction", self.fraction, "a number in (0, 1]")
@@ -145,6 +196,10 @@ class TaskSpec:
             raise UserError("per_class and fraction both given; pass only one of them")
         if self.val_per_class is not None and self.val_fraction is not None:
             raise UserError("val_fraction and val_per_class both given; pass only one of them")
+        if self.episode and self.per_class is None and self.fraction is None:
+            raise bad_value("episode", self.episode, "only with per_class or fraction (it "
+                            "picks which support set is drawn)", "add per_class=k or remove "
+                            "episode")
         for name in ("fraction", "val_fraction"):
             if getattr(self, name) is not None:
                 set_(name, float(getattr(self, name)))
@@ -157,9 +212,18 @@ class TaskSpec:
         return self.DEFAULT_VAL_FRACTION if self.val_fraction is None else self.val_fraction
 
     @classmethod
-    def keys(cls) -> list[str]:
-        """The ``key=value`` keys that ``parse`` accepts."""
-        return [f.name for f in dataclasses.fields(cls) if f.name != "dataset"]
+    def keys(cls, dataset: str | None = None) -> list[str]:
+        """The ``key=value`` keys that ``parse`` accepts for ``dataset`` (canonical order).
+
+        Without a dataset: the generic keys plus every registered source's keys.
+        """
+        if dataset is not None:
+            own = key_names(keys_class(dataset))
+        else:
+            own = list(dict.fromkeys(k for kc in [keys_class(""), *(s.keys for s in
+                                                                     SOURCES.values())]
+                                     for k in key_names(kc)))
+        return [*_BEFORE, *own, *_AFTER]
 
     @classmethod
     def parse(cls, text: str | TaskSpec) -> TaskSpec:
@@ -171,34 +235,39 @@ class TaskSpec:
         if not dataset or "=" in dataset:
             raise bad_value("task", text, "DATASET[:key=value]...", "start with a dataset name, "
                             "e.g. mnist:classes=0-4:per_class=100")
-        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        types = {f.name: f.type for f in dataclasses.fields(cls) if f.name in GENERIC_KEYS}
+        types.update({f.name: f.type for f in dataclasses.fields(keys_class(dataset))})
         for part in parts[1:]:
             key, eq, value = part.partition("=")
             key, value = key.strip(), value.strip()
-            if not eq or key not in types or key == "dataset":
-                raise bad_value("task", text, f"DATASET:key=value with key one of "
-                                f"{', '.join(cls.keys())}", f"fix {part!r}")
+            if not eq or key not in types:
+                raise bad_value("task", text, "DATASET:key=value with "
+                                + allowed_keys_text(dataset), f"fix {part!r}")
             if key in kwargs:
                 raise bad_value("task", text, "each key once", f"{key} is given twice")
-            if "int" in types[key] and key != "classes":
-                try:
-                    kwargs[key] = int(value)
-                except ValueError:
-                    raise bad_value(key, value, "an integer") from None
-            elif "float" in types[key]:
-                try:
-                    kwargs[key] = float(value)
-                except ValueError:
-                    raise bad_value(key, value, "a number") from None
-            else:
-                kwargs[key] = value
+            kwargs[key] = value if key == "classes" else parse_value(key, value, types[key])
         return cls(dataset, **kwargs)
 
     def __str__(self) -> str:
+        own = self.source_keys.given()
         out = self.dataset
-        for f in dataclasses.fields(self)[1:]:
-            v = getattr(self, f.name)
-            if v == f.default:
-                continue
-            out += f":{f.name}={format_classes(v) if f.name == 'classes' else v}"
+        for name in _BEFORE:
+            v = getattr(self, name)
+            if v != _DEFAULTS[name]:
+                out += f":{name}={format_classes(v) if name == 'classes' else v}"
+        out += "".join(f":{k}={v}" for k, v in own.items())
+        out += "".join(f":{k}={getattr(self, k)}" for k in _AFTER
+                       if getattr(self, k) != _DEFAULTS[k])
         return out
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TaskSpec) if f.name in GENERIC_KEYS}
+
+
+def allowed_keys_text(dataset: str) -> str:
+    """"key one of <generic> (any dataset), <own> (DATASET's source)": for error messages."""
+    own = key_names(keys_class(dataset))
+    where = (f"source {dataset!r}" if dataset in SOURCES
+             else "image folders, .npz and in-memory datasets")
+    tail = f"; {', '.join(own)} ({where})" if own else f"; source {dataset!r} has no own keys"
+    return f"key one of {', '.join(GENERIC_KEYS)} (any dataset){tail}"

@@ -1,12 +1,11 @@
-"""Tasks: a ``TaskSpec`` applied to an ``ImageDataset`` gives tensors ready for training.
+"""Tasks: a ``TaskSpec`` applied to a ``Dataset`` gives tensors ready for training.
 
-Sampling rules (all deterministic in ``seed``):
+A task's inputs are images (N, C, H, W) float32 in [-1, 1], vectors (N, D) float32 (the
+dataset's values exactly) or ``TokenInputs`` (N, L); ``Task.modality`` says which. Class
+subsets, halves and example sampling work alike on all three:
   * classes: the subset (then the half) is relabelled 0..k-1 in the order given;
-  * validation is carved from each class's training examples *before* any subsampling, so for
-    one seed it is the same whatever ``per_class`` / ``fraction`` is;
-  * ``per_class`` / ``fraction`` take a prefix of each class's own permutation, so a 5-shot
-    set is inside the 10-shot set, and a class's examples do not depend on the other classes;
-  * the official test split is only restricted to the chosen classes, never subsampled.
+  * examples: data/sampling.py (k-shot tasks see exactly k labelled examples per class in
+    total; ``episode`` picks which; the official test split is never subsampled).
 """
 
 from __future__ import annotations
@@ -18,13 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from transferlab.data.dataset import ImageDataset
+from transferlab.data.convert import images_to_tensor  # noqa: F401 - public here before
+from transferlab.data.dataset import Dataset, ImageDataset
 from transferlab.data.paths import DataDir
+from transferlab.data.sampling import sample_train
 from transferlab.data.sources import load_dataset
 from transferlab.data.spec import TaskSpec
 from transferlab.errors import UserError, bad_value
+from transferlab.inputs import Batched, TokenInputs, batch_len
 
 __all__ = ["Task", "TaskSpec", "make_task", "split_halves", "resolve_classes", "CLASS_GROUPS"]
 
@@ -35,8 +36,6 @@ CLASS_GROUPS: dict[str, tuple[str, ...]] = {
 }
 # Predefined dissimilar halves (A, B), as group names; Yosinski et al.'s man-made/natural idea.
 DISSIMILAR_HALVES = ("animals", "vehicles")
-_SAMPLING_SALT = 7  # keeps task sampling streams apart from the seed-0 test carving streams
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as Pillow's "L" conversion
 
 
 def _groups_for(names: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -110,19 +109,20 @@ def split_halves(classes_or_dataset: ImageDataset | str | int | Sequence[str],
 
 @dataclass(frozen=True, eq=False)
 class Task:
-    """Tensors of one task. x_*: (N, C, H, W) float32 in [-1, 1]; y_*: (N,) int64 in [0, k).
+    """Tensors of one task; y_*: (N,) int64 in [0, k).
 
-    ``class_ids`` are the dataset's class indices in task-label order; ``*_index`` are
-    indices into the dataset's train (train, val) and test splits, for provenance.
+    x_*: images (N, C, H, W) float32 in [-1, 1]; vectors (N, D) float32; or ``TokenInputs``
+    (N, L) ids + mask. ``class_ids`` are the dataset's class indices in task-label order;
+    ``*_index`` are indices into the dataset's train (train, val) and test splits.
     """
 
     spec: TaskSpec
     classes: tuple[str, ...]
-    x_train: torch.Tensor
+    x_train: Batched
     y_train: torch.Tensor
-    x_val: torch.Tensor
+    x_val: Batched
     y_val: torch.Tensor
-    x_test: torch.Tensor
+    x_test: Batched
     y_test: torch.Tensor
     class_ids: tuple[int, ...] = ()
     train_index: np.ndarray | None = None
@@ -135,26 +135,68 @@ class Task:
         return len(self.classes)
 
     @property
+    def modality(self) -> str:
+        """"image" (x (N, C, H, W)), "vector" (x (N, D)) or "tokens" (``TokenInputs``)."""
+        if isinstance(self.x_train, TokenInputs):
+            return "tokens"
+        kind = {4: "image", 2: "vector"}.get(self.x_train.dim())
+        if kind is None:
+            raise UserError(f"task {str(self.spec)!r}: x_train has shape "
+                            f"{tuple(self.x_train.shape)}; allowed are images (N, C, H, W), "
+                            "vectors (N, D) or TokenInputs")
+        return kind
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One example's shape: (C, H, W) images, (D,) vectors, (L,) tokens."""
+        return tuple(int(s) for s in self.x_train.shape[1:])
+
+    def _image_only(self, what: str) -> None:
+        if self.modality != "image":
+            raise UserError(f"task {str(self.spec)!r} holds {self.modality} inputs of shape "
+                            f"{self.input_shape}, so it has no {what}; use task.input_shape "
+                            "(or task.model_kwargs to build a model)")
+
+    @property
     def in_channels(self) -> int:
+        """C of image tasks (``UserError`` for other modalities)."""
+        self._image_only("in_channels")
         return int(self.x_train.shape[1])
 
     @property
     def image_size(self) -> int | tuple[int, int]:
-        """H (= W) for square images, else (H, W)."""
+        """H (= W) for square images, else (H, W) (``UserError`` for other modalities)."""
+        self._image_only("image_size")
         h, w = int(self.x_train.shape[2]), int(self.x_train.shape[3])
         return h if h == w else (h, w)
 
     @property
+    def model_kwargs(self) -> dict:
+        """Input keywords of ``build_model`` for this task's inputs.
+
+        Images: in_channels and image_size. Vectors (D,): in_channels=D, image_size=1 -- a
+        1x1 "image" with D channels, which ``mlp`` flattens to exactly D inputs (conv
+        architectures need images). Tokens: ``UserError`` (wrap a text encoder instead).
+        """
+        if self.modality == "image":
+            return {"in_channels": self.in_channels, "image_size": self.image_size}
+        if self.modality == "vector":
+            return {"in_channels": self.input_shape[0], "image_size": 1}
+        raise UserError(f"task {str(self.spec)!r} holds token sequences: the built-in "
+                        "architectures take images or vectors; wrap a text encoder with "
+                        "transferlab.models.wrap and pass it as the source model")
+
+    @property
     def n_train(self) -> int:
-        return int(self.x_train.shape[0])
+        return batch_len(self.x_train)
 
     @property
     def n_val(self) -> int:
-        return int(self.x_val.shape[0])
+        return batch_len(self.x_val)
 
     @property
     def n_test(self) -> int:
-        return int(self.x_test.shape[0])
+        return batch_len(self.x_test)
 
     @property
     def device(self) -> torch.device:
@@ -173,15 +215,18 @@ class Task:
         return cached
 
     def to(self, device: str | torch.device) -> Task:
-        """A copy with every tensor on ``device``."""
+        """A copy with every tensor (``TokenInputs`` included) on ``device``."""
         moved = {k: getattr(self, k).to(device) for k in
                  ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
-        return dataclasses.replace(self, **moved)
+        out = dataclasses.replace(self, **moved)
+        if "_fingerprint" in self.__dict__:  # same data: no re-hashing on the device
+            object.__setattr__(out, "_fingerprint", self.__dict__["_fingerprint"])
+        return out
 
     def __repr__(self) -> str:
-        return (f"Task({str(self.spec)!r}, classes={self.num_classes}, train={self.n_train}, "
-                f"val={self.n_val}, test={self.n_test}, shape={tuple(self.x_train.shape[1:])}, "
-                f"device={self.device})")
+        return (f"Task({str(self.spec)!r}, {self.modality}, classes={self.num_classes}, "
+                f"train={self.n_train}, val={self.n_val}, test={self.n_test}, "
+                f"shape={self.input_shape}, device={self.device})")
 
 
 FINGERPRINT_VERSION = 1
@@ -199,93 +244,39 @@ def task_fingerprint(task: Task) -> str:
         for key, t in tensors.items():
             t = t.detach().to("cpu").contiguous()
             h.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            # hash the tensor's own buffer: no bytes copy (half the time of .tobytes())
+            h.update(t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b"")
     return h.hexdigest()
 
 
-def _sample_train(y: np.ndarray, class_ids: list[int], names: Sequence[str], spec: TaskSpec
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """(train indices, val indices) into the dataset's train split, sorted."""
-    train, val = [], []
-    for c in class_ids:
-        idx = np.flatnonzero(y == c)
-        perm = np.random.default_rng([spec.seed, c, _SAMPLING_SALT]).permutation(idx)
-        n = len(perm)
-        if spec.val_per_class is not None:
-            n_val = spec.val_per_class
-            if n_val >= n:
-                raise bad_value("val_per_class", n_val, f"fewer than the {n} training examples "
-                                f"of class {names[c]!r}", "ask for fewer validation examples")
-        else:
-            frac = spec.effective_val_fraction
-            n_val = int(np.floor(frac * n + 0.5))
-            n_val = min(max(n_val, 1 if frac > 0 else 0), n - 1) if n >= 2 else 0
-        rest = perm[n_val:]
-        if spec.per_class is not None:
-            if spec.per_class > len(rest):
-                raise bad_value("per_class", spec.per_class, f"at most {len(rest)} for class "
-                                f"{names[c]!r} ({n} training examples, {n_val} held out for "
-                                "validation)", "ask for fewer shots or a smaller validation set")
-            rest = rest[:spec.per_class]
-        elif spec.fraction is not None:
-            rest = rest[:max(1, int(np.floor(spec.fraction * len(rest) + 0.5)))]
-        val.append(perm[:n_val])
-        train.append(rest)
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
-
-
-def images_to_tensor(x: np.ndarray, size: int | None = None, channels: int | None = None,
-                     device: str | torch.device = "cpu", chunk: int = 8192) -> torch.Tensor:
-    """(N, H, W, C) uint8 -> (N, C', H', W') float32 in [-1, 1] on ``device``.
-
-    The uint8 data moves to the device first (4x less traffic); conversion, channel change
-    and bilinear antialiased resizing run there, chunked to bound peak memory.
-    """
-    n, h, w, c = x.shape
-    c_out = channels or c
-    h_out, w_out = (size, size) if size else (h, w)
-    out = torch.empty((n, c_out, h_out, w_out), dtype=torch.float32, device=device)
-    luma = torch.tensor(_LUMA, device=device).view(1, 3, 1, 1)
-    for s in range(0, n, chunk):
-        xb = torch.from_numpy(np.ascontiguousarray(x[s:s + chunk])).to(device)
-        xb = xb.permute(0, 3, 1, 2).float().div_(255)
-        if c == 3 and c_out == 1:
-            xb = (xb * luma).sum(1, keepdim=True)
-        if (h_out, w_out) != (h, w):
-            xb = F.interpolate(xb, size=(h_out, w_out), mode="bilinear", align_corners=False,
-                               antialias=True)
-        if c == 1 and c_out == 3:
-            xb = xb.expand(-1, 3, -1, -1)
-        out[s:s + len(xb)] = ((xb - 0.5) / 0.5).clamp_(-1, 1)
-    return out
-
-
 def make_task(spec: TaskSpec | str, data_dir: DataDir = None, device: str | torch.device = "cpu",
-              dataset: ImageDataset | None = None, progress: bool = True) -> Task:
+              dataset: Dataset | None = None, progress: bool = True) -> Task:
     """Build the task ``spec`` describes.
 
     Args:
         spec: a ``TaskSpec`` or its string, e.g. "mnist:classes=0-4:per_class=100:size=32".
         data_dir: where named datasets live (default ``$TRANSFERLAB_DATA``).
         device: where the tensors go.
-        dataset: an already loaded ``ImageDataset`` (e.g. from ``from_arrays``) to use instead
-            of loading ``spec.dataset``.
+        dataset: an already loaded ``Dataset`` (e.g. from ``from_arrays`` / ``from_tokens``)
+            to use instead of loading ``spec.dataset``.
         progress: progress bar if images must be decoded.
     """
     spec = TaskSpec.parse(spec)
-    ds = dataset if dataset is not None else load_dataset(spec.dataset, data_dir, progress)
+    ds = dataset if dataset is not None else load_dataset(spec.dataset, data_dir, progress,
+                                                          keys=spec.source_keys)
+    spec.source_keys.check(ds)
     names = ds.classes
     chosen = resolve_classes(spec.classes, names)
     if spec.half is not None:
         a, b = split_halves([names[i] for i in chosen], spec.split, spec.split_seed)
         chosen = [chosen[i] for i in (a if spec.half == "A" else b)]
-    train_idx, val_idx = _sample_train(ds.y_train, chosen, names, spec)
+    train_idx, val_idx = sample_train(ds.y_train, chosen, names, spec)
     test_idx = np.flatnonzero(np.isin(ds.y_test, chosen))
     relabel = np.full(len(names), -1, dtype=np.int64)
     relabel[chosen] = np.arange(len(chosen))
 
-    def part(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return (images_to_tensor(x[idx], spec.size, spec.channels, device),
+    def part(x, y: np.ndarray, idx: np.ndarray) -> tuple[Batched, torch.Tensor]:
+        return (spec.source_keys.convert(x[idx], ds.modality, device),
                 torch.from_numpy(relabel[y[idx]]).to(device))
 
     x_tr, y_tr = part(ds.x_train, ds.y_train, train_idx)

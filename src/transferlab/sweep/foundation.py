@@ -136,8 +136,7 @@ def arch_num_blocks(task: str, arch: str, arch_kwargs: dict, data_dir: str | Non
 
     t = make_task(task, data_dir=data_dir)
     with torch.random.fork_rng(devices=[]):  # building draws random weights: not the caller's
-        model = build_model(arch, num_classes=t.num_classes, in_channels=t.in_channels,
-                            image_size=t.image_size, **arch_kwargs)
+        model = build_model(arch, num_classes=t.num_classes, **t.model_kwargs, **arch_kwargs)
     return len(model.blocks)
 
 
