@@ -93,6 +93,14 @@ class ImageKeys(SourceKeys):
             raise bad_value(key, value, f"only on image tasks; dataset {ds.name!r} holds "
                             f"{ds.modality} inputs", f"remove {key} from the task")
 
+    def tensor_bytes(self, ds, n: int) -> int:
+        """Bytes of ``n`` converted examples of ``ds`` (float32 (C, H, W) at this size)."""
+        if ds.modality != "image":
+            return 0
+        h, w, c = ds.input_shape
+        side = (self.size, self.size) if self.size else (h, w)
+        return 4 * n * (self.channels or c) * side[0] * side[1]
+
     def convert(self, x, modality: str, device):
         if modality != "image":
             return super().convert(x, modality, device)

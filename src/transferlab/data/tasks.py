@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from transferlab._memory import memory_limit
 from transferlab.data.convert import images_to_tensor  # noqa: F401 - public here before
 from transferlab.data.dataset import Dataset, ImageDataset
 from transferlab.data.paths import DataDir
@@ -249,6 +250,20 @@ def task_fingerprint(task: Task) -> str:
     return h.hexdigest()
 
 
+def _check_memory(spec: TaskSpec, ds: Dataset, n: int) -> None:
+    """Refuse, before allocating, a task whose tensors could not fit in memory (size=100000)."""
+    need = getattr(spec.source_keys, "tensor_bytes", lambda ds, n: 0)(ds, n)
+    limit = memory_limit()
+    if need > limit:
+        given = spec.source_keys.given()
+        key = next(iter(given), "per_class")
+        raise bad_value(key, given.get(key, "(all examples)"),
+                        f"a task that fits in memory: {n:,} examples would take "
+                        f"{need / 2**30:,.1f} GiB as float32, over the {limit / 2**30:.1f} GiB "
+                        "allowed (half this machine's memory)",
+                        "use a smaller size or fewer examples (per_class / fraction)")
+
+
 def make_task(spec: TaskSpec | str, data_dir: DataDir = None, device: str | torch.device = "cpu",
               dataset: Dataset | None = None, progress: bool = True) -> Task:
     """Build the task ``spec`` describes.
@@ -270,8 +285,13 @@ def make_task(spec: TaskSpec | str, data_dir: DataDir = None, device: str | torc
     if spec.half is not None:
         a, b = split_halves([names[i] for i in chosen], spec.split, spec.split_seed)
         chosen = [chosen[i] for i in (a if spec.half == "A" else b)]
+    if len(chosen) < 2:
+        raise bad_value("classes", [names[i] for i in chosen], "at least 2 classes (a "
+                        f"classifier needs two; {ds.name!r} has {len(names)})",
+                        "pick more classes, or a larger half")
     train_idx, val_idx = sample_train(ds.y_train, chosen, names, spec)
     test_idx = np.flatnonzero(np.isin(ds.y_test, chosen))
+    _check_memory(spec, ds, len(train_idx) + len(val_idx) + len(test_idx))
     relabel = np.full(len(names), -1, dtype=np.int64)
     relabel[chosen] = np.arange(len(chosen))
 

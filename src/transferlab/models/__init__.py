@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import typing
 from collections.abc import Callable
 
-from transferlab.errors import UserError
+from transferlab.errors import UserError, bad_value
 from transferlab.models.base import (BlockModel, block_of_parameter, blocks,
                                      reset_parameters)
 from transferlab.models.convnet import convnet
@@ -30,12 +32,65 @@ def build_model(arch: str, num_classes: int, in_channels: int = 1, image_size: i
     if arch not in ARCHS:
         raise UserError(f"arch={arch!r} is invalid: allowed are {', '.join(ARCHS)}; "
                         "pick one of these or wrap your own module with transferlab.models.wrap")
+    kwargs = {"num_classes": num_classes, "in_channels": in_channels, "image_size": image_size,
+              **arch_kwargs}
+    _check_arch_kwargs(arch, ARCHS[arch], kwargs)
+    if arch_kwargs:  # user-sized: refuse a model that could not fit before allocating it
+        _check_size(arch, ARCHS[arch], kwargs)
     try:
-        return ARCHS[arch](num_classes=num_classes, in_channels=in_channels,
-                           image_size=image_size, **arch_kwargs)
+        return ARCHS[arch](**kwargs)
     except TypeError as exc:
         raise UserError(f"arch_kwargs={arch_kwargs!r} is invalid for arch={arch!r}: {exc}; "
                         f"see help(transferlab.models.{arch})") from exc
+
+
+_MAX_INT = 2**31 - 1
+_ZERO_OK = {"seed", "conv_stages"}  # integer options for which 0 makes sense
+
+
+def _check_arch_kwargs(arch: str, fn: Callable, kwargs: dict) -> None:
+    """Each option has its annotated type and a sane range; else a UserError naming it."""
+    hints = typing.get_type_hints(fn)
+    for name, value in kwargs.items():
+        want = hints.get(name)
+        if want is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise bad_value(name, value, f"an integer (an option of arch={arch!r})",
+                                f"write {name}: 8, not {name}: {value!r}")
+            low = 0 if name in _ZERO_OK else 1
+            if not low <= value <= _MAX_INT:
+                raise bad_value(name, value, f"an integer in {low}..{_MAX_INT}")
+        elif want is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise bad_value(name, value, "a finite number")
+            if name == "dropout" and not 0 <= value < 1:
+                raise bad_value(name, value, "a probability in [0, 1)")
+        elif want in (bool, str) and not isinstance(value, want):
+            raise bad_value(name, value, f"a {want.__name__}")
+
+
+def _check_size(arch: str, fn: Callable, kwargs: dict) -> None:
+    """Build on the meta device (no memory) and refuse a model whose parameters, gradients
+    and optimiser state would not fit in half of this machine's memory."""
+    import torch
+
+    from transferlab._memory import memory_limit
+
+    try:
+        with torch.device("meta"):
+            model = fn(**kwargs)
+    except Exception:  # noqa: BLE001 - no estimate possible (e.g. weights from a file)
+        return
+    n = sum(p.numel() for p in model.parameters())
+    need, limit = 16 * n, memory_limit()  # fp32 weights + grads + momentum + a copy
+    if need > limit:
+        options = {k: v for k, v in kwargs.items()
+                   if k not in ("num_classes", "in_channels", "image_size")}
+        raise UserError(f"arch_kwargs={options!r} is invalid for arch={arch!r}: "
+                        f"{n:,} parameters would need about {need / 2**30:,.1f} GiB to train, "
+                        f"over the {limit / 2**30:.1f} GiB allowed (half this machine's "
+                        "memory); use a smaller width or fewer layers")
 
 
 def rebuild(arch: dict) -> BlockModel:
