@@ -21,6 +21,7 @@ from transferlab.data import Task, make_task
 from transferlab.errors import UserError
 from transferlab.features import FeatureCache, compute_split_features
 from transferlab.models import BlockModel, build_model, head_input, head_linear
+from transferlab.models.compat import check_runs_on
 from transferlab.protocols import Plan, Protocol, get_protocol, make_plan
 from transferlab.protocols.linear_probe import L2_GRID, fit_logistic
 from transferlab.train import TrainConfig, evaluate, fit
@@ -109,6 +110,8 @@ def transfer(source: BlockModel, task: Task, protocol: str | Protocol = "finetun
     device = cfg.resolved_device()
     generator = _seed_everything(seed)
     model = copy.deepcopy(source).to(device)
+    first = (task.x_train if len(task.y_train) else task.x_test)[:1].to(device)
+    check_runs_on(model, first, "source", str(task.spec))  # a size slip: one line, no traceback
     plan: Plan = make_plan(proto.config, model, task.num_classes, generator,
                            lr_mult=cfg.lr_mult, layer_decay=cfg.layer_decay)
     if cfg.channels_last:  # only 4-D (conv) weights change layout

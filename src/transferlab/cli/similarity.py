@@ -68,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
     task = make_task(args.task, data_dir=args.data_dir, progress=not args.quiet)
     x_all = getattr(task, f"x_{args.split}")
     idx = _subset(len(x_all), args.n_samples, args.seed)
+    from transferlab.models.compat import check_runs_on
+
+    for name, model in (("model_a", model_a), ("model_b", model_b)):  # before the progress bar
+        check_runs_on(model, x_all[idx[:1]].to(args.device), name, str(task.spec))
     matrix = block_similarity(model_a, model_b, x_all[idx], metric=args.metric,
                               batch_size=args.batch_size, device=args.device,
                               progress=not args.quiet)
