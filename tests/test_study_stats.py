@@ -10,7 +10,8 @@ from scipy import stats as st
 
 from transferlab.errors import UserError
 from transferlab.studies.kit.stats import (bootstrap_ci, holm, mean_std, pair_up,
-                                           paired_test, t_interval, welch_test)
+                                           paired_family, paired_test, t_interval,
+                                           welch_test)
 
 # Student's sleep data (Cushny & Peebles 1905): extra sleep of 10 patients under two drugs.
 # R: t.test(extra ~ group, data = sleep, paired = TRUE) gives t = -4.0621, df = 9,
@@ -118,3 +119,19 @@ def test_holm_is_never_below_the_raw_p_nor_above_bonferroni():
 def test_pair_up_keeps_shared_units_in_order():
     units, x, y = pair_up({(1, 0): 0.5, (0, 1): 0.6, (0, 0): 0.7}, {(0, 0): 0.1, (1, 0): 0.2})
     assert units == [(0, 0), (1, 0)] and x == [0.7, 0.5] and y == [0.1, 0.2]
+
+
+def test_paired_family_pairs_by_unit_and_holm_corrects_the_family():
+    a = {(0, s): v for s, v in enumerate(DRUG2)}
+    b = {(0, s): v for s, v in enumerate(DRUG1)}
+    noise = {(0, s): v + 0.01 * (-1) ** s for s, v in enumerate(DRUG1)}
+    rows = paired_family([("drug", a, b), ("same", noise, b), ("none", a, {})])
+    assert [r["label"] for r in rows] == ["drug", "same"]  # no shared unit: left out
+    drug = rows[0]
+    assert drug["p"] == pytest.approx(0.002833, abs=1e-6) and drug["n"] == 10
+    assert drug["p_wilcoxon"] == pytest.approx(paired_test(DRUG2, DRUG1, "wilcoxon").p)
+    assert [r["p_holm"] for r in rows] == pytest.approx(holm([r["p"] for r in rows]))
+    assert drug["higher"] and not drug["lower"] and not rows[1]["higher"]
+    # A shuffled dict order pairs the same units.
+    shuffled = dict(reversed(list(b.items())))
+    assert paired_family([("drug", a, shuffled)])[0]["p"] == pytest.approx(drug["p"])

@@ -23,6 +23,7 @@ from scipy import stats as st
 from transferlab.errors import bad_value
 
 LEVEL = 0.95
+ALPHA = 0.05  # family-wise error rate of one claim
 METHODS = ("t", "wilcoxon")
 
 
@@ -165,3 +166,37 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
         running = max(running, min(1.0, (m - rank) * float(p)))
         out[i] = running
     return out
+
+
+def decide(rows: list[dict], alpha: float = ALPHA) -> list[dict]:
+    """Holm-correct a family of test rows (dicts with "p" and "mean_diff") in place.
+
+    Adds ``p_holm`` and ``higher`` / ``lower``: significant (corrected p < alpha) with a
+    positive / negative mean difference. Returns ``rows``.
+    """
+    for row, p_holm in zip(rows, holm([r["p"] for r in rows])):
+        sig = p_holm is not None and p_holm < alpha
+        row.update(p_holm=p_holm, higher=sig and row["mean_diff"] > 0,
+                   lower=sig and row["mean_diff"] < 0)
+    return rows
+
+
+def paired_family(groups: Sequence[tuple[Hashable, Mapping, Mapping]], alpha: float = ALPHA,
+                  label: str = "label") -> list[dict]:
+    """One claim's family of paired tests: for each ``(label, x_by_unit, y_by_unit)``, the
+    paired t-test (and Wilcoxon p) of x − y over the units both measured, then Holm over the
+    family (``decide``). Groups with no shared unit are left out.
+
+    Returns dicts: ``label`` (under the key ``label``), n, mean_diff, ci_low, ci_high (95%
+    t-interval of the mean difference), t, p, p_wilcoxon, p_holm, higher, lower.
+    """
+    rows = []
+    for name, xs, ys in groups:
+        _, x, y = pair_up(xs, ys)
+        if not x:
+            continue
+        t, w = paired_test(x, y, "t"), paired_test(x, y, "wilcoxon")
+        rows.append({label: name, "n": t.n, "mean_diff": t.mean_diff,
+                     "ci_low": t.ci[0] if t.ci else None, "ci_high": t.ci[1] if t.ci else None,
+                     "t": t.statistic, "p": t.p, "p_wilcoxon": w.p})
+    return decide(rows, alpha)

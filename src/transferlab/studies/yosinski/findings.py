@@ -16,10 +16,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from transferlab.studies.kit.stats import holm, pair_up, paired_test, welch_test
+from transferlab.studies.kit.stats import ALPHA, decide, pair_up, paired_family, welch_test
 from transferlab.studies.yosinski.curves import REFERENCE, unit_values
-
-ALPHA = 0.05  # family-wise error rate of each claim
 
 
 @dataclass
@@ -81,34 +79,17 @@ def _blocks(curves: dict, n: int) -> str:
     return f"n = {n}"
 
 
-def _finish(rows: list[dict]) -> list[dict]:
-    """Holm-correct the family ``rows`` (in place) and mark the significant directions."""
-    for row, p_holm in zip(rows, holm([r["p"] for r in rows])):
-        sig = p_holm is not None and p_holm < ALPHA
-        row.update(p_holm=p_holm, higher=sig and row["mean_diff"] > 0,
-                   lower=sig and row["mean_diff"] < 0)
-    return rows
-
-
 def paired_rows(curves: dict, hi: str, lo: str) -> list[dict]:
-    """Paired tests of ``hi`` − ``lo`` at every depth where both share units.
+    """Paired tests of ``hi`` − ``lo`` at every depth where both share units, Holm-corrected
+    over those depths (``kit.stats.paired_family``).
 
     ``hi`` / ``lo`` are condition names or ``REFERENCE`` (the same units at every depth).
     Returns one dict per depth: depth, n (shared units), mean_diff, ci_low/ci_high (95%
-    t-interval of the mean difference), t, p (paired t), p_wilcoxon, p_holm (Holm over the
-    depths), higher / lower (significant with that sign).
+    t-interval of the mean difference), t, p (paired t), p_wilcoxon, p_holm, higher / lower
+    (significant with that sign).
     """
-    rows = []
-    for d in curves["depths"]:
-        _, x, y = pair_up(unit_values(curves, hi, d), unit_values(curves, lo, d))
-        if not x:
-            continue
-        t = paired_test(x, y, "t")
-        w = paired_test(x, y, "wilcoxon")
-        rows.append({"depth": d, "n": t.n, "mean_diff": t.mean_diff,
-                     "ci_low": t.ci[0] if t.ci else None, "ci_high": t.ci[1] if t.ci else None,
-                     "t": t.statistic, "p": t.p, "p_wilcoxon": w.p})
-    return _finish(rows)
+    return paired_family([(d, unit_values(curves, hi, d), unit_values(curves, lo, d))
+                          for d in curves["depths"]], ALPHA, label="depth")
 
 
 def _cite(row: dict) -> str:
@@ -304,7 +285,7 @@ def dissimilar_vs_random(curves: dict, other: dict | None) -> Finding:
                      "t": w.statistic, "p": w.p, "p_wilcoxon": None,
                      "drop_dissimilar": sum(r_dis[d]) / len(r_dis[d]),
                      "drop_random": sum(r_rnd[d]) / len(r_rnd[d])})
-    _finish(rows)
+    decide(rows, ALPHA)
     top = rows[-1]
     text = (f"Relative to its own baseB, AnB loses {100 * top['drop_dissimilar']:.1f}% at "
             f"n = {top['depth']} on the dissimilar split versus "
