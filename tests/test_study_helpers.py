@@ -1,8 +1,12 @@
-"""Synthetic Yosinski result tables with known means and spreads (helpers, no tests)."""
+"""Synthetic Yosinski result tables with known means and spreads, and a headless-browser
+check of a report (helpers, no tests)."""
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
+import pytest
 
 from transferlab.studies.yosinski.curves import RECIPES
 
@@ -63,3 +67,37 @@ def paper_like(base: float = 0.90, drop: bool = True, dip: bool = True, boost: b
     rnd = {d: anb[d] - (0.05 * d if random_worse else 0.0) for d in DEPTHS}
     return {"baseB": base, "BnB": bnb, "BnB+": {d: base for d in DEPTHS}, "AnB": anb,
             "AnB+": anbp, "random": rnd}
+
+
+CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+needs_chromium = pytest.mark.skipif(
+    not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)),
+    reason="needs Debian's chromium and chromium-driver at /usr/bin")
+
+
+def check_in_chromium(path, n_images: int) -> str:
+    """Open the report in headless Chromium; assert its ``n_images`` images decode and are
+    displayed with a size; returns the page's visible text."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    opts = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"):
+        opts.add_argument(arg)
+    opts.binary_location = CHROMIUM
+    driver = webdriver.Chrome(options=opts, service=Service(DRIVER))
+    try:
+        driver.get(f"file://{path}")
+        imgs = driver.find_elements(By.TAG_NAME, "img")
+        assert len(imgs) == n_images
+        for img in imgs:
+            assert img.is_displayed()
+            assert driver.execute_script("return arguments[0].complete && "
+                                         "arguments[0].naturalWidth", img) > 0
+            assert img.size["width"] > 0 and img.size["height"] > 0
+        return driver.find_element(By.TAG_NAME, "body").text
+    finally:
+        driver.quit()

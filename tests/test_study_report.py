@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
-
-import pandas as pd
 from scipy import stats as st
 
-from test_study_helpers import BLOCKS, DEPTHS, paper_like, table
+from test_study_helpers import (BLOCKS, DEPTHS, check_in_chromium, needs_chromium,
+                                paper_like, table)
 from transferlab.studies.kit import report as kit
 from transferlab.studies.yosinski.curves import CONDITIONS, compute_curves, label_conditions
 from transferlab.studies.yosinski.findings import findings
@@ -127,39 +126,14 @@ def test_kit_page_is_one_self_contained_document():
     assert not re.search(r"""(src|href)=["'](?!data:)""", html)
 
 
-CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-
-
-@pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)),
-                    reason="needs Debian's chromium and chromium-driver at /usr/bin")
+@needs_chromium
 def test_report_images_render_in_headless_chromium(tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-
     c = _curves()
     rule, fs = findings(c)
     images = [(png_bytes(draw(c)), "Figure 2"), (png_bytes(draw(c, "again")), "copy")]
     path = write_report(tmp_path / "report.html", c, fs, rule, images, "Study")
-    opts = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run"):
-        opts.add_argument(arg)
-    opts.binary_location = CHROMIUM
-    driver = webdriver.Chrome(options=opts, service=Service(DRIVER))
-    try:
-        driver.get(f"file://{path}")
-        imgs = driver.find_elements(By.TAG_NAME, "img")
-        assert len(imgs) == 2
-        for img in imgs:
-            assert img.is_displayed()
-            assert driver.execute_script("return arguments[0].complete && "
-                                         "arguments[0].naturalWidth", img) > 0
-            assert img.size["width"] > 0 and img.size["height"] > 0
-        assert "AnB falls below BnB" in driver.find_element(By.TAG_NAME, "body").text
-    finally:
-        driver.quit()
+    body = check_in_chromium(path, n_images=2)
+    assert "AnB falls below BnB" in body
 
 
 def test_comparison_figure_plots_anb_relative_to_each_splits_baseline():

@@ -93,7 +93,7 @@ def paired_rows(curves: dict, hi: str, lo: str) -> list[dict]:
 
 
 def _cite(row: dict) -> str:
-    """"+2.0 pp [95% CI +1.1, +2.9], Holm p = 0.004, n = 4" for the sentences."""
+    """"+2.0 pp [95% CI +1.1 pp, +2.9 pp], Holm-corrected p = 0.004, n = 4"."""
     ci = (f" [95% CI {signed_pp(row['ci_low'])}, {signed_pp(row['ci_high'])}]"
           if row["ci_low"] is not None else "")
     return f"{signed_pp(row['mean_diff'])}{ci}, Holm-corrected {fmt_p(row['p_holm'])}, " \
