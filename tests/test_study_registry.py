@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import subprocess
 import sys
@@ -12,13 +13,26 @@ from transferlab.cli import main
 from transferlab.errors import UserError
 from transferlab.studies import Study, all_studies, get_study, register_study
 from transferlab.studies.kit import registry
-from transferlab.studies.yosinski import YosinskiConfig, run_config
+from transferlab.studies.yosinski import YosinskiConfig
 
 
-def test_yosinski_is_registered_with_its_config_and_run():
+def test_yosinski_is_registered_with_its_config():
     s = get_study("yosinski")
-    assert s.config is YosinskiConfig and s.run is run_config
+    assert s.config is YosinskiConfig and callable(s.run) and callable(s.summarize)
     assert "yosinski" in all_studies() and s.summary and "\n" not in s.summary
+
+
+def test_listing_studies_does_not_import_the_heavy_study_code():
+    # Every `transferlab` start lists the studies; the study's code (pandas, scipy,
+    # matplotlib) loads only to run one.
+    code = ("import sys; from transferlab.cli import build_parser; build_parser(); "
+            "print([m for m in sys.modules if m.startswith('transferlab.studies.')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    loaded = ast.literal_eval(out)
+    assert "transferlab.studies.yosinski" in loaded
+    assert "transferlab.studies.yosinski.study" not in loaded
+    assert "transferlab.studies.kit.stats" not in loaded
 
 
 def test_unknown_study_names_the_registered_ones():

@@ -16,11 +16,31 @@ The folder is the shape every study copies:
 
 from transferlab.studies.kit.registry import Study, register_study
 from transferlab.studies.yosinski.config import YosinskiConfig
-from transferlab.studies.yosinski.study import (DB_NAME, default_out, load_curves, run,
-                                                run_config, summarize)
 
 __all__ = ["run", "run_config", "summarize", "YosinskiConfig", "DB_NAME", "default_out",
            "load_curves", "STUDY"]
+
+# study.py imports pandas, scipy and matplotlib; registering the study (which every
+# `transferlab` start does, to list it) must not, so its names load on first use.
+_LAZY = {"run", "run_config", "summarize", "DB_NAME", "default_out", "load_curves"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from transferlab.studies.yosinski import study
+        return getattr(study, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _run(cfg: YosinskiConfig, progress: bool = True) -> dict:
+    from transferlab.studies.yosinski.study import run_config
+    return run_config(cfg, progress=progress)
+
+
+def _summarize(result: dict) -> tuple[list[str], dict]:
+    from transferlab.studies.yosinski.study import summarize
+    return summarize(result)
+
 
 STUDY = register_study(Study(
     name="yosinski",
@@ -30,4 +50,4 @@ STUDY = register_study(Study(
                 "BnB, BnB+, AnB, AnB+ and random features for every depth n, with findings "
                 "decided by paired tests (Holm-corrected), a figure, curves.json and "
                 "report.html in --out. Reruns resume.",
-    config=YosinskiConfig, run=run_config, summarize=summarize))
+    config=YosinskiConfig, run=_run, summarize=_summarize))
