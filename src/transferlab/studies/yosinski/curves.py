@@ -139,15 +139,6 @@ def compute_curves(df: pd.DataFrame, depths: Sequence[int] | None = None,
             REFERENCE: base}
 
 
-def mean_at(curves: dict, condition: str, depth: int) -> tuple[float | None, int]:
-    """(mean, number of seeds) of ``condition`` at ``depth``; (None, 0) if not measured."""
-    cond = curves["conditions"].get(condition)
-    if not cond or depth not in cond["depth"]:
-        return None, 0
-    i = cond["depth"].index(depth)
-    return cond["mean"][i], cond["n"][i]
-
-
 def unit_values(curves: dict, condition: str, depth: int | None = None
                 ) -> dict[tuple[int, int], float]:
     """{(split seed, seed): value} of ``condition`` at ``depth`` (``REFERENCE``: no depth);

@@ -2,9 +2,10 @@
 
 Top panel: a dot per unit (split seed, seed), a line through the means of each condition,
 baseB's units at n = 0 and its mean as a horizontal reference line. Bottom panel: the means
-with 95% confidence intervals (t) as error bars, zoomed on the four transfer conditions and baseB (random features often fall
-far below them and would squash the gaps the paper is about). Rendered with matplotlib's Agg canvas (no display, no
-global pyplot state), so it works in workers and on headless machines.
+with 95% confidence intervals (t) as error bars, zoomed on the four transfer conditions and
+baseB (random features often fall far below them and would squash the gaps the paper is
+about). Rendered with matplotlib's Agg canvas (no display, no global pyplot state), so it
+works in workers and on headless machines.
 """
 
 from __future__ import annotations
