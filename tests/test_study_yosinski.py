@@ -32,7 +32,7 @@ def study(tmp_path_factory):
 
 def test_study_writes_every_file_and_condition(study):
     out, curves, wall = study
-    assert wall < 180  # 22 tiny trials (2 splits): ~20 s idle, 85 s at load 10 on 2 cores
+    assert wall < 180  # 22 tiny trials (2 splits): 84 s measured at load 10 on 2 cores
     for name in ("yosinski.sqlite", "curves.json", "yosinski.png", "report.html"):
         assert (out / name).stat().st_size > 0
     saved = json.loads((out / "curves.json").read_text())
