@@ -1,7 +1,10 @@
 """The study's design: halves A and B, their task strings, and the sweep specs to run.
 
-Three sweep specs write to one database (trials are keyed by their config hash, so the
-specs share pretrained sources and never clash):
+A random split is drawn once per split seed (the paper's random halves: one unlucky split,
+such as CIFAR-10's seed 0 that is nearly animals vs vehicles, must not stand for
+"random"); a dissimilar or explicit split is one ``Split``. Per split, three sweep specs
+write to one database (trials are keyed by their config hash, so the specs share
+pretrained sources and never clash):
 
 * ``transfer``: sources baseA and baseB (pretrained per seed) x protocols reinit, reinit+
   x n = 1..L-1 -> AnB, AnB+, BnB, BnB+;
@@ -22,10 +25,27 @@ from transferlab.data import TaskSpec, load_dataset, split_halves
 from transferlab.data.spec import normalize_classes
 from transferlab.data.tasks import resolve_classes
 from transferlab.errors import UserError, bad_value
-from transferlab.studies.budgets import MIN_SIZE, Budget, get_budget
+from transferlab.studies.yosinski.budgets import MIN_SIZE, Budget, get_budget
 
 SPLITS = ("random", "dissimilar")
 ARCH = "convnet"
+
+
+@dataclass
+class Split:
+    """One pair of halves: classes A and B and their task strings."""
+
+    split_seed: int | None       # None for a dissimilar or explicit split
+    ids_a: list[int]             # dataset class indices of half A / B
+    ids_b: list[int]
+    classes_a: list[str]
+    classes_b: list[str]
+    task_a: str                  # canonical task strings
+    task_b: str
+
+    def to_dict(self) -> dict:
+        return {"split_seed": self.split_seed, "classes_a": self.classes_a,
+                "classes_b": self.classes_b, "task_a": self.task_a, "task_b": self.task_b}
 
 
 @dataclass
@@ -35,13 +55,7 @@ class Design:
     dataset: str                 # as given: a name or a path
     name: str                    # the dataset's short name
     split: str
-    split_seed: int
-    ids_a: list[int]             # dataset class indices of half A / B
-    ids_b: list[int]
-    classes_a: list[str]
-    classes_b: list[str]
-    task_a: str                  # canonical task strings
-    task_b: str
+    splits: list[Split]          # one per split seed (random), else one
     budget: Budget
     seeds: list[int]
     depths: list[int]
@@ -49,9 +63,13 @@ class Design:
     data_dir: str | None = None
     notes: list[str] = field(default_factory=list)  # budget adjustments made for this data
 
+    @property
+    def split_seeds(self) -> list[int | None]:
+        return [s.split_seed for s in self.splits]
+
     def settings(self) -> dict:
         return {"dataset": self.dataset, "dataset_name": self.name, "split": self.split,
-                "split_seed": self.split_seed, "task_a": self.task_a, "task_b": self.task_b,
+                "split_seeds": self.split_seeds, "splits": [s.to_dict() for s in self.splits],
                 "seeds": len(self.seeds), "seed_list": self.seeds, "depths": self.depths,
                 "budget": self.budget.name, "budget_settings": self.budget.to_dict(),
                 "arch": ARCH, "arch_kwargs": self.budget.arch_kwargs(),
@@ -127,10 +145,36 @@ def _sampling(ds, ids: list[int], budget: Budget, notes: list[str]) -> dict:
     return out
 
 
+def _split_seeds(split_seeds, split: str, explicit: bool, budget: Budget) -> list[int | None]:
+    """The split seeds to run: the given ones (random split only) or the budget's count."""
+    if split != "random" or explicit:
+        if split_seeds is not None:
+            why = "--classes-a/--classes-b" if explicit else f"--split {split}"
+            raise bad_value("--split-seeds", split_seeds, "only with --split random (the "
+                            f"halves of {why} are fixed)", "drop --split-seeds")
+        return [None]
+    if split_seeds is None:
+        return list(range(budget.split_seeds))
+    if isinstance(split_seeds, bool) or not isinstance(split_seeds, (list, tuple)):
+        raise bad_value("--split-seeds", split_seeds, "a list of distinct integers >= 0, "
+                        "e.g. 0,1,2")
+    out = list(split_seeds)
+    if (not out or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in out)
+            or len(set(out)) != len(out)):
+        raise bad_value("--split-seeds", split_seeds, "a list of distinct integers >= 0, "
+                        "e.g. 0,1,2")
+    return out
+
+
 def design(dataset: str, split: str = "random", classes_a=None, classes_b=None,
-           split_seed: int = 0, seeds: int | list[int] = 3, budget: str | Budget = "quick",
-           depths: list[int] | None = None, data_dir: str | None = None) -> Design:
-    """Check the inputs and fix the study's halves, tasks and depths (loads the dataset)."""
+           split_seeds: list[int] | None = None, seeds: int | list[int] = 3,
+           budget: str | Budget = "quick", depths: list[int] | None = None,
+           data_dir: str | None = None) -> Design:
+    """Check the inputs and fix the study's halves, tasks and depths (loads the dataset).
+
+    ``split_seeds``: the random split's seeds (default: the budget's ``split_seeds`` count,
+    0..k-1); must be None for a dissimilar or explicit split.
+    """
     from transferlab.models import build_model
 
     if split not in SPLITS:
@@ -140,27 +184,32 @@ def design(dataset: str, split: str = "random", classes_a=None, classes_b=None,
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list or len(set(seed_list)) != len(seed_list) or min(seed_list) < 0:
         raise bad_value("--seeds", seeds, "a count >= 1 or distinct seeds >= 0")
-    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
-        raise bad_value("--split-seed", split_seed, "an integer >= 0")
     if ":" in str(dataset):
         raise bad_value("--dataset", dataset, "a dataset name or a path without ':'")
     get_budget(budget)  # a bad name fails before any data is read
+    explicit = classes_a is not None or classes_b is not None
+    seeds_of_split = _split_seeds(split_seeds, split, explicit,
+                                  get_budget(budget) if isinstance(budget, str) else budget)
     ds = load_dataset(str(dataset), data_dir)
     budget = get_budget(budget, ds.name)
-    ids_a, ids_b = _halves(ds, split, split_seed, classes_a, classes_b)
     h, w, c = ds.image_shape
     size = budget.size or max(h, w, MIN_SIZE)
     notes: list[str] = []
-    tasks = []
-    for half, ids in (("A", ids_a), ("B", ids_b)):
-        opts = dict(_sampling(ds, ids, budget, notes), size=size)
-        if classes_a is None:
-            opts.update(half=half, split=split, split_seed=split_seed)
-        else:
-            opts["classes"] = ids
-        tasks.append(str(TaskSpec(str(dataset), **opts)))
-    model = build_model(ARCH, num_classes=len(ids_b), in_channels=c, image_size=size,
-                        **budget.arch_kwargs())
+    splits = []
+    for split_seed in seeds_of_split:
+        ids_a, ids_b = _halves(ds, split, split_seed or 0, classes_a, classes_b)
+        tasks = []
+        for half, ids in (("A", ids_a), ("B", ids_b)):
+            opts = dict(_sampling(ds, ids, budget, notes), size=size)
+            if not explicit:
+                opts.update(half=half, split=split, split_seed=split_seed or 0)
+            else:
+                opts["classes"] = ids
+            tasks.append(str(TaskSpec(str(dataset), **opts)))
+        splits.append(Split(split_seed, ids_a, ids_b, [ds.classes[i] for i in ids_a],
+                            [ds.classes[i] for i in ids_b], tasks[0], tasks[1]))
+    model = build_model(ARCH, num_classes=len(splits[0].ids_b), in_channels=c,
+                        image_size=size, **budget.arch_kwargs())
     n_blocks = len(model.block_names)
     allowed = list(range(1, n_blocks))
     depths = allowed if depths is None else sorted({int(d) for d in depths})
@@ -168,14 +217,15 @@ def design(dataset: str, split: str = "random", classes_a=None, classes_b=None,
     if bad or not depths:
         raise bad_value("--depths", bad or depths, f"values in 1..{n_blocks - 1} (n blocks "
                         f"transferred of {n_blocks})")
-    return Design(str(dataset), ds.name, split, split_seed, ids_a, ids_b,
-                  [ds.classes[i] for i in ids_a], [ds.classes[i] for i in ids_b], tasks[0],
-                  tasks[1], budget, seed_list, depths, list(model.block_names), data_dir,
-                  list(dict.fromkeys(notes)))
+    return Design(str(dataset), ds.name, split, splits, budget, seed_list, depths,
+                  list(model.block_names), data_dir, list(dict.fromkeys(notes)))
 
 
-def sweep_specs(d: Design) -> list[dict]:
-    """The three sweep specs (dicts in the sweep engine's format) of the study."""
+def sweep_specs(d: Design, split: Split | None = None) -> list[dict]:
+    """The sweep specs (dicts in the sweep engine's format) of the study: three per split
+    (``transfer``, ``random``, ``baseB``), for every split or only ``split``."""
+    if split is None:
+        return [spec for s in d.splits for spec in sweep_specs(d, s)]
     train = d.budget.train()
 
     def source(task: str, epochs: int | None = None) -> dict:
@@ -185,15 +235,17 @@ def sweep_specs(d: Design) -> list[dict]:
                 **({"epochs": epochs} if epochs is not None else {})}
 
     prefix = f"yosinski-{short_name(d.dataset)}-{d.split}"
-    common = {"target": d.task_b, "train": dict(train), "data_dir": d.data_dir}
+    if split.split_seed is not None:
+        prefix += f"{split.split_seed}"
+    common = {"target": split.task_b, "train": dict(train), "data_dir": d.data_dir}
     return [
         {"name": f"{prefix}-transfer", **common,
-         "sources": {"baseA": source(d.task_a), "baseB": source(d.task_b)},
+         "sources": {"baseA": source(split.task_a), "baseB": source(split.task_b)},
          "axes": {"protocol": ["reinit", "reinit+"], "depth": d.depths, "seed": d.seeds}},
         {"name": f"{prefix}-random", **common,
-         "sources": {"random": source(d.task_a, epochs=0)},
+         "sources": {"random": source(split.task_a, epochs=0)},
          "axes": {"protocol": ["reinit"], "depth": d.depths, "seed": d.seeds}},
         {"name": f"{prefix}-baseB", **common,
-         "sources": {"baseB": source(d.task_b)},
+         "sources": {"baseB": source(split.task_b)},
          "axes": {"protocol": ["scratch"], "seed": d.seeds}},
     ]

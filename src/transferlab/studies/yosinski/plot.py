@@ -1,10 +1,11 @@
 """The study's figures, in the manner of Yosinski et al. (2014), Figure 2.
 
-Top panel: a dot per seed, a line through the means of each condition, baseB's seeds at
-n = 0 and its mean as a horizontal reference line. Bottom panel: the means with ±1 std
-error bars, zoomed on the four transfer conditions and baseB (random features often fall
-far below them and would squash the gaps the paper is about). Rendered with matplotlib's Agg canvas (no display, no
-global pyplot state), so it works in workers and on headless machines.
+Top panel: a dot per unit (split seed, seed), a line through the means of each condition,
+baseB's units at n = 0 and its mean as a horizontal reference line. Bottom panel: the means
+with 95% confidence intervals (t) as error bars, zoomed on the four transfer conditions and
+baseB (random features often fall far below them and would squash the gaps the paper is
+about). Rendered with matplotlib's Agg canvas (no display, no global pyplot state), so it
+works in workers and on headless machines.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from transferlab._atomic import atomic_path
-from transferlab.studies.curves import CONDITIONS, REFERENCE
+from transferlab.studies.yosinski.curves import CONDITIONS, REFERENCE
 
 # Colours and markers follow the paper: B-sourced blue, A-sourced red, "+" variants lighter.
 STYLE = {
@@ -45,15 +46,21 @@ def _xticks(ax, curves: dict) -> None:
     ax.set_xlim(-0.5, max(ticks) + 0.5)
 
 
+def _half_ci(lows, highs) -> np.ndarray:
+    """Error-bar half-widths of 95% t-intervals (0 where undefined: one unit)."""
+    lo, hi = _nan(lows), _nan(highs)
+    return np.nan_to_num((hi - lo) / 2)
+
+
 def _baseline(ax, curves: dict) -> None:
     base = curves[REFERENCE]
     if base["mean"] is None:
         return
     ax.axhline(base["mean"], color="black", lw=1, ls="--", zorder=1,
                label=f"baseB (mean {100 * base['mean']:.1f}%)")
-    if base["std"]:
-        ax.axhspan(base["mean"] - base["std"], base["mean"] + base["std"], color="black",
-                   alpha=0.07, lw=0, zorder=0)
+    if base.get("ci_low") is not None:
+        ax.axhspan(base["ci_low"], base["ci_high"], color="black", alpha=0.07, lw=0,
+                   zorder=0)
 
 
 def _zoom(ax, curves: dict) -> None:
@@ -62,11 +69,11 @@ def _zoom(ax, curves: dict) -> None:
     for name in ("BnB", "BnB+", "AnB", "AnB+"):
         c = curves["conditions"].get(name)
         if c:
-            m, s = _nan(c["mean"]), np.nan_to_num(_nan(c["std"]))
+            m, s = _nan(c["mean"]), _half_ci(c["ci_low"], c["ci_high"])
             vals += list(m - s) + list(m + s)
     base = curves[REFERENCE]
     if base["mean"] is not None:
-        vals += [base["mean"] - (base["std"] or 0), base["mean"] + (base["std"] or 0)]
+        vals += [base.get("ci_low") or base["mean"], base.get("ci_high") or base["mean"]]
     vals = [v for v in vals if np.isfinite(v)]
     if not vals:
         return
@@ -104,11 +111,11 @@ def draw(curves: dict, title: str | None = None) -> Figure:
                         marker=st["marker"], alpha=0.75, zorder=3, lw=0)
         mean = _nan(c["mean"])
         top.plot(xs, mean, color=st["color"], lw=1.6, zorder=2, label=LABELS[name])
-        std = np.nan_to_num(_nan(c["std"]))
-        bottom.errorbar(xs, mean, yerr=std, color=st["color"], marker=st["marker"], ms=5,
+        half = _half_ci(c["ci_low"], c["ci_high"])
+        bottom.errorbar(xs, mean, yerr=half, color=st["color"], marker=st["marker"], ms=5,
                         lw=1.4, capsize=3, label=LABELS[name])
     top.set_ylabel("top-1 test accuracy on B")
-    bottom.set_ylabel("mean ± std over seeds (zoom)")
+    bottom.set_ylabel("mean, 95% CI (zoom)")
     _zoom(bottom, curves)
     bottom.set_xlabel("n: layers (blocks) transferred from the source")
     _xticks(bottom, curves)

@@ -1,20 +1,22 @@
-"""The Yosinski curves: mean ± std of top-1 accuracy on B per condition and depth n.
+"""The Yosinski curves: mean and 95% CI of top-1 accuracy on B per condition and depth n.
 
 A results table (one row per trial, as ``transferlab.sweep`` returns it) is labelled with
-the paper's condition names, then reduced to, for every condition and every n, the seed
-values, their mean and their sample standard deviation (ddof = 1). The reference ``baseB``
-(the base network trained on B) has no depth.
+the paper's condition names, then reduced to, for every condition and every n, the values
+of every unit — a (split seed, seed) pair: the same pair means the same halves and the same
+base networks in every condition, which is what the paired tests of ``findings`` use — their
+mean, sample standard deviation (ddof = 1) and 95% t-interval. The reference ``baseB`` (the
+base network trained on B) has no depth.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from transferlab.errors import UserError
+from transferlab.studies.kit.stats import mean_std, t_interval
 
 # Curves over n, in the order of the paper's Figure 2 (plus the random-features control).
 CONDITIONS = ("BnB", "BnB+", "AnB", "AnB+", "random")
@@ -69,19 +71,36 @@ def _ok_mask(df: pd.DataFrame, metric: str) -> pd.Series:
 
 def stats(values: Sequence[float]) -> tuple[float | None, float | None]:
     """(mean, sample std) with None where undefined (no value; std of one value)."""
-    if not len(values):
-        return None, None
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) > 1 else None)
+    return mean_std(values)
 
 
 def _cell(rows: pd.DataFrame, metric: str) -> dict:
     ok = _ok_mask(rows, metric)
-    good = rows[ok].sort_values("seed")
-    values = [float(v) for v in good[metric]]
-    mean, std = stats(values)
-    return {"mean": mean, "std": std, "n": len(values), "n_failed": int((~ok).sum()),
-            "values": values, "seeds": [int(s) for s in good["seed"]]}
+    good = rows[ok]
+    split = (good["split_seed"] if "split_seed" in good.columns
+             else pd.Series([None] * len(good), index=good.index, dtype=object))
+    order = sorted(range(len(good)), key=lambda i: (_sortable(split.iloc[i]),
+                                                    int(good["seed"].iloc[i])))
+    values = [float(good[metric].iloc[i]) for i in order]
+    mean, std = mean_std(values)
+    ci = t_interval(values)
+    return {"mean": mean, "std": std, "ci_low": ci[0] if ci else None,
+            "ci_high": ci[1] if ci else None, "n": len(values), "n_failed": int((~ok).sum()),
+            "values": values, "seeds": [int(good["seed"].iloc[i]) for i in order],
+            "split_seeds": [_split_value(split.iloc[i]) for i in order]}
+
+
+def _split_value(v) -> int | None:
+    return None if v is None or pd.isna(v) else int(v)
+
+
+def _sortable(v) -> int:
+    s = _split_value(v)
+    return -1 if s is None else s
+
+
+FIELDS = ("mean", "std", "ci_low", "ci_high", "n", "n_failed", "values", "seeds",
+          "split_seeds")
 
 
 def compute_curves(df: pd.DataFrame, depths: Sequence[int] | None = None,
@@ -90,14 +109,16 @@ def compute_curves(df: pd.DataFrame, depths: Sequence[int] | None = None,
 
     Args:
         df: one row per trial with columns condition (see ``label_conditions``), depth,
-            seed, ``metric`` and optionally status ('done' | 'failed'). Failed trials and
-            non-finite metrics are counted in ``n_failed`` but not in the statistics.
+            seed, ``metric`` and optionally split_seed and status ('done' | 'failed').
+            Failed trials and non-finite metrics are counted in ``n_failed`` but not in
+            the statistics.
         depths: the n values to report (default: every depth found).
     Returns:
         ``{"metric", "depths": [n...], "conditions": {name: {"depth": [n...], "mean": [...],
-        "std": [...], "n": [...], "n_failed": [...], "values": [[per seed]...],
-        "seeds": [[...]...]}}, "baseB": {"mean", "std", "n", "n_failed", "values", "seeds"}}``;
-        lists are aligned with ``depths``; mean/std are None where undefined.
+        "std": [...], "ci_low": [...], "ci_high": [...], "n": [...], "n_failed": [...],
+        "values": [[per unit]...], "seeds": [[...]...], "split_seeds": [[...]...]}},
+        "baseB": {the same fields, one value each}}``; lists are aligned with ``depths``,
+        units (split seed, seed) are sorted; mean/std/CI are None where undefined.
     """
     needed = {"condition", "depth", "seed", metric}
     if needed - set(df.columns):
@@ -112,40 +133,28 @@ def compute_curves(df: pd.DataFrame, depths: Sequence[int] | None = None,
         rows = curves_df[curves_df["condition"] == name]
         cells = [_cell(rows[rows["depth"] == d], metric) for d in depths]
         conditions[name] = {"depth": list(depths),
-                            **{k: [c[k] for c in cells] for k in
-                               ("mean", "std", "n", "n_failed", "values", "seeds")}}
+                            **{k: [c[k] for c in cells] for k in FIELDS}}
     base = _cell(df[df["condition"] == REFERENCE], metric)
     return {"metric": metric, "depths": list(depths), "conditions": conditions,
             REFERENCE: base}
 
 
-def pooled_std(curves: dict, names: Sequence[str] | None = None) -> float | None:
-    """Pooled within-cell seed std: sqrt(sum (n_i - 1) s_i^2 / sum (n_i - 1)) over every
-    cell with >= 2 seeds of the conditions ``names`` (default: all, baseB included).
-    None when no such cell has two seeds."""
-    names = list(curves["conditions"]) + [REFERENCE] if names is None else list(names)
-    cells = []
-    for name in names:
-        if name == REFERENCE:
-            cells.append((curves[REFERENCE]["std"], curves[REFERENCE]["n"]))
-        elif name in curves["conditions"]:
-            c = curves["conditions"][name]
-            cells += list(zip(c["std"], c["n"]))
-    num = den = 0.0
-    for std, n in cells:
-        if std is not None and n >= 2:
-            num += (n - 1) * std ** 2
-            den += n - 1
-    return math.sqrt(num / den) if den else None
-
-
-def mean_at(curves: dict, condition: str, depth: int) -> tuple[float | None, int]:
-    """(mean, number of seeds) of ``condition`` at ``depth``; (None, 0) if not measured."""
+def unit_values(curves: dict, condition: str, depth: int | None = None
+                ) -> dict[tuple[int, int], float]:
+    """{(split seed, seed): value} of ``condition`` at ``depth`` (``REFERENCE``: no depth);
+    {} if not measured. A split seed of None (one fixed split) counts as -1."""
+    if condition == REFERENCE:
+        cell = curves[REFERENCE]
+        return {(_sortable(sp), s): v for sp, s, v in
+                zip(cell.get("split_seeds") or [None] * len(cell["seeds"]), cell["seeds"],
+                    cell["values"])}
     cond = curves["conditions"].get(condition)
     if not cond or depth not in cond["depth"]:
-        return None, 0
+        return {}
     i = cond["depth"].index(depth)
-    return cond["mean"][i], cond["n"][i]
+    splits = (cond.get("split_seeds") or [[None] * len(x) for x in cond["seeds"]])[i]
+    return {(_sortable(sp), s): v for sp, s, v in zip(splits, cond["seeds"][i],
+                                                        cond["values"][i])}
 
 
 def table_rows(curves: dict) -> list[dict]:

@@ -1,0 +1,1 @@
+"""Parts every study shares: ``stats``, ``report`` (HTML kit) and ``registry``."""
