@@ -123,7 +123,7 @@ def draw(curves: dict, title: str | None = None) -> Figure:
         ax.grid(alpha=0.25)
     top.legend(loc="lower left", fontsize=8, ncol=2)
     if title:
-        top.set_title(title, fontsize=10)
+        top.set_title(title, fontsize=10, parse_math=False)  # a path with "$" stays text
     return fig
 
 
