@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from transferlab.data import make_task
 from transferlab.errors import UserError
 from transferlab.sweep import foundation, load_results, run_sweep, testing
 from transferlab.sweep.cache import source_path
@@ -107,6 +108,9 @@ def test_diverged_pretraining_fails_with_reason_and_so_do_its_trials(tmp_path, m
         sources = store.sources()
     by_name = {v["name"]: v for v in sources.values()}
     assert by_name["good"]["status"] == "done" and by_name["good"]["error"] is None
+    # A source is cached under its recipe and the fingerprint of its pretraining data.
+    assert by_name["good"]["config"]["task_fingerprint"] == \
+        make_task("digits:classes=0-4:size=16").fingerprint
     assert by_name["bad"]["status"] == "failed"
     assert by_name["bad"]["error"].startswith("diverged: training loss became nan in epoch 1")
     bad_key = next(k for k, v in sources.items() if v["name"] == "bad")

@@ -115,7 +115,7 @@ def _drive(backend, jobs: list[dict], on_result, bar: _Bar, counts: dict,
 
 
 def _build_sources(plan: Plan, db_path: Path, backend, progress: bool, store: Store,
-                   retry_failed: bool, fingerprint) -> dict:
+                   retry_failed: bool) -> dict:
     """``{(source name, trial seed): {"path": checkpoint} | {"failed": source key, "error":
     message}}``; pretrains what is not cached and stores each pretraining's outcome.
 
@@ -131,9 +131,7 @@ def _build_sources(plan: Plan, db_path: Path, backend, progress: bool, store: St
             if src.checkpoint is not None:
                 out[(name, seed)] = {"path": src.checkpoint}
                 continue
-            cfg = src.pretrain_config(seed, plan.data_dir)
-            # The source's data, not only its task string, names its cache entry.
-            cfg["task_fingerprint"] = fingerprint(cfg["task"])
+            cfg = src.pretrain_config(seed, plan.data_dir)  # holds its data's fingerprint
             path = sweep_cache.source_path(db_path, cfg)
             skey = path.parent.name
             rec = stored.get(skey)
@@ -212,13 +210,6 @@ def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
     lock = DriverLock(db_path).acquire()  # before any worker starts or anything is written
     stored, discarded = 0, [0]
     remaining = len(plan.cells)
-    fingerprints: dict[str, str] = {}
-
-    def fingerprint(task: str) -> str:  # once per distinct task string (data_dir is fixed)
-        if task not in fingerprints:
-            fingerprints[task] = fd.task_fingerprint(task, plan.data_dir)
-        return fingerprints[task]
-
     try:
         be = make_backend(backend, workers, max(1, len(plan.cells)), address)
     except BaseException:
@@ -227,15 +218,14 @@ def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
     try:
         with Store(db_path) as store:
             store.record_sweep(plan.spec.name, plan.spec.model_dump(mode="json"))
-            paths = _build_sources(plan, db_path.resolve(), be, progress, store, retry_failed,
-                                   fingerprint)
+            paths = _build_sources(plan, db_path.resolve(), be, progress, store, retry_failed)
             shas = {v["path"]: fd.checkpoint_sha256(v["path"]) for v in paths.values()
                     if "path" in v}
             trials: dict[str, dict] = {}
             for cell in plan.cells:
                 src = paths[(cell.source, cell.seed)]
                 cfg = {"source": src.get("path"), "source_sha256": shas.get(src.get("path")),
-                       "task": cell.task, "task_fingerprint": fingerprint(cell.task),
+                       "task": cell.task, "task_fingerprint": plan.fingerprint(cell.task),
                        "key_version": KEY_VERSION, "protocol": cell.protocol, "seed": cell.seed,
                        "train": cell.train, "data_dir": plan.data_dir}
                 if "failed" in src:  # no checkpoint: keyed by the failed recipe instead
