@@ -91,3 +91,23 @@ def test_unreferenced_artifacts_are_pruned(ckpt, tmp_path):
     run_sweep(spec(ckpt, keep=["probs"]), db, workers=1, progress=False)  # reruns that one
     assert sorted(p.name for p in root.iterdir()) == sorted(df["key"])
     assert (load_results(db)["kept"] == "probs").all()
+
+
+def test_cli_keep_flag(ckpt, tmp_path, capsys):
+    import yaml
+
+    from transferlab.cli import main
+
+    path, db = tmp_path / "spec.yaml", tmp_path / "c.sqlite"
+    path.write_text(yaml.safe_dump(spec(ckpt)))
+    assert main(["sweep", str(path), "--db", str(db), "--keep", "weights,bogus", "--quiet"]) == 2
+    assert "--keep='bogus' is invalid: allowed are weights, probs" in capsys.readouterr().err
+    assert not db.exists()
+    assert main(["sweep", str(path), "--db", str(db), "--keep", "weights", "--quiet",
+                 "--workers", "1"]) == 0
+    df = load_results(db)
+    assert (df["kept"] == "weights").all() and len(df) == 2
+    model, meta = transferlab.load_trial_model(db, df["key"].iloc[0])
+    assert meta["trial_config"]["protocol"] == "freeze:2"
+    assert meta["task_fingerprint"] == transferlab.make_task(TARGET).fingerprint
+    assert meta["trial_config"]["task_fingerprint"] == meta["task_fingerprint"]

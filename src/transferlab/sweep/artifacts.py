@@ -3,7 +3,8 @@
 Layout, beside the database: ``<db>.artifacts/<trial key>/``
 
 ``model.safetensors`` + ``model.json``  the trained model (``save_checkpoint``; the sidecar
-                                        holds the trial's config, key and metrics)
+                                        holds the trial's config and metrics; the folder
+                                        name is its key)
 ``probs.safetensors``                   ``probs`` (N_test, C) float32 softmax of the model on
                                         the task's test split, ``labels`` (N_test,) int64
 
@@ -117,7 +118,7 @@ def _trial_artifacts(db_path: str | os.PathLike, key: str, kind: str) -> Path:
 def load_trial_model(db_path: str | os.PathLike, key: str):
     """The trained model a sweep kept for trial ``key``: ``(BlockModel, meta)``.
 
-    ``meta`` is the checkpoint sidecar: the trial's ``trial_key``, ``trial_config``,
+    ``meta`` is the checkpoint sidecar: the trial's ``trial_config``, ``task_fingerprint``,
     ``metrics``, ``task`` and ``classes``.
     """
     from transferlab.checkpoint import load_checkpoint

@@ -1,7 +1,9 @@
 """``run_sweep``: validate, build the sources, run the missing trials, store each one.
 
 The driver alone writes the database, one transaction per finished trial, so a sweep can
-be killed at any moment: what finished is kept, what was running is simply run again.
+be killed at any moment: what finished is kept, what was running is simply run again. It
+holds the database's driver lock (``lock.py``) from before any worker starts to the end, so
+a second driver is refused instead of running the same missing trials.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Why SQLite: a sweep is killed, resumed, read while it runs and shared by studies; SQLite
 gives atomic commits (a trial is either fully stored or absent), concurrent readers under
-WAL, and a single portable file. Only the process driving the sweep writes to it.
+WAL, and a single portable file. Only the process driving the sweep writes to it, and
+only one process drives a database at a time (``sweep/lock.py``).
 
 A trial's identity is ``trial_key(config)``: the sha256 of its fully resolved config as
 canonical JSON (sorted keys). The config holds the source checkpoint's content hash, not its
