@@ -18,6 +18,7 @@ _LAZY = {
     "pretrain": "transferlab.api", "transfer": "transferlab.api",
     "TransferResult": "transferlab.api", "save_checkpoint": "transferlab.checkpoint",
     "load_checkpoint": "transferlab.checkpoint", "UserError": "transferlab.errors",
+    "load_trial_model": "transferlab.sweep", "load_trial_probs": "transferlab.sweep",
 }
 
 

@@ -198,33 +198,48 @@ def checkpoint_meta(res: TransferResult, **more) -> dict:
 def pretrain_checkpoint(task: str, out_path: str, arch: str = "convnet",
                         arch_kwargs: dict | None = None, train: dict | None = None,
                         seed: int = 0, data_dir: str | None = None,
-                        progress: bool = False) -> dict:
+                        progress: bool = False, save_diverged: bool = True) -> dict:
     """Pretrain on the task string ``task`` and save a checkpoint; returns the metrics.
 
     ``train={"epochs": 0}`` saves the seeded random initialisation (a random-features
-    source for controls).
+    source for controls). ``save_diverged=False`` saves nothing when the training diverged
+    (``metrics["outcome"] == "diverged"``): the sweep must not transfer from NaN weights.
     """
     t = make_task(task, data_dir=data_dir)
     res = pretrain(t, arch=arch, train=train, seed=seed, progress=progress,
                    **(arch_kwargs or {}))
-    save_checkpoint(out_path, res.model, checkpoint_meta(res))
+    if save_diverged or res.metrics.get("outcome") != "diverged":
+        save_checkpoint(out_path, res.model, checkpoint_meta(res))
     return res.metrics
 
 
-def run_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool = False) -> dict:
+def run_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool = False,
+              keep: tuple[str, ...] | list[str] = (), artifacts_dir: str | None = None) -> dict:
     """Run one sweep trial from its resolved config dict; returns the metrics dict.
 
     ``cfg`` keys: source (checkpoint path or None), arch and arch_kwargs (when source is
-    None), task, protocol, seed, train, data_dir. See docs/ARCHITECTURE.md.
+    None), task, protocol, seed, train, data_dir; optionally task_fingerprint (the target
+    data's ``Task.fingerprint`` seen when the sweep was planned: a mismatch raises
+    ``UserError`` instead of training on other data than the key says) and key_version.
+    ``keep`` ("weights", "probs"): write those outputs into ``artifacts_dir`` (see
+    ``transferlab.sweep.artifacts``); the metrics dict then has ``"artifacts": {kind: path}``.
+    See docs/ARCHITECTURE.md.
     """
     allowed = {"source", "arch", "arch_kwargs", "task", "protocol", "seed", "train", "data_dir",
-               "source_sha256"}
+               "source_sha256", "task_fingerprint", "key_version"}
     unknown = sorted(set(cfg) - allowed)
     if unknown:
         raise UserError(f"trial config keys {unknown} are invalid: allowed are {sorted(allowed)}")
     if "task" not in cfg or "protocol" not in cfg:
         raise UserError("trial config needs 'task' and 'protocol'; add them to the spec")
-    task = make_task(cfg["task"], data_dir=cfg.get("data_dir"))
+    if keep and not artifacts_dir:
+        raise UserError(f"keep={list(keep)} needs artifacts_dir: pass the folder to write to")
+    task = make_task(cfg["task"], data_dir=cfg.get("data_dir"), progress=progress)
+    if cfg.get("task_fingerprint") and cfg["task_fingerprint"] != task.fingerprint:
+        raise UserError(f"task={cfg['task']!r}: its data changed since the sweep was planned "
+                        f"(fingerprint {task.fingerprint[:12]}…, the trial key has "
+                        f"{cfg['task_fingerprint'][:12]}…); allowed is the data the key names; "
+                        "run the sweep again to plan it on the current data")
     if cfg.get("source"):
         source, _ = load_checkpoint(cfg["source"])
     else:
@@ -237,4 +252,10 @@ def run_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool = 
     cache = FeatureCache(feature_cache_dir) if feature_cache_dir else None
     res = transfer(source, task, cfg["protocol"], cfg.get("train"), seed=int(cfg.get("seed", 0)),
                    feature_cache=cache, progress=progress)
-    return res.metrics
+    if not keep:
+        return res.metrics
+    from transferlab.sweep.artifacts import save_trial_outputs
+
+    meta = checkpoint_meta(res, trial_config=cfg, task_fingerprint=task.fingerprint)
+    written = save_trial_outputs(artifacts_dir, keep, res.model, task, meta)
+    return {**res.metrics, "artifacts": written}

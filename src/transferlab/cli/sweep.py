@@ -39,6 +39,10 @@ def register(subparsers) -> None:
     p.add_argument("--cache-limit-gb", type=float, default=4.0,
                    help="size bound of the frozen-prefix feature cache in <db>.cache/features "
                         "(least recently used files go first; 0 disables the cache)")
+    p.add_argument("--keep", default=None, metavar="KINDS",
+                   help="keep trial outputs in <db>.artifacts/: 'weights', 'probs' (test-set "
+                        "softmax) or 'weights,probs' (added to the spec's keep; stored trials "
+                        "without them run again)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     g = p.add_argument_group("depth-sweep shortcut (instead of SPEC)")
@@ -97,6 +101,8 @@ def resume_command(args, db: str) -> str:
         parts += ["--workers", str(args.workers)]
     if args.cache_limit_gb != 4.0:
         parts += ["--cache-limit-gb", str(args.cache_limit_gb)]
+    if args.keep:
+        parts += ["--keep", args.keep]
     return shlex.join(parts)
 
 
@@ -123,7 +129,8 @@ def run(args) -> int:
     try:
         df = run_sweep(spec, db, backend=args.backend, workers=args.workers,
                        address=args.address, retry_failed=args.retry_failed,
-                       progress=not args.quiet, cache_limit_gb=args.cache_limit_gb)
+                       progress=not args.quiet, cache_limit_gb=args.cache_limit_gb,
+                       keep=args.keep)
     except SweepInterrupted as exc:
         print(f"transferlab sweep: interrupted: {exc.finished} trials stored this run, "
               f"{exc.discarded} unfinished trials discarded, {exc.remaining} still to run.\n"

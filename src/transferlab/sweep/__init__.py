@@ -18,6 +18,8 @@ _EXPORTS = {
     "SweepInterrupted": "runner", "run_sweep": "runner",
     "PretrainSpec": "spec", "SourceSpec": "spec", "SweepSpec": "spec",
     "Store": "store", "trial_key": "store",
+    "load_trial_model": "artifacts", "load_trial_probs": "artifacts",
+    "artifacts_root": "artifacts", "DriverLock": "lock",
 }
 
 __all__ = sorted(_EXPORTS)

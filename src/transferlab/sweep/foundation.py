@@ -98,6 +98,17 @@ def with_task_options(task: str, options: dict) -> str:
     return canonical_task(out)
 
 
+def task_fingerprint(task: str, data_dir: str | None) -> str:
+    """``Task.fingerprint`` of the task string ``task`` built from ``data_dir``: the sha256
+    of the data a trial on it actually sees (``UserError`` if the task cannot be built)."""
+    import torch
+
+    from transferlab.data import make_task
+
+    with torch.random.fork_rng(devices=[]):  # building a task must not move the caller's RNG
+        return make_task(task, data_dir=data_dir, progress=False).fingerprint
+
+
 def canonical_task(task: str) -> str:
     """Parse ``task`` (``UserError`` if invalid) and return its canonical string."""
     from transferlab.data import TaskSpec
@@ -152,7 +163,9 @@ def pretrain_checkpoint(**kwargs) -> dict:
     return _pretrain(**kwargs)
 
 
-def run_trial(cfg: dict, feature_cache_dir: str | None, progress: bool = False) -> dict:
+def run_trial(cfg: dict, feature_cache_dir: str | None, progress: bool = False,
+              keep: tuple[str, ...] = (), artifacts_dir: str | None = None) -> dict:
     from transferlab.api import run_trial as _run
 
-    return _run(cfg, feature_cache_dir=feature_cache_dir, progress=progress)
+    return _run(cfg, feature_cache_dir=feature_cache_dir, progress=progress, keep=keep,
+                artifacts_dir=artifacts_dir)

@@ -55,6 +55,13 @@ class Plan:
     spec: SweepSpec
     sources: dict[str, SourcePlan]
     cells: list[Cell] = field(default_factory=list)
+    # Task.fingerprint per task string, built once per plan; a plan has one data_dir, so
+    # this is the (task string, data_dir) cache the keys need.
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+    def fingerprint(self, task: str) -> str:
+        """The data fingerprint of ``task`` under this plan's ``data_dir`` (built once)."""
+        return _fingerprint(self.fingerprints, task, self.data_dir)
 
     @property
     def data_dir(self) -> str | None:
@@ -67,12 +74,18 @@ class Plan:
         return str(path.resolve())
 
 
+def _fingerprint(cache: dict, task: str, data_dir: str | None) -> str:
+    if task not in cache:
+        cache[task] = fd.task_fingerprint(task, data_dir)
+    return cache[task]
+
+
 def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _check_sources(raw: dict, base_dir: str | None, data_dir: str | None,
-                   problems: list[str]) -> dict[str, SourcePlan]:
+                   problems: list[str], fps: dict) -> dict[str, SourcePlan]:
     sources, probs = parse_sources(raw.get("sources", {}))
     problems += probs
     out = {}
@@ -94,8 +107,11 @@ def _check_sources(raw: dict, base_dir: str | None, data_dir: str | None,
                 task = fd.canonical_task(pt.task)
                 train = fd.resolve_train(s.pretrain_train())
                 n = fd.arch_num_blocks(task, pt.arch, pt.arch_kwargs, data_dir)
+                # The pretraining data's fingerprint names the cached source with its
+                # recipe: an edited source dataset is pretrained again.
                 cfg = {"task": task, "arch": pt.arch, "arch_kwargs": dict(pt.arch_kwargs),
-                       "train": train, "seed": pt.seed}
+                       "train": train, "seed": pt.seed,
+                       "task_fingerprint": _fingerprint(fps, task, data_dir)}
                 out[name] = SourcePlan(name, n, pretrain=cfg, per_seed=s.per_seed)
         except UserError as exc:
             problems.append(f"{where}: {exc}")
@@ -145,7 +161,8 @@ def plan_sweep(spec) -> Plan:
     else:
         target = None
 
-    sources = _check_sources(raw, base_dir, data_dir, problems)
+    fps: dict = {}
+    sources = _check_sources(raw, base_dir, data_dir, problems, fps)
     axes_raw = raw.get("axes") if isinstance(raw.get("axes"), dict) else {}
     train_names, task_names = fd.train_fields(), fd.task_fields()
     allowed = list(FIXED_AXES) + list(train_names) + list(task_names)
@@ -239,7 +256,7 @@ def plan_sweep(spec) -> Plan:
                 problems.append(f"axes.{name}[{i}]: {exc}")
     raise_problems(display, problems)
     assert parsed is not None  # no problems means pydantic accepted it
-    return Plan(parsed, sources, _expand(parsed, sources, axes, train_raw, targets))
+    return Plan(parsed, sources, _expand(parsed, sources, axes, train_raw, targets), fps)
 
 
 def _expand(spec: SweepSpec, sources: dict[str, SourcePlan], axes: dict[str, list],

@@ -14,11 +14,12 @@ LOWER_IS_BETTER = ("nll", "loss", "time", "error")
 
 
 def frame_from_rows(rows: list[dict]) -> pd.DataFrame:
-    """One row per trial: sweep, key, status, error, grid labels, config, metrics.
+    """One row per trial: sweep, key, status, error, grid labels, config, metrics, kept.
 
     Labels (source, protocol, depth, seed, other axes) come first; ``protocol_spec`` is the
     full name ("freeze:3"); TrainConfig fields appear as ``train.<field>``; a metric whose
-    name clashes with a label (the plan's ``depth``) appears as ``metrics.<name>``.
+    name clashes with a label (the plan's ``depth``) appears as ``metrics.<name>``; ``kept``
+    lists the outputs kept ("probs,weights"; see ``load_trial_probs``) or is None.
     """
     records, labels = [], {}
     for r in rows:
@@ -33,7 +34,9 @@ def frame_from_rows(rows: list[dict]) -> pd.DataFrame:
             if isinstance(v, (list, tuple)):
                 v = ",".join(map(str, v))
             rec[f"metrics.{k}" if k in rec else k] = v
-        rec.update({"error": r["error"], "duration_s": r["duration_s"],
+        kept = r.get("artifacts") or {}
+        rec.update({"error": r["error"], "kept": ",".join(sorted(kept)) or None,
+                    "duration_s": r["duration_s"],
                     "finished_at": r["finished_at"],
                     "host": (r.get("provenance") or {}).get("host")})
         records.append(rec)

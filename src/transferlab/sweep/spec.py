@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -71,6 +71,10 @@ class SweepSpec(_Strict):
                                   "(the budget) shared by every trial")
     data_dir: str | None = Field(None, description="dataset folder (default: "
                                  "TRANSFERLAB_DATA or the built-in location)")
+    keep: list[Literal["weights", "probs"]] = Field(
+        default_factory=list, description="trial outputs to keep beside the database: "
+        "'weights' (safetensors checkpoint), 'probs' (test-set softmax + labels); see "
+        "load_trial_model / load_trial_probs")
     base_dir: str | None = Field(None, exclude=True, description="folder that relative "
                                  "checkpoint paths are relative to (the spec file's folder)")
 

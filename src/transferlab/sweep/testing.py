@@ -13,7 +13,8 @@ CALLS: list[dict] = []  # configs seen in this process (for counting runs in-pro
 FAIL: dict = {}  # {"protocol": "freeze:2", "seed": 1, "how": "raise" | "diverge"}
 
 
-def fake_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool = False) -> dict:
+def fake_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool = False,
+               **_kept) -> dict:
     """Deterministic metrics derived from the config; fails as ``FAIL`` says."""
     CALLS.append(cfg)
     match = FAIL and all(cfg.get(k) == v for k, v in FAIL.items() if k != "how")
@@ -26,14 +27,16 @@ def fake_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool =
             "diverged" if match else "ok", "reason": "loss is nan at epoch 1" if match else ""}
 
 
-def pid_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool = False) -> dict:
+def pid_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool = False,
+              **_kept) -> dict:
     """``fake_trial`` plus the id of the process that ran it (for testing worker reuse)."""
     import os
 
     return {**fake_trial(cfg, feature_cache_dir, progress), "worker_pid": os.getpid()}
 
 
-def slow_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool = False) -> dict:
+def slow_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool = False,
+               **_kept) -> dict:
     """``pid_trial`` after ``cfg["seconds"]`` (default 30) of short sleeps: a trial to stop."""
     import time
 

@@ -5,10 +5,15 @@ it returns a result dict and the driver stores it, so a killed worker leaves not
 half-written.
 
 job = {"kind": "trial", "cfg": run_trial config, "feature_cache_dir": str | None,
-       "trial_fn": "module:function" | None (tests inject a stand-in)}
+       "trial_fn": "module:function" | None (tests inject a stand-in),
+       "keep": ["weights", "probs"] (optional), "artifacts_dir": <db>.artifacts/<key>,
+       "artifacts_root": <db>.artifacts}
 job = {"kind": "source", "cfg": pretraining config, "out": checkpoint path}
 result = {"status": "done" | "failed", "metrics": dict | None, "error": str | None,
-          "started_at": float, "finished_at": float, "provenance": dict}
+          "started_at": float, "finished_at": float, "provenance": dict,
+          "artifacts": {kind: path relative to artifacts_root} | None}
+
+A source whose pretraining diverged saves no checkpoint and fails with the reason.
 """
 
 from __future__ import annotations
@@ -37,13 +42,22 @@ def execute(job: dict) -> dict:
     from transferlab.provenance import provenance
 
     started = time.time()
-    metrics, error = None, None
+    metrics, error, artifacts = None, None, None
     try:
         if job["kind"] == "trial":
-            metrics = dict(_resolve(job.get("trial_fn"))(job["cfg"], job.get("feature_cache_dir")))
+            fn = _resolve(job.get("trial_fn"))
+            # Only a trial asked to keep outputs gets the extra arguments, so stand-ins with
+            # the plain (cfg, feature_cache_dir) signature keep working.
+            extra = ({"keep": tuple(job["keep"]), "artifacts_dir": job["artifacts_dir"]}
+                     if job.get("keep") else {})
+            metrics = dict(fn(job["cfg"], job.get("feature_cache_dir"), **extra))
+            written = metrics.pop("artifacts", None)
             status = "failed" if metrics.get("outcome") == "diverged" else "done"
             if status == "failed":
                 error = f"diverged: {metrics.get('reason') or 'non-finite loss'}"
+            elif written:
+                artifacts = {k: os.path.relpath(v, job["artifacts_root"])
+                             for k, v in written.items()}
         elif job["kind"] == "source":
             from transferlab.sweep.foundation import pretrain_checkpoint
 
@@ -51,15 +65,18 @@ def execute(job: dict) -> dict:
             metrics = pretrain_checkpoint(task=cfg["task"], out_path=job["out"],
                                           arch=cfg["arch"], arch_kwargs=cfg["arch_kwargs"],
                                           train=cfg["train"], seed=cfg["seed"],
-                                          data_dir=cfg.get("data_dir"))
+                                          data_dir=cfg.get("data_dir"), save_diverged=False)
             status = "done"
+            if metrics.get("outcome") == "diverged":
+                status = "failed"
+                error = f"diverged: {metrics.get('reason') or 'non-finite loss'}"
         else:
             raise ValueError(f"unknown job kind {job['kind']!r}")
     except Exception as exc:  # a failing trial is recorded; the sweep goes on
         status = "failed"
         error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=20)}"
     return {"status": status, "metrics": metrics, "error": error, "started_at": started,
-            "finished_at": time.time(), "provenance": provenance()}
+            "finished_at": time.time(), "provenance": provenance(), "artifacts": artifacts}
 
 
 def _exit_when_orphaned(parent: int) -> None:
