@@ -52,6 +52,12 @@ def inputs(tmp_path_factory):
     con.commit()
     con.close()
     (f / "empty_data").mkdir()
+    from PIL import Image
+    for c in ("a", "b"):
+        (f / "imgs" / "train" / c).mkdir(parents=True)
+        for i in range(3):
+            Image.new("L", (8, 8), 40 * i).save(f / "imgs" / "train" / c / f"{i}.png")
+    (f / "imgs" / "train" / "c").mkdir()  # an empty class folder
     return f
 
 
@@ -78,6 +84,7 @@ CASES = [
      "--data-dir"),
     ("task-data-dir-without-mnist", "pretrain --task mnist --data-dir {f}/empty_data "
      "--out {o}/m", "mnist"),
+    ("task-empty-class-folder", "pretrain --task {f}/imgs --out {o}/m", "['c'] hold no images"),
     # -- pretrain: architecture
     ("arch-unknown", "pretrain --task digits --arch nope --out {o}/m", "arch='nope'"),
     ("arch-width-negative", "pretrain --task digits --arch-kwargs '{{\"width\": -3}}' "

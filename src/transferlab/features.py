@@ -27,7 +27,7 @@ import torch
 from filelock import FileLock
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from transferlab._atomic import atomic_path
@@ -231,7 +231,9 @@ class FeatureCache:
                 kinds = json.loads(meta.get("kinds", "{}"))  # absent in older files: tensors
                 raw = {k: f.get_tensor(k) for k in f.keys()}
             os.utime(path)  # mark as recently used
-        except Exception:  # a corrupt or vanished file is recomputed, not trusted
+        except (SafetensorError, OSError, ValueError):
+            # a corrupt or vanished file is recomputed, not trusted; anything else (a device
+            # out of memory while loading, a bug) propagates and leaves a valid entry alone
             path.unlink(missing_ok=True)
             return None
         feats: dict[str, Batched] = {}

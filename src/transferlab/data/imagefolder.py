@@ -90,6 +90,20 @@ def list_image_folder(path: str | os.PathLike) -> Listing:
     if not train:
         raise UserError(f"{root}: found no images in <class>/ folders; expected "
                         "train/<class>/<image>")
+    if not is_zip:  # a class folder without images is a mistake, never a dropped class
+        base = root / parts[0][0] if depth else root
+        for split, found in (("train", train), ("test", test)) if split_layout else \
+                ((None, train),):
+            folder = base / split if split else base
+            if not folder.is_dir():
+                continue
+            empty = sorted(d.name for d in folder.iterdir() if d.is_dir()
+                           and not d.name.startswith(".") and d.name not in found
+                           and d.name not in ("train", "test", "__MACOSX"))
+            if empty:
+                raise UserError(f"{folder}: class folder(s) {empty} hold no images "
+                                f"({', '.join(sorted(IMAGE_EXTS))}); add images or remove "
+                                "the folder(s)")
     classes = tuple(sorted(train))
     extra = sorted(set(test) - set(classes))
     if extra:
