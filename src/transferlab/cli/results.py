@@ -38,6 +38,8 @@ def _fmt(mean: float, std: float, n: int) -> str:
 def run(args) -> int:
     from transferlab._atomic import write_text_atomic
     from transferlab.cli import print_json
+    import pandas as pd
+
     from transferlab.sweep.results import aggregate, best_index, default_by, load_results
 
     df = load_results(args.db)
@@ -60,6 +62,16 @@ def run(args) -> int:
                 print("  ".join(str(v) for v in r.values()))
             print(f"{len(rows)} failed trials; `transferlab sweep ... --retry-failed` reruns them")
         return 0
+    if not (df["status"] == "done").any():
+        raise UserError(f"db={args.db!r}: all {len(df)} trials failed, so there is nothing to "
+                        "tabulate; see why with `transferlab results DB --failed`")
+    done = df[df["status"] == "done"]
+    if args.metric in df.columns and done[args.metric].notna().any() and \
+            pd.to_numeric(done[args.metric], errors="coerce").isna().all():
+        numeric = [c for c in done.columns if c not in ("key", "error", "seed") and pd.api
+                   .types.is_numeric_dtype(done[c]) and done[c].notna().any()]
+        raise UserError(f"--metric={args.metric!r} is invalid: it is not a numeric column; "
+                        f"allowed are {', '.join(numeric)}")
     by = [c.strip() for c in args.by.split(",") if c.strip()] if args.by else default_by(df)
     table = aggregate(df, by=by, metric=args.metric)
     best = best_index(table, args.metric)

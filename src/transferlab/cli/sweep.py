@@ -147,4 +147,9 @@ def run(args) -> int:
               f"({summary['elapsed_s']} s). Table: transferlab results {shlex.quote(db)}")
         if summary["failed"]:
             print("Failed trials keep their error; run again with --retry-failed to retry them.")
+    if summary["trials"] and not summary["done"]:  # nothing worked: not a success
+        first = str(df.loc[df["status"] == "failed", "error"].iloc[0] or "").splitlines()
+        raise UserError(f"every one of the {summary['trials']} trials failed (first error: "
+                        f"{first[0] if first else 'unknown'}); fix it and rerun with "
+                        "--retry-failed; `transferlab results DB --failed` lists them")
     return 0
