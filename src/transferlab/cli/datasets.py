@@ -45,12 +45,15 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         status = "error" if r["error"] else ("found" if r["found"] else "missing")
         if r["found"] and r["cached"]:
-            status = "cached"
+            status = "verified"  # decoded and checked once (labels, shapes), now cached
         cells = [str(r[k]) if r[k] is not None else "-" for k in ("n_train", "n_test",
                                                                   "num_classes")]
         where = r["path"] or "-"
         print(f"{r['name']:<8} {status:<8} {cells[0]:>6} {cells[1]:>6} {cells[2]:>7} "
               f"{_shape(r):<8} {where}")
+    if any(r["found"] and not r["cached"] and not r["error"] for r in rows):
+        print("  (verified: decoded and checked, cached; found: files present, sizes read from "
+              "their headers, not yet decoded — the first task that uses it verifies it)")
     notes = [r["missing"] or r["error"] for r in rows if r["missing"] or r["error"]]
     for note in notes:
         print(f"  - {note}")
