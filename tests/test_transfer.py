@@ -129,3 +129,11 @@ def test_train_config_validation():
         TrainConfig.from_dict({"epoch": 3})
     assert json.loads(json.dumps(TrainConfig().to_dict()))["epochs"] == 10
     assert not math.isnan(TrainConfig().lr)
+
+
+@pytest.mark.parametrize("protocol", ["l2sp", "bn-adapt", "norm-only", "finetune-frozen-stats"])
+def test_new_protocols_transfer_end_to_end(source, tasks, protocol):
+    res = transfer(source, tasks[1], protocol, FAST, seed=0, progress=False)
+    assert res.metrics["outcome"] == "ok" and res.metrics["test_acc"] > 0.4, protocol
+    # lr_mult=None is resolved into the recorded config: the value that ran.
+    assert res.config["train"]["lr_mult"] == (0.1 if protocol.startswith("finetune") else 1.0)

@@ -20,10 +20,9 @@ from transferlab.checkpoint import checkpoint_sha256, load_checkpoint, save_chec
 from transferlab.data import Task, make_task
 from transferlab.errors import UserError
 from transferlab.features import FeatureCache, compute_split_features
-from transferlab.models import BlockModel, build_model, head_input, head_linear
+from transferlab.models import BlockModel, build_model
 from transferlab.models.compat import check_runs_on
-from transferlab.protocols import Plan, Protocol, get_protocol, make_plan
-from transferlab.protocols.linear_probe import L2_GRID, fit_logistic
+from transferlab.protocols import Plan, Protocol, ProtocolConfig, get_protocol, resolve_train
 from transferlab.train import TrainConfig, evaluate, fit
 from transferlab.train.loop import to_layout
 
@@ -51,27 +50,15 @@ def _param_counts(model: nn.Module) -> tuple[int, int]:
     return trainable, sum(p.numel() for p in model.parameters()) - trainable
 
 
-def _linear_head_input(model: BlockModel, feats) -> tuple[nn.Linear, torch.Tensor]:
-    """The head's last linear layer and its input for ``feats`` (the last block's output;
-    pooling and the head's modules before that layer applied: see models.heads)."""
-    return head_linear(model), head_input(model, feats)
-
-
-def _probe(model: BlockModel, feats: dict[str, torch.Tensor], task: Task,
-           cfg: TrainConfig) -> dict:
-    """Fit the head by L-BFGS on cached features, picking L2 on validation if not given."""
-    linear, x_tr = _linear_head_input(model, feats["train"])
-    _, x_va = _linear_head_input(model, feats["val"])
-    grid = (cfg.l2,) if cfg.l2 is not None else L2_GRID
-    best = (-1.0, None, None)
-    for i, l2 in enumerate(grid):
-        fit_logistic(x_tr, task.y_train, linear, l2, warm_start=i > 0)
-        acc = ((linear(x_va).argmax(1) == task.y_val).float().mean().item()
-               if len(task.y_val) else 0.0)
-        if acc > best[0]:
-            best = (acc, l2, copy.deepcopy(linear.state_dict()))
-    linear.load_state_dict(best[2])
-    return {"l2": best[1], "val_acc": best[0]}
+def _step_hooks(config: ProtocolConfig, plan: Plan) -> dict:
+    """The protocol's per-step hooks for ``fit``, only those it overrides (no per-step
+    call otherwise)."""
+    hooks = {}
+    if type(config).loss_term is not ProtocolConfig.loss_term:
+        hooks["loss_term"] = lambda _model: config.loss_term(plan)
+    if type(config).after_step is not ProtocolConfig.after_step:
+        hooks["after_step"] = lambda _model: config.after_step(plan)
+    return hooks
 
 
 @contextlib.contextmanager
@@ -107,18 +94,19 @@ def transfer(source: BlockModel, task: Task, protocol: str | Protocol = "finetun
     """
     cfg = train if isinstance(train, TrainConfig) else TrainConfig.from_dict(train)
     proto = get_protocol(protocol)
+    cfg = resolve_train(proto.config, cfg)  # lr_mult=None -> the protocol's default
     device = cfg.resolved_device()
     generator = _seed_everything(seed)
     model = copy.deepcopy(source).to(device)
     first = (task.x_train if len(task.y_train) else task.x_test)[:1].to(device)
     check_runs_on(model, first, "source", str(task.spec))  # a size slip: one line, no traceback
-    plan: Plan = make_plan(proto.config, model, task.num_classes, generator,
-                           lr_mult=cfg.lr_mult, layer_decay=cfg.layer_decay)
+    plan: Plan = proto.config.plan(model, task.num_classes, generator,
+                                   lr_mult=cfg.lr_mult, layer_decay=cfg.layer_decay)
     if cfg.channels_last:  # only 4-D (conv) weights change layout
         model = model.to(memory_format=torch.channels_last)
     task = task.to(device)
-    start = plan.frozen_prefix if (use_cache and not cfg.augment) or plan.solver == "lbfgs" \
-        else 0
+    start = plan.frozen_prefix if (use_cache and not cfg.augment) \
+        or type(proto.config).needs_features else 0
     with _layout_hint(cfg):
         return _transfer(model, task, proto, plan, cfg, generator, start, feature_cache,
                          progress, seed)
@@ -137,17 +125,18 @@ def _transfer(model: BlockModel, task: Task, proto: Protocol, plan: Plan, cfg: T
     # One layout change for the whole split here, not one copy per batch in the loop.
     feats = {split: to_layout(v, cfg) for split, v in feats.items()}
     cache_time = time.perf_counter() - t0
-    extra: dict = {}
-    if plan.solver == "lbfgs":
-        t1 = time.perf_counter()
-        extra = _probe(model, feats, task, cfg)
-        fit_res = None
+    t1 = time.perf_counter()
+    extra = proto.config.fit(plan, feats, task, cfg, generator=generator, progress=progress)
+    fit_res = None
+    if extra is not None:  # the protocol's own fit (e.g. the linear probe's L-BFGS)
         train_time = time.perf_counter() - t1
         sps = len(task.y_train) / max(train_time, 1e-9)
     else:
+        extra = {}
         fit_res = fit(model, feats["train"], task.y_train, feats["val"], task.y_val, cfg,
                       plan.groups, start=start, frozen_modules=plan.frozen_modules,
-                      generator=generator, progress=progress, desc=proto.name)
+                      generator=generator, progress=progress, desc=proto.name,
+                      **_step_hooks(proto.config, plan))
         train_time, sps = fit_res.train_time_s, fit_res.samples_per_s
     test_acc, test_nll = evaluate(model, feats["test"], task.y_test, start, cfg=cfg)
     val_acc, _ = evaluate(model, feats["val"], task.y_val, start, cfg=cfg)

@@ -24,6 +24,9 @@ def register(sub) -> None:
     p.add_argument("--task", required=True, help="target task string, e.g. mnist:classes=5-9")
     p.add_argument("--protocol", default="finetune",
                    help="protocol name, e.g. linear-probe, freeze:3, reinit+:2 (see below)")
+    p.add_argument("--protocol-options", default=None, metavar="JSON",
+                   help="the protocol's config fields as a JSON object, e.g. "
+                        "'{\"alpha\": 0.1}' for l2sp or '{\"freeze_norm_stats\": true}'")
     p.add_argument("--out", default=None, help="save the transferred model here (optional)")
     p.add_argument("--no-cache", action="store_true",
                    help="run the frozen prefix every step instead of caching its features")
@@ -36,16 +39,19 @@ def run(args: argparse.Namespace) -> int:
     from transferlab.api import checkpoint_meta, transfer
     from transferlab.checkpoint import checkpoint_sha256, load_checkpoint, save_checkpoint
     from transferlab.cli import print_json
+    from transferlab.cli._common import parse_json_arg
     from transferlab.data import make_task
     from transferlab.protocols import get_protocol
-    from transferlab.protocols.core import resolve_depth
+    from transferlab.protocols import check_model
 
-    proto = get_protocol(args.protocol)  # fail fast, before loading data
+    # fail fast, before loading data
+    proto = get_protocol(args.protocol,
+                         **parse_json_arg("--protocol-options", args.protocol_options))
     cfg = train_config_from_args(args)
     if args.out:
         check_out_checkpoint(args.out, protect=(args.source,))  # before any training
     source, meta = load_checkpoint(args.source)
-    resolve_depth(proto.config, source)  # a depth or block name that doesn't fit: fail early
+    check_model(proto.config, source)  # a depth, block name or kind that doesn't fit: fail early
     task = make_task(args.task, data_dir=args.data_dir)
     res = transfer(source, task, proto, cfg, seed=args.seed, use_cache=not args.no_cache,
                    progress=not args.quiet)

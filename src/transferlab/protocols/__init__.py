@@ -4,10 +4,13 @@
 3
 """
 
-from transferlab.protocols import finetune, freeze, kinds, linear_probe, reinit  # noqa: F401
-from transferlab.protocols.core import KINDS, Plan, ProtocolConfig, make_plan
+from transferlab.protocols import (bn_adapt, finetune, freeze, frozen_stats, kinds,  # noqa: F401
+                                   l2sp, linear_probe, reinit)
+from transferlab.protocols.core import (KINDS, Plan, ProtocolConfig, check_model, make_plan,
+                                        resolve_train)
 from transferlab.protocols.registry import (Protocol, get_protocol, protocol_names,
-                                            register_protocol)
+                                            register_protocol, register_variant)
 
-__all__ = ["KINDS", "Plan", "Protocol", "ProtocolConfig", "get_protocol", "make_plan",
-           "protocol_names", "register_protocol"]
+__all__ = ["KINDS", "Plan", "Protocol", "ProtocolConfig", "check_model", "get_protocol",
+           "make_plan", "protocol_names", "register_protocol", "register_variant",
+           "resolve_train"]

@@ -1,6 +1,7 @@
 """``finetune`` (everything trains, backbone at a smaller lr) and ``scratch`` (baseline)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from transferlab.protocols.core import ProtocolConfig
 from transferlab.protocols.registry import register_protocol
@@ -9,7 +10,8 @@ from transferlab.protocols.registry import register_protocol
 @dataclass
 class FinetuneConfig(ProtocolConfig):
     freeze_prefix: bool = False
-    lr_mult: float = 0.1  # CS231n: fine-tune pretrained weights with a smaller lr
+    # CS231n: fine-tune pretrained weights with a smaller lr (TrainConfig.lr_mult=None).
+    default_lr_mult: ClassVar[float] = 0.1
 
 
 @dataclass

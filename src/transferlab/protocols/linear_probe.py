@@ -2,17 +2,20 @@
 
 The head is fitted on cached features by full-batch L-BFGS (a direct solver), with the
 L2 penalty picked on the validation set when not given: seconds, not epochs of SGD.
+The protocol's ``fit`` hook does this (``api.transfer`` just calls it); ``fit_probe`` is
+reused by other protocols that end with a probe (``bn-adapt``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from transferlab.protocols.core import ProtocolConfig
+from transferlab.errors import UserError, bad_value
+from transferlab.protocols.core import Plan, ProtocolConfig
 from transferlab.protocols.registry import register_protocol
 
 # Strongest penalty first: each fit warm-starts the next, weaker one (a regularisation path).
@@ -22,7 +25,92 @@ L2_GRID = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
 @dataclass
 class LinearProbeConfig(ProtocolConfig):
     freeze_prefix: bool = True
-    solver: str = "lbfgs"
+    solver: ClassVar[str] = "lbfgs"
+    needs_features: ClassVar[bool] = True  # the fit reads cached features, no augmentation
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (self.freeze_prefix and self.depth is None and self.upto is None):
+            raise bad_value("freeze_prefix/depth", (self.freeze_prefix, self.depth),
+                            "(True, None) for linear-probe: its L-BFGS fit needs every block "
+                            "frozen", "use 'head-only' or 'freeze:n' to train blocks")
+
+    def fit(self, plan: Plan, feats: dict, task, cfg, generator=None,
+            progress: bool = False) -> dict:
+        """Fit the head on ``feats`` (the last block's output per split)."""
+        return fit_probe(plan.model, feats["train"], task.y_train, feats["val"], task.y_val,
+                         cfg.l2)
+
+
+def linear_head_input(model: nn.Module, feats) -> tuple[nn.Linear, torch.Tensor]:
+    """The head's last linear layer and its (N, F) input for ``feats`` (the last block's
+    output: a tensor, or ``Hidden`` for text models; pooling applied, see models.heads)."""
+    from transferlab.models.heads import head_input, head_linear
+
+    return head_linear(model), head_input(model, feats)
+
+
+def _loss_grad(xc: torch.Tensor, y: torch.Tensor, onehot: torch.Tensor, w: torch.Tensor,
+               b: torch.Tensor, l2: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy + l2/2 ||w||^2 and its gradient, by hand: no autograd graph,
+    softmax in place, and (p - y)^T x in the fast (K, N) @ (N, D) order (measured 2x
+    faster than autograd on the benchmark's features).
+
+    xc: (N, D) features; y: (N,) int64; onehot: (N, K) float; w: (K, D); b: (K,).
+    """
+    z = torch.addmm(b, xc, w.t())
+    lse = torch.logsumexp(z, 1, keepdim=True)
+    loss = (lse.squeeze(1) - z.gather(1, y[:, None]).squeeze(1)).mean() \
+        + 0.5 * l2 * w.pow(2).sum()
+    p = torch.exp_(z.sub_(lse)).sub_(onehot).div_(len(y))  # (softmax - onehot) / N
+    return loss, torch.addmm(w, p.t(), xc, beta=l2), p.sum(0)
+
+
+class LogisticPath:
+    """Multinomial logistic regression fits on fixed features, for one or many L2 values.
+
+    The features are centred once (exact: the unpenalised bias absorbs the mean, so the
+    optimum is the same, and L-BFGS needs about a fifth fewer steps); each ``fit`` warm
+    starts from the previous one. x: (N, D) float; y: (N,) int64; K classes.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, num_classes: int, bias: bool = True):
+        self.bias = bias  # without a bias, centring would change the problem: none
+        self.mu = x.mean(0) if bias else x.new_zeros(x.shape[1])
+        self.xc = (x - self.mu).contiguous()
+        self.y = y
+        self.onehot = torch.nn.functional.one_hot(y, num_classes).to(x.dtype)
+        self.w = x.new_zeros(num_classes, x.shape[1])
+        self.b = x.new_zeros(num_classes)
+
+    def fit(self, l2: float, max_iter: int = 100, tolerance_grad: float = 1e-6) -> None:
+        """Minimise mean CE + l2/2 ||W||^2 from the current weights (L-BFGS, strong Wolfe)."""
+        w = self.w.clone().requires_grad_(True)
+        b = self.b.clone().requires_grad_(self.bias)
+        opt = torch.optim.LBFGS([w, b] if self.bias else [w], lr=1, max_iter=max_iter,
+                                tolerance_grad=tolerance_grad, tolerance_change=1e-9,
+                                history_size=20, line_search_fn="strong_wolfe")
+
+        def closure():
+            with torch.no_grad():
+                loss, w.grad, gb = _loss_grad(self.xc, self.y, self.onehot, w, b, l2)
+                if self.bias:
+                    b.grad = gb
+            return loss
+
+        opt.step(closure)
+        self.w, self.b = w.detach(), b.detach()
+
+    def write_to(self, linear: nn.Linear) -> None:
+        """Copy the fit into ``linear`` (weight (K, D), bias (K,)), undoing the centring."""
+        with torch.no_grad():
+            linear.weight.copy_(self.w)
+            if linear.bias is not None:
+                linear.bias.copy_(self.b - self.w @ self.mu)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, D) raw features -> (N, K) logits of the current fit."""
+        return torch.addmm(self.b - self.w @ self.mu, x, self.w.t())
 
 
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, linear: nn.Linear, l2: float,
@@ -32,25 +120,50 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, linear: nn.Linear, l2: float,
     x: (N, D) float features; y: (N,) int64 labels. The bias is not penalised. Starts from
     zero weights (so the result depends on the data alone) unless ``warm_start``.
     """
-    if not warm_start:
+    path = LogisticPath(x, y, linear.out_features, bias=linear.bias is not None)
+    if warm_start:
         with torch.no_grad():
-            linear.weight.zero_()
-            if linear.bias is not None:
-                linear.bias.zero_()
-    params = [p for p in linear.parameters()]
-    for p in params:
-        p.requires_grad_(True)
-    opt = torch.optim.LBFGS(params, lr=1, max_iter=max_iter, tolerance_grad=1e-6,
-                            tolerance_change=1e-9, history_size=20,
-                            line_search_fn="strong_wolfe")
+            path.w = linear.weight.detach().clone()
+            bias = linear.bias.detach() if linear.bias is not None else torch.zeros_like(path.b)
+            path.b = bias + path.w @ path.mu
+    path.fit(l2, max_iter=max_iter)
+    path.write_to(linear)
 
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(linear(x), y) + 0.5 * l2 * linear.weight.pow(2).sum()
-        loss.backward()
-        return loss
 
-    opt.step(closure)
+# The path is fitted loosely (the choice of L2 needs validation accuracy, not a precise
+# optimum: measured, the same pick and accuracy to 1e-3), then the chosen value to
+# convergence from its loose fit.
+PATH_ITERS = 15
+POLISH_ITERS = 100
+
+
+def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
+              f_val: torch.Tensor, y_val: torch.Tensor, l2: float | None = None) -> dict:
+    """Fit ``model``'s head by L-BFGS on features, picking L2 on validation if not given.
+
+    f_*: (N, ...) outputs of the last block; y_*: (N,) int64. Returns ``{"l2", "val_acc"}``
+    (val_acc 0.0 when there is no validation data: the first, strongest penalty is kept).
+    """
+    linear, x_tr = linear_head_input(model, f_train)
+    _, x_va = linear_head_input(model, f_val)
+    path = LogisticPath(x_tr.float(), y_train, linear.out_features,
+                        bias=linear.bias is not None)
+    if l2 is None:
+        best = (-1.0, None, None)
+        for lam in L2_GRID:
+            path.fit(lam, max_iter=PATH_ITERS)
+            with torch.no_grad():
+                acc = ((path.logits(x_va.float()).argmax(1) == y_val).float().mean().item()
+                       if len(y_val) else 0.0)
+            if acc > best[0]:
+                best = (acc, lam, (path.w, path.b))
+        l2 = best[1]
+        path.w, path.b = best[2]
+    path.fit(l2, max_iter=POLISH_ITERS)
+    path.write_to(linear)
+    with torch.no_grad():
+        acc = ((linear(x_va).argmax(1) == y_val).float().mean().item() if len(y_val) else 0.0)
+    return {"l2": l2, "val_acc": acc}
 
 
 register_protocol("linear-probe", LinearProbeConfig, takes_depth=False,

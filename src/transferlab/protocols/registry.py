@@ -6,6 +6,7 @@ builds it with ``depth=3``. A name that matches nothing is an error listing the 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from transferlab.errors import UserError
@@ -20,6 +21,20 @@ def register_protocol(name: str, config_cls: type[ProtocolConfig], takes_depth: 
     if name in _REGISTRY:
         raise ValueError(f"protocol {name!r} is already registered")
     _REGISTRY[name] = (config_cls, takes_depth, summary)
+
+
+def register_variant(base: str, suffix: str, summary: str, **defaults) -> str:
+    """Register ``base-suffix``: ``base``'s config class with other field defaults (a
+    name a sweep can request, e.g. ``finetune-frozen-stats``). Returns the new name."""
+    cls, takes_depth, _ = _REGISTRY[base]
+    fields = [(k, type(v), dataclasses.field(default=v)) for k, v in defaults.items()]
+    variant = dataclasses.make_dataclass(cls.__name__ + suffix.title().replace("-", ""),
+                                         fields, bases=(cls,))
+    variant.__module__ = cls.__module__
+    name = f"{base}-{suffix}"
+    shown = f"{base}:n" if takes_depth else base
+    register_protocol(name, variant, takes_depth, f"as {shown}, but {summary}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -62,4 +77,19 @@ def get_protocol(name: str | Protocol, **overrides) -> Protocol:
             raise UserError(f"protocol={name!r} is invalid: {family} takes no depth; "
                             f"write '{family}'")
         canonical = family
-    return Protocol(canonical, family, cls(**overrides))
+    return Protocol(canonical, family, _build(cls, family, overrides))
+
+
+def _build(cls: type[ProtocolConfig], family: str, overrides: dict) -> ProtocolConfig:
+    """``cls(**overrides)``; an unknown option is an error naming the allowed ones."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - names)
+    if "lr_mult" in unknown or "layer_decay" in unknown or "l2" in unknown:
+        key = next(k for k in ("lr_mult", "layer_decay", "l2") if k in unknown)
+        raise UserError(f"protocol option {key}={overrides[key]!r} is invalid: {key} lives in "
+                        f"TrainConfig (one home for each setting); pass train={{'{key}': ...}}, "
+                        f"--{key.replace('_', '-')}, or a sweep's train: {{{key}: ...}}")
+    if unknown:
+        raise UserError(f"protocol options {unknown} are invalid for {family}: allowed are "
+                        f"{sorted(names)}; check the spelling")
+    return cls(**overrides)

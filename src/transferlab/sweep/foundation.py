@@ -32,15 +32,24 @@ def coerce_train_value(name: str, value):
     return value
 
 
-def resolve_train(overrides: dict) -> dict:
-    """Every ``TrainConfig`` field, defaults filled in; raises ``UserError`` if invalid."""
+def resolve_train(overrides: dict, protocol: str | None = None) -> dict:
+    """Every ``TrainConfig`` field, defaults filled in; raises ``UserError`` if invalid.
+
+    With ``protocol``, its defaults too (``lr_mult=None`` -> the protocol's value), so that
+    a trial's key holds what runs: finetune with lr_mult unset and 0.1 is one trial.
+    """
     from transferlab.train import TrainConfig
 
     d = {k: coerce_train_value(k, v) for k, v in overrides.items()}
     try:
-        return TrainConfig.from_dict(d).to_dict()
+        cfg = TrainConfig.from_dict(d)
     except TypeError as exc:  # e.g. a comparison between str and int in __post_init__
         raise UserError(f"train={d!r} is invalid: {exc}; check the value types") from exc
+    if protocol is not None:
+        from transferlab.protocols import get_protocol, resolve_train as _resolve
+
+        cfg = _resolve(get_protocol(protocol).config, cfg)
+    return cfg.to_dict()
 
 
 def check_protocol(name: str) -> None:

@@ -283,7 +283,8 @@ def _expand(spec: SweepSpec, sources: dict[str, SourcePlan], axes: dict[str, lis
                         opts = {k: v for k, v in point.items() if k in task_names}
                         task = fd.with_task_options(tgt, opts) if opts else tgt
                         train = fd.resolve_train(
-                            {**train_raw, **{k: v for k, v in point.items() if k in train_names}})
+                            {**train_raw, **{k: v for k, v in point.items() if k in train_names}},
+                            protocol=full)
                         for seed in seeds:
                             labels = {"source": src, "protocol": base, "depth": depth,
                                       "seed": seed, **point}

@@ -28,8 +28,9 @@ class TrainConfig:
         "early stopping: stop after this many epochs without a better validation accuracy and "
         "restore the best weights (None trains all epochs, keeping the best weights)", None)
     lr_mult: float | None = _help(
-        "backbone learning rate = lr_mult x lr for pretrained blocks that train "
-        "(None: the protocol's default, 0.1 for finetune, 1.0 otherwise)", None)
+        "backbone learning rate = lr_mult x lr for pretrained blocks that train (the one "
+        "home of this setting; None: the protocol's default, 0.1 for finetune, 1.0 "
+        "otherwise, resolved into the run's recorded config and a sweep's trial key)", None)
     layer_decay: float | None = _help(
         "layer-wise lr decay: pretrained block i of L trains at lr_mult x decay^(L-1-i)", None)
     crop_padding: int = _help("augmentation: random crop after zero padding by this many px", 0)

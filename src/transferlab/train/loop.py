@@ -11,6 +11,7 @@ import contextlib
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -84,14 +85,16 @@ def evaluate(model: BlockModel, x: Batched, y: torch.Tensor, start: int = 0,
 def build_optimizer(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
     """One optimiser param group per (lr scale, decay/no-decay) pair.
 
-    ``groups``: dicts with ``params`` and ``lr_scale``. Weight decay applies to tensors
-    with 2+ dimensions only: decaying BatchNorm scales and biases hurts small-data transfer.
+    ``groups``: dicts with ``params``, ``lr_scale`` and optionally ``weight_decay`` (a
+    protocol's own, e.g. 0 for l2sp whose penalty replaces it; default cfg.weight_decay).
+    Weight decay applies to tensors with 2+ dimensions only: decaying BatchNorm scales
+    and biases hurts small-data transfer.
     """
     param_groups = []
     for g in groups:
         decay = [p for p in g["params"] if p.requires_grad and p.dim() > 1]
         no_decay = [p for p in g["params"] if p.requires_grad and p.dim() <= 1]
-        for ps, wd in ((decay, cfg.weight_decay), (no_decay, 0.0)):
+        for ps, wd in ((decay, g.get("weight_decay", cfg.weight_decay)), (no_decay, 0.0)):
             if ps:
                 param_groups.append({"params": ps, "lr": cfg.lr * g["lr_scale"],
                                      "weight_decay": wd, "name": g.get("name", "")})
@@ -120,14 +123,18 @@ def fit(model: BlockModel, x_train: Batched, y_train: torch.Tensor,
         x_val: Batched, y_val: torch.Tensor, cfg: TrainConfig, groups: list[dict],
         start: int = 0, frozen_modules: list[nn.Module] | None = None,
         generator: torch.Generator | None = None, progress: bool = True,
-        desc: str = "train") -> FitResult:
+        desc: str = "train",
+        loss_term: Callable[[nn.Module], torch.Tensor | None] | None = None,
+        after_step: Callable[[nn.Module], None] | None = None) -> FitResult:
     """Train ``model.forward_from(., start)`` with cross-entropy; return a ``FitResult``.
 
     x_*: (N, ...) inputs to block ``start`` on the training device (tensors, or
     TokenInputs / Hidden for text models); y_*: (N,) int64.
     ``groups``: parameter groups with their ``lr_scale``. The best weights on validation
     accuracy are restored at the end. A non-finite loss stops the run with outcome
-    "diverged" and the reason, rather than raising.
+    "diverged" and the reason, rather than raising. A protocol's hooks: ``loss_term(model)``
+    is added to the cross-entropy that is minimised (the reported train_loss stays the
+    cross-entropy), ``after_step(model)`` runs after every optimiser step.
     """
     from transferlab.data import Augment, batches
 
@@ -157,11 +164,14 @@ def fit(model: BlockModel, x_train: Batched, y_train: torch.Tensor,
             with _autocast(xb.device, cfg):
                 logits = model.forward_from(xb, start)
             loss = F.cross_entropy(logits.float(), yb)
+            extra = loss_term(model) if loss_term is not None else None
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if extra is None else loss + extra).backward()
             if cfg.max_grad_norm:
                 nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
             opt.step()
+            if after_step is not None:
+                after_step(model)
             loss_sum += loss.detach() * len(yb)
             correct += (logits.detach().argmax(1) == yb).sum()
             step += 1
