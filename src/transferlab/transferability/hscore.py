@@ -13,7 +13,10 @@ import numpy as np
 
 from transferlab.transferability._validate import ArrayLike, as_features, as_labels, class_means
 
-PINV_RCOND = 1e-15  # as the reference implementation: near-null directions still count
+# Directions whose variance is below 1e-10 of the largest are treated as null. Features
+# arrive in float32: their rounding alone gives variances ~1e-14 of the largest, and
+# inverting those (the thuml code's rcond=1e-15) makes the score a function of rounding.
+PINV_RCOND = 1e-10
 
 
 def between_class_cov(f: np.ndarray, y: np.ndarray, c: int) -> np.ndarray:
