@@ -19,16 +19,20 @@ from transferlab.transferability._validate import ArrayLike, as_features, as_lab
 PINV_RCOND = 1e-10
 
 
-def between_class_cov(f: np.ndarray, y: np.ndarray, c: int) -> np.ndarray:
-    """(dim, dim) covariance of E[f | y] over the samples, with 1/n."""
-    dev = class_means(f, y, c) - f.mean(0)
-    w = np.bincount(y, minlength=c) / len(y)
-    return (dev * w[:, None]).T @ dev
+def spectral_parts(f: np.ndarray, y: np.ndarray, c: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From the thin SVD of the centred features Fc = U S V^T (k = min(n, dim) directions):
+    the covariance's eigenvalues s^2 / n (k,), the class-mean deviations projected on V
+    (C, k) and the class weights n_c / n (C,).
 
-
-def centred_cov(f: np.ndarray) -> np.ndarray:
-    fc = f - f.mean(0)
-    return fc.T @ fc / len(f)
+    cov(E[f | y]) = sum_c w_c d_c d_c^T with d_c = mean_c - mean, and every d_c lies in the
+    row space of Fc, so tr(M^-1 cov(E[f | y])) for any M with the same eigenvectors is
+    sum_c w_c sum_j (v_j^T d_c)^2 / m_j: O(n^2 dim) instead of a dim x dim inverse.
+    """
+    mean = f.mean(0)
+    _, sv, vt = np.linalg.svd(f - mean, full_matrices=False)
+    proj = (class_means(f, y, c) - mean) @ vt.T
+    return sv ** 2 / len(f), proj, np.bincount(y, minlength=c) / len(y)
 
 
 def h_score(features: ArrayLike, labels: ArrayLike) -> float:
@@ -38,5 +42,6 @@ def h_score(features: ArrayLike, labels: ArrayLike) -> float:
     """
     f = as_features(features)
     y, c = as_labels(labels, len(f), min_per_class=2, why="h_score")
-    inv = np.linalg.pinv(centred_cov(f), rcond=PINV_RCOND, hermitian=True)
-    return float(np.sum(inv * between_class_cov(f, y, c)))  # tr(A B) for symmetric B
+    ev, proj, w = spectral_parts(f, y, c)
+    keep = ev > PINV_RCOND * ev.max()  # the pseudo-inverse's cutoff
+    return float(np.sum(w[:, None] * proj[:, keep] ** 2 / ev[keep]))

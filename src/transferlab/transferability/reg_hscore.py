@@ -8,17 +8,18 @@ features' covariance S and shrinks the between-class covariance by the same fact
 
     H_a(f) = tr( Sigma_a^+ (1 - a) cov(E[f | y]) ),
 
-a the Ledoit-Wolf shrinkage (``sklearn.covariance.LedoitWolf``), covariances with 1/n.
+a the Ledoit-Wolf shrinkage (``sklearn.covariance.ledoit_wolf_shrinkage``), covariances
+with 1/n; computed in the thin SVD of the features (no dim x dim inverse).
 (The thuml reference code takes cov(E[f | y]) with 1/(n - 1): a factor n / (n - 1).)
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.covariance import LedoitWolf
+from sklearn.covariance import ledoit_wolf_shrinkage
 
 from transferlab.transferability._validate import ArrayLike, as_features, as_labels
-from transferlab.transferability.hscore import PINV_RCOND, between_class_cov
+from transferlab.transferability.hscore import spectral_parts
 
 
 def regularized_h_score(features: ArrayLike, labels: ArrayLike) -> float:
@@ -28,7 +29,9 @@ def regularized_h_score(features: ArrayLike, labels: ArrayLike) -> float:
     """
     f = as_features(features)
     y, c = as_labels(labels, len(f), min_per_class=2, why="regularized_h_score")
-    f = f - f.mean(0)
-    lw = LedoitWolf(assume_centered=True).fit(f)
-    inv = np.linalg.pinv(lw.covariance_, rcond=PINV_RCOND, hermitian=True)
-    return float((1 - lw.shrinkage_) * np.sum(inv * between_class_cov(f, y, c)))
+    a = float(ledoit_wolf_shrinkage(f - f.mean(0), assume_centered=True))
+    ev, proj, w = spectral_parts(f, y, c)
+    mu = ev.sum() / f.shape[1]  # tr(S) / dim, the shrinkage target's scale
+    # Sigma_a shares S's eigenvectors: eigenvalues (1 - a) s^2/n + a mu there, a mu elsewhere
+    # (where the class-mean deviations have no component)
+    return float((1 - a) * np.sum(w[:, None] * proj ** 2 / ((1 - a) * ev + a * mu)))
