@@ -25,6 +25,7 @@ the left singular vectors are needed, computed as (v_i^T F^T y)^2 / s_i.
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 
 from transferlab.errors import UserError
 from transferlab.transferability._validate import (ArrayLike, as_features, as_labels,
@@ -49,6 +50,12 @@ def _targets(labels: ArrayLike, n: int, regression: bool) -> np.ndarray:
     return t
 
 
+def _eigh(sym: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # LAPACK's MRRR driver (syevr): 1.4-2.4x faster than numpy's divide and conquer (syevd)
+    # on 2048 x 2048 here; the input is already checked finite
+    return scipy.linalg.eigh(sym, driver="evr", check_finite=False, overwrite_a=True)
+
+
 def _spectrum(f: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Eigenvalues s (k,) of F^T F, squared projections z^2 (k, K) of y on F's left singular
     vectors (k = min(n, D); directions with s ~ 0 get z = 0) and ||y||^2 - sum z^2 (K,), the
@@ -56,13 +63,13 @@ def _spectrum(f: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     n, d = f.shape
     if n >= d:
         gram = f.T @ f  # numpy runs X^T X as one SYRK: half the flops of a matmul
-        s, v = np.linalg.eigh(gram)
+        s, v = _eigh(gram)
         proj = v.T @ (f.T @ y)  # = sqrt(s_i) z_i
         keep = s > s.max() * d * np.finfo(float).eps
         z2 = np.where(keep[:, None], proj ** 2 / np.where(keep, s, 1.0)[:, None], 0.0)
         outside = np.maximum((y ** 2).sum(0) - z2.sum(0), 0.0)
     else:
-        s, u = np.linalg.eigh(f @ f.T)
+        s, u = _eigh(f @ f.T)
         z2 = (u.T @ y) ** 2
         # u is a full basis of R^n: nothing lies outside. Exactly 0, not the rounding of
         # ||y||^2 - sum z^2, which beta ~ 1e16 near a perfect fit would blow up.
