@@ -148,3 +148,12 @@ def test_cli_bad_input_exits_2_with_one_line(ckpts, capsys, argv, message):
 def test_cli_needs_exactly_one_way_to_give_candidates(ckpts, capsys):
     assert main(["rank", "--task", TASK]) == 2
     assert "pass exactly one of --sources" in capsys.readouterr().err
+
+
+def test_cli_table_lists_candidates_best_first(ckpts, capsys):
+    assert main(["rank", "--sources", *ckpts, "--task", TASK, "--metric", "transrate"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"transrate on {TASK}")
+    rows = [ln.split() for ln in lines[1:3]]
+    assert [r[0] for r in rows] == ["1", "2"] and {r[1] for r in rows} == set(ckpts)
+    assert float(rows[0][2]) >= float(rows[1][2]) and rows[0][3].endswith("s")

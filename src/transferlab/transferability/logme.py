@@ -51,8 +51,8 @@ def _targets(labels: ArrayLike, n: int, regression: bool) -> np.ndarray:
 
 
 def _eigh(sym: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # LAPACK's MRRR driver (syevr): 1.4-2.4x faster than numpy's divide and conquer (syevd)
-    # on 2048 x 2048 here; the input is already checked finite
+    # LAPACK's MRRR driver (syevr): in side-by-side runs on 2048 x 2048 under load, as fast
+    # as numpy's divide and conquer (syevd) or up to 2.4x faster; input already checked finite
     return scipy.linalg.eigh(sym, driver="evr", check_finite=False, overwrite_a=True)
 
 

@@ -22,7 +22,7 @@ def coding_rate(z: np.ndarray, eps: float) -> float:
     n, d = z.shape
     # Sylvester: det(I_d + Z^T Z c) = det(I_n + Z Z^T c); factor the smaller one
     gram = z.T @ z if d <= n else z @ z.T
-    sign, logdet = np.linalg.slogdet(np.eye(len(gram)) + gram / (n * eps))
+    _, logdet = np.linalg.slogdet(np.eye(len(gram)) + gram / (n * eps))
     return 0.5 * logdet
 
 
