@@ -251,3 +251,15 @@ def test_transrate_rejects_bad_eps():
 def test_logme_regression_rejects_mismatched_targets():
     with pytest.raises(ValueError, match="labels has shape .* with regression=True"):
         logme(np.ones((5, 2)), np.ones(4), regression=True)
+
+
+def test_logme_projections_without_eigenvectors_match_eigh():
+    from transferlab.transferability.logme import _eig_projections
+
+    rng = np.random.default_rng(17)
+    a = rng.standard_normal((80, 50))
+    sym, b = a.T @ a, rng.standard_normal((50, 3))
+    s, proj = _eig_projections(sym.copy(), b)
+    s_ref, v = np.linalg.eigh(sym)
+    assert np.allclose(s, s_ref, rtol=0, atol=1e-10 * s_ref.max())
+    assert np.allclose(proj ** 2, (v.T @ b) ** 2, rtol=0, atol=1e-9)
