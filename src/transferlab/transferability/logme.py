@@ -57,7 +57,8 @@ def _eig_projections(sym: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.nda
 
     sym = Q T Q^T with T tridiagonal (LAPACK sytrd); T = S diag(s) S^T (MRRR, O(k^2));
     the projections are S^T (Q^T b), Q^T b applied reflector by reflector. This skips the
-    k^3 back-transformation of a full ``eigh``: 3x faster on 2,048 x 2,048 side by side.
+    k^3 back-transformation of a full ``eigh``: on 10,000 x 2,048 features the whole LogME ran
+    1.35-1.5x faster than with ``numpy.linalg.eigh``, side by side on the shared CPU.
     """
     k = len(sym)
     if k == 1:
