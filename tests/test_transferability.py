@@ -263,3 +263,23 @@ def test_logme_projections_without_eigenvectors_match_eigh():
     s_ref, v = np.linalg.eigh(sym)
     assert np.allclose(s, s_ref, rtol=0, atol=1e-10 * s_ref.max())
     assert np.allclose(proj ** 2, (v.T @ b) ** 2, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("duplicate", [False, True])
+def test_logme_banded_solves_agree_with_the_spectral_form(duplicate):
+    import importlib
+
+    lm = importlib.import_module("transferlab.transferability.logme")
+    f, y = _blobs(np.random.default_rng(18), n_per=60, c=4, d=25, sep=1.0)
+    if duplicate:  # rank-deficient F^T F: two equal columns
+        f = np.hstack([f, f[:, :1]])
+    cols = np.eye(4)[y]
+    s, fit = lm._problem(f, cols)
+    assert isinstance(fit, lm._Banded)
+    s2, z2, out = lm._spectrum(f, cols)
+    spectral = lm._Spectral(s2, z2, out)
+    a, b = lm.fixed_point(s, fit, len(f), 4)
+    a2, b2 = lm.fixed_point(s2, spectral, len(f), 4)
+    ev = lm._evidence(s, fit, len(f), f.shape[1], a, b)
+    ev2 = lm._evidence(s2, spectral, len(f), f.shape[1], a2, b2)
+    assert np.allclose(ev / len(f), ev2 / len(f), rtol=0, atol=1e-9)
