@@ -17,7 +17,7 @@ from transferlab.models import build_model
 from transferlab.transferability import (h_score, leep, logme, nce, score, score_all,
                                          transrate)
 
-TASK = "digits:classes=0-2:per_class=8:size=8"
+TASK = "digits:classes=0-2:per_class=40:size=8"  # n >> feature dims: well conditioned
 
 
 @pytest.fixture(scope="module")
