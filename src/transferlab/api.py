@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -59,6 +60,14 @@ def _step_hooks(config: ProtocolConfig, plan: Plan) -> dict:
     if type(config).after_step is not ProtocolConfig.after_step:
         hooks["after_step"] = lambda _model: config.after_step(plan)
     return hooks
+
+
+def _non_finite(model: nn.Module) -> str:
+    """The first parameter or buffer holding NaN/inf (its name), or '' if all are finite."""
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            return name
+    return ""
 
 
 @contextlib.contextmanager
@@ -141,14 +150,21 @@ def _transfer(model: BlockModel, task: Task, proto: Protocol, plan: Plan, cfg: T
     test_acc, test_nll = evaluate(model, feats["test"], task.y_test, start, cfg=cfg)
     val_acc, _ = evaluate(model, feats["val"], task.y_val, start, cfg=cfg)
     trainable, frozen = _param_counts(model)
+    outcome, reason = (fit_res.outcome, fit_res.reason) if fit_res else ("ok", "")
+    if outcome == "ok":  # a finite loss is not enough: the result itself must be finite
+        bad = _non_finite(model)
+        if bad or not math.isfinite(test_nll):
+            outcome = "diverged"
+            reason = (f"non-finite weights in {bad}" if bad
+                      else f"test NLL is {test_nll}") + " after training; lower the " \
+                f"learning rate (lr={cfg.lr}) or set max_grad_norm"
     metrics = {
         "test_acc": test_acc, "test_nll": test_nll, "val_acc": val_acc,
         "trainable_params": trainable, "frozen_params": frozen,
         "train_time_s": train_time, "feature_time_s": cache_time, "samples_per_s": sps,
         "epochs_run": fit_res.epochs_run if fit_res else 0,
         "best_epoch": fit_res.best_epoch if fit_res else 0,
-        "outcome": fit_res.outcome if fit_res else "ok",
-        "reason": fit_res.reason if fit_res else "",
+        "outcome": outcome, "reason": reason,
         "cached_prefix": start,
         # which cached depth the prefix features were extended from (None: computed here)
         "features_from_depth": feature_cache.last_start if (start and feature_cache) else None,

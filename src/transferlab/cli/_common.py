@@ -147,3 +147,17 @@ def json_safe(obj):
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     return obj
+
+
+DIVERGED_EXIT = 3  # a run whose loss, weights or test NLL are not finite (README)
+
+
+def report_diverged(command: str, metrics: dict) -> int:
+    """One line on stderr for a diverged run (nothing was saved); returns its exit code."""
+    import sys
+
+    reason = metrics.get("reason") or "a non-finite result"
+    print(f"transferlab {command}: error: training diverged after "
+          f"{metrics.get('epochs_run', 0)} epoch(s): {reason}; nothing was saved",
+          file=sys.stderr)
+    return DIVERGED_EXIT

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from transferlab.cli._common import (add_common, add_train_args, check_out_checkpoint,
-                                     parse_json_arg, summary_line, train_config_from_args)
+                                     parse_json_arg, report_diverged, summary_line,
+                                     train_config_from_args)
 
 
 def register(sub) -> None:
@@ -38,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
     task = make_task(args.task, data_dir=args.data_dir)
     res = pretrain(task, arch=args.arch, train=cfg, seed=args.seed, progress=not args.quiet,
                    **arch_kwargs)
+    if res.metrics["outcome"] != "ok":  # never saved, never a success
+        if args.json:
+            print_json({"checkpoint": None, "metrics": res.metrics, "config": res.config})
+        return report_diverged("pretrain", res.metrics)
     path = save_checkpoint(args.out, res.model, checkpoint_meta(res))
     if args.json:
         print_json({"checkpoint": str(path), "metrics": res.metrics, "config": res.config})

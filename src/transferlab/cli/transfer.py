@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from transferlab.api import checkpoint_meta, transfer
     from transferlab.checkpoint import checkpoint_sha256, load_checkpoint, save_checkpoint
     from transferlab.cli import print_json
-    from transferlab.cli._common import parse_json_arg
+    from transferlab.cli._common import parse_json_arg, report_diverged
     from transferlab.data import make_task
     from transferlab.protocols import get_protocol
     from transferlab.protocols import check_model
@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     task = make_task(args.task, data_dir=args.data_dir)
     res = transfer(source, task, proto, cfg, seed=args.seed, use_cache=not args.no_cache,
                    progress=not args.quiet)
+    if res.metrics["outcome"] != "ok":  # never saved, never a success
+        if args.json:
+            print_json({"checkpoint": None, "metrics": res.metrics, "config": res.config})
+        return report_diverged("transfer", res.metrics)
     out = None
     if args.out:
         out = save_checkpoint(args.out, res.model, checkpoint_meta(
