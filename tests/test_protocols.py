@@ -386,3 +386,12 @@ def test_cli_bn_only_on_a_model_without_batchnorm_exits_2(tmp_path, capsys):
         assert main([*base, *extra]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and match in err, err
+
+
+@pytest.mark.parametrize("name, changed_blocks", [
+    ("finetune", set(range(L))), ("scratch", set(range(L))), ("head-only", set()),
+    ("linear-probe", set()), ("freeze-frozen-stats:7", set()),
+])
+def test_remaining_presets_change_exactly_their_blocks(name, changed_blocks):
+    src, model, _ = _train_few_steps(name)
+    assert _drop_counters(_changed(src, model)) == _keys(src, changed_blocks)
