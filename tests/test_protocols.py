@@ -308,7 +308,9 @@ _ALL = _LN | _LIN_W | {"blocks.0.0.bias", "blocks.1.0.bias"}
 
 @pytest.mark.parametrize("name, expected", [
     ("norm-only", _LN), ("conv-only", _LIN_W), ("finetune", _ALL), ("l2sp", _ALL),
-    ("head-only", set()), ("linear-probe", set()), ("freeze:1", {k for k in _ALL if k.startswith("blocks.1.")}),
+    ("head-only", set()), ("linear-probe", set()),
+    ("freeze:1", {k for k in _ALL if k.startswith("blocks.1.")}),
+    ("norm-only-frozen-stats", _LN),  # LayerNorm has no running statistics to freeze
 ])
 def test_layernorm_model_changes_exactly_the_intended_parameters(name, expected):
     src = _ln_model()
