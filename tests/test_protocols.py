@@ -308,7 +308,9 @@ _ALL = _LN | _LIN_W | {"blocks.0.0.bias", "blocks.1.0.bias"}
 
 @pytest.mark.parametrize("name, expected", [
     ("norm-only", _LN), ("conv-only", _LIN_W), ("finetune", _ALL), ("l2sp", _ALL),
-    ("head-only", set()), ("linear-probe", set()), ("freeze:1", {k for k in _ALL if k.startswith("blocks.1.")}),
+    ("head-only", set()), ("linear-probe", set()),
+    ("freeze:1", {k for k in _ALL if k.startswith("blocks.1.")}),
+    ("norm-only-frozen-stats", _LN),  # LayerNorm has no running statistics to freeze
 ])
 def test_layernorm_model_changes_exactly_the_intended_parameters(name, expected):
     src = _ln_model()
@@ -386,3 +388,38 @@ def test_cli_bn_only_on_a_model_without_batchnorm_exits_2(tmp_path, capsys):
         assert main([*base, *extra]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and match in err, err
+
+
+@pytest.mark.parametrize("name, changed_blocks", [
+    ("finetune", set(range(L))), ("scratch", set(range(L))), ("head-only", set()),
+    ("linear-probe", set()), ("freeze-frozen-stats:7", set()),
+])
+def test_remaining_presets_change_exactly_their_blocks(name, changed_blocks):
+    src, model, _ = _train_few_steps(name)
+    assert _drop_counters(_changed(src, model)) == _keys(src, changed_blocks)
+
+
+def test_transfer_calls_a_protocols_after_step_hook_once_per_step():
+    from dataclasses import dataclass
+
+    from transferlab.api import transfer
+    from transferlab.data import make_task
+    from transferlab.protocols import Protocol, ProtocolConfig
+
+    calls = []
+
+    @dataclass
+    class Clamped(ProtocolConfig):  # a projection after each step: head weights in [-c, c]
+        freeze_prefix: bool = False
+
+        def after_step(self, plan):
+            calls.append(1)
+            with torch.no_grad():
+                plan.model.head.weight.clamp_(-0.01, 0.01)
+
+    task = make_task("digits:classes=0-2:size=8")
+    model = build_model("convnet", 3, 1, 8, width=4, fc_width=8)
+    res = transfer(model, task, Protocol("clamped", "clamped", Clamped()),
+                   {"epochs": 1, "batch_size": 64, "device": "cpu"}, progress=False)
+    assert len(calls) == -(-task.n_train // 64)
+    assert res.model.head.weight.abs().max() <= 0.01
