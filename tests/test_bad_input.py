@@ -165,7 +165,7 @@ CASES = [
     ("protocol-block-unknown", f"transfer --source {S} --task {T8} --protocol freeze:conv9 "
      "--out {o}/m", "conv9"),
     ("bn-only-without-batchnorm", f"transfer --source {S} --task {T8} --protocol bn-only "
-     f"{FAST} --out {{o}}/m", "bn-only"),
+     f"{FAST} --out {{o}}/m", "train_kinds='bn' is invalid for this model"),
     ("out-is-source", f"transfer --source {S} --task {T8} --out {S}.safetensors",
      "overwrite the source"),
     ("transfer-lr-inf-json", f"transfer --source {S} --task {T8} --lr inf --json "
@@ -215,10 +215,6 @@ CASES = [
 ]
 
 
-# Cases not yet answered well (strict: a fixed one fails here until removed from the set).
-PENDING = {'lr-inf', 'weight-decay-nan', 'weight-decay-negative', 'momentum-1.5', 'momentum-nan', 'max-grad-norm-0', 'lr-mult-inf', 'l2-nan', 'bn-only-without-batchnorm', 'transfer-lr-inf-json'}
-
-
 def _snapshot(root: Path) -> dict:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
             for p in root.rglob("*")}
@@ -229,9 +225,7 @@ def test_the_table_is_large_and_ids_are_unique():
     assert len(ids) >= 60 and len(set(ids)) == len(ids)
 
 
-@pytest.mark.parametrize("case", [
-    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="not yet fixed"))
-    if c[0] in PENDING else c for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input(case, inputs, tmp_path, capsys):
     name, argv, fragment, *code = case
     out = tmp_path / "out"

@@ -22,7 +22,7 @@ from transferlab.errors import UserError
 from transferlab.sweep import cache as sweep_cache
 from transferlab.sweep import foundation as fd
 from transferlab.sweep.artifacts import artifacts_root, check_keep, prune_artifacts
-from transferlab.sweep.backends import make_backend
+from transferlab.sweep.backends import check_workers, make_backend
 from transferlab.sweep.grid import Plan, plan_sweep
 from transferlab.sweep.lock import DriverLock
 from transferlab.sweep.results import frame_from_rows
@@ -209,6 +209,7 @@ def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
     feat_dir = sweep_cache.features_dir(db_path.resolve())
     art_root = artifacts_root(db_path.resolve())
     limit = None if cache_limit_gb is None else int(cache_limit_gb * 2**30)
+    check_workers(workers)  # every argument is checked before the lock file is created
     lock = DriverLock(db_path).acquire()  # before any worker starts or anything is written
     stored, discarded = 0, [0]
     remaining = len(plan.cells)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from transferlab.errors import UserError, bad_value
@@ -56,18 +57,34 @@ class TrainConfig:
             raise bad_value("optimizer", self.optimizer, "'sgd' or 'adamw'")
         if self.schedule not in ("cosine", "step", "none"):
             raise bad_value("schedule", self.schedule, "'cosine', 'step' or 'none'")
+        # Every number is checked for finiteness first: NaN compares False with everything,
+        # so "lr > 0"-style checks alone let NaN and inf through to a silently NaN model.
+        for name in ("lr", "momentum", "weight_decay", "lr_mult", "layer_decay", "l2",
+                     "max_grad_norm"):
+            value = getattr(self, name)
+            if value is None and name not in ("lr", "momentum", "weight_decay"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise bad_value(name, value, "a finite number" + (
+                    " or None" if name not in ("lr", "momentum", "weight_decay") else ""))
         if not self.lr > 0:
             raise bad_value("lr", self.lr, "a number > 0", "try 0.05 for SGD or 1e-3 for AdamW")
-        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
-            raise bad_value("weight_decay/momentum", (self.weight_decay, self.momentum),
-                            "weight_decay >= 0 and 0 <= momentum < 1")
-        if self.patience is not None and self.patience < 1:
+        if self.weight_decay < 0:
+            raise bad_value("weight_decay", self.weight_decay, "a number >= 0")
+        if not 0 <= self.momentum < 1:
+            raise bad_value("momentum", self.momentum, "a number in [0, 1)")
+        if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(
+                self.patience, int) or self.patience < 1):
             raise bad_value("patience", self.patience, "None or an integer >= 1")
         if self.lr_mult is not None and self.lr_mult < 0:
             raise bad_value("lr_mult", self.lr_mult, "None or a number >= 0")
         if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
             raise bad_value("layer_decay", self.layer_decay, "None or a number in (0, 1]")
-        if self.crop_padding < 0:
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise bad_value("max_grad_norm", self.max_grad_norm, "None or a number > 0",
+                            "omit it for no clipping")
+        if not isinstance(self.crop_padding, int) or self.crop_padding < 0:
             raise bad_value("crop_padding", self.crop_padding, "an integer >= 0")
         if self.l2 is not None and self.l2 < 0:
             raise bad_value("l2", self.l2, "None or a number >= 0")

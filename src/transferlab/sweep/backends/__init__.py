@@ -13,11 +13,17 @@ from transferlab.errors import UserError
 BACKENDS = ("local", "ray")
 
 
-def make_backend(name: str, workers: int | None, pending: int, address: str | None = None):
-    """Build backend ``name`` for ``pending`` jobs (``workers=None``: a sensible default)."""
-    if workers is not None and workers < 1:
+def check_workers(workers: int | None) -> None:
+    """``--workers``: None (a default) or an integer >= 1; checked before anything runs."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
         raise UserError(f"--workers={workers} is invalid: allowed is an integer >= 1; "
                         "leave it out for one worker per core")
+
+
+def make_backend(name: str, workers: int | None, pending: int, address: str | None = None):
+    """Build backend ``name`` for ``pending`` jobs (``workers=None``: a sensible default)."""
+    check_workers(workers)
     if name == "local":
         if address is not None:
             raise UserError(f"--address={address!r} is invalid with --backend local: allowed "
