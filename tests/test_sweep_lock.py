@@ -46,11 +46,20 @@ def _rows(db: Path) -> int:
         return 0
 
 
+# The first driver paces its trials (1 s each, no training) so that it is still running,
+# however fast the machine, while the second driver and a reader are tried against it.
+FIRST = ("import sys; from transferlab.sweep import run_sweep; "
+         "run_sweep(sys.argv[1], sys.argv[2], workers=1, progress=False, "
+         "trial_fn='transferlab.sweep.testing:paced_trial')")
+
+
 def test_second_driver_exits_2_and_no_trial_runs_twice(tmp_path):
     spec, db = tmp_path / "spec.yaml", tmp_path / "l.sqlite"
     spec.write_text(yaml.safe_dump(SPEC))
     sweep = _cli("sweep", str(spec), "--db", str(db), "--workers", "1", "--quiet")
-    first = subprocess.Popen(sweep, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "TRANSFERLAB_TEST_TRIAL_SECONDS": "1"}
+    first = subprocess.Popen([sys.executable, "-c", FIRST, str(spec), str(db)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lock = lock_path(db)
         while first.poll() is None and not (lock.exists() and lock.read_text()):
@@ -76,8 +85,9 @@ def test_second_driver_exits_2_and_no_trial_runs_twice(tmp_path):
     assert lock.read_text() == ""  # released (emptied) by the finished driver
     before = load_results(db).set_index("key")["finished_at"]
 
-    again = subprocess.run(sweep, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr
+    again = subprocess.run([sys.executable, "-c", FIRST, str(spec), str(db)], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr  # resumes: every trial is done, none reruns
     with sqlite3.connect(db) as con:
         total, distinct = con.execute("SELECT count(*), count(DISTINCT key) FROM trials") \
             .fetchone()

@@ -44,3 +44,14 @@ def slow_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool =
     while time.monotonic() < end:
         time.sleep(0.02)
     return pid_trial(cfg, feature_cache_dir, progress)
+
+
+def paced_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool = False,
+                **_kept) -> dict:
+    """``fake_trial`` after ``$TRANSFERLAB_TEST_TRIAL_SECONDS`` (default 1) seconds: a sweep
+    that stays running for a known time, however fast the machine is."""
+    import os
+    import time
+
+    time.sleep(float(os.environ.get("TRANSFERLAB_TEST_TRIAL_SECONDS", "1")))
+    return fake_trial(cfg, feature_cache_dir, progress)
