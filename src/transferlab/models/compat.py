@@ -44,7 +44,9 @@ def check_runs_on(model: BlockModel, x, what: str = "source", task: str = "") ->
     a shape or dtype mismatch becomes a ``UserError`` naming both shapes and the fix."""
     if (len(x) if isinstance(x, TensorTuple) else int(x.shape[0])) == 0:
         return
-    one = index(x, slice(0, 1))
+    from transferlab.data.batching import trim_padding
+
+    one = trim_padding(index(x, slice(0, 1)))  # token batches: no all-padding columns
     modes = [m.training for m in model.modules()]
     try:
         model.eval()
