@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = args.dataset
     if dataset is None:
         try:
-            make_task("mnist:classes=0:per_class=1:size=28")
+            make_task("mnist:classes=0,1:per_class=1:size=28")  # found and readable
             dataset = "mnist"
         except ValueError:
             dataset = "digits"

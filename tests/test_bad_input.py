@@ -58,6 +58,12 @@ def inputs(tmp_path_factory):
         for i in range(3):
             Image.new("L", (8, 8), 40 * i).save(f / "imgs" / "train" / c / f"{i}.png")
     (f / "imgs" / "train" / "c").mkdir()  # an empty class folder
+    import numpy as np
+    np.savez(f / "obj.npz", x_train=np.array([{"a": 1}] * 4, dtype=object),
+             y_train=np.arange(4) % 2)
+    np.savez(f / "good.npz", x_train=np.zeros((20, 8, 8), np.uint8), y_train=np.arange(20) % 2)
+    (f / "trunc.npz").write_bytes((f / "good.npz").read_bytes()[:300])
+    np.savez(f / "nan.npz", x_train=np.full((20, 4), np.nan), y_train=np.arange(20) % 2)
     return f
 
 
@@ -85,6 +91,9 @@ CASES = [
     ("task-data-dir-without-mnist", "pretrain --task mnist --data-dir {f}/empty_data "
      "--out {o}/m", "mnist"),
     ("task-empty-class-folder", "pretrain --task {f}/imgs --out {o}/m", "['c'] hold no images"),
+    ("task-npz-object-dtype", "pretrain --task {f}/obj.npz --out {o}/m", "obj.npz"),
+    ("task-npz-truncated", "pretrain --task {f}/trunc.npz --out {o}/m", "trunc.npz"),
+    ("task-npz-nan", "pretrain --task {f}/nan.npz --out {o}/m", "NaN"),
     # -- pretrain: architecture
     ("arch-unknown", "pretrain --task digits --arch nope --out {o}/m", "arch='nope'"),
     ("arch-width-negative", "pretrain --task digits --arch-kwargs '{{\"width\": -3}}' "
