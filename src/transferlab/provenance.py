@@ -11,13 +11,16 @@ from pathlib import Path
 
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str | None:
-    """The commit of the transferlab source tree, with ``+dirty`` if it has local changes."""
+    """The commit of the transferlab source tree, with ``+dirty`` if the package's own files
+    (``src/transferlab``) have local changes; a benchmark writing its result file, or an
+    edited README, does not make the code that produced a number dirty."""
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
                              text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                "."], cwd=here, capture_output=True, text=True,
+                               timeout=5).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
