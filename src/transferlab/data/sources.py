@@ -193,12 +193,21 @@ def _resolve_path(name_or_path: str, data_dir: DataDir) -> Path:
 
 
 def _load_npz(path: Path) -> ImageDataset:
-    with np.load(path, allow_pickle=False) as f:
-        keys = set(f.keys())
-        if not {"x_train", "y_train"} <= keys:
-            raise UserError(f"{path} has arrays {sorted(keys)}; a dataset .npz needs x_train and "
-                            "y_train (and optionally x_test, y_test, classes)")
-        get = {k: f[k] for k in keys}
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            keys = set(f.keys())
+            if not {"x_train", "y_train"} <= keys:
+                raise UserError(f"{path} has arrays {sorted(keys)}; a dataset .npz needs "
+                                "x_train and y_train (and optionally x_test, y_test, classes)")
+            get = {k: f[k] for k in keys}
+    except UserError:
+        raise
+    except ValueError as exc:  # object arrays: loading them would unpickle, never done here
+        raise UserError(f"{path} holds an object (pickled) array, which is never loaded "
+                        f"({exc}); save numeric arrays, e.g. np.savez(path, x_train=x.astype("
+                        "np.uint8), y_train=y)") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise UserError(f"{path} is truncated or corrupt ({exc}); write it again") from None
     classes = [str(c) for c in get["classes"]] if "classes" in get else None
     return from_arrays(get["x_train"], get["y_train"], get.get("x_test"), get.get("y_test"),
                        classes=classes, name=path.stem)
