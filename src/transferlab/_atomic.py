@@ -19,8 +19,15 @@ _TMP_SUFFIX = ".tmp"
 
 
 def _umask() -> int:
-    # os.umask can only be read by setting it; set it straight back (no thread writes files
-    # between the two calls in this module's callers, and the value is restored at once).
+    """The process umask. Read from /proc where it is shown (no change of process state);
+    elsewhere set and restored at once, the only portable way to read it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

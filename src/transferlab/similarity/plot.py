@@ -51,8 +51,8 @@ def plot_similarity(matrix: np.ndarray, names_a: Sequence[str], names_b: Sequenc
             ax.set_xlabel(f"{label_b} blocks")
             ax.set_ylabel(f"{label_a} blocks")
             ax.set_title(title or metric)
-            fig.colorbar(im, ax=ax, label=f"{metric} ({'lower' if metric in DISTANCES else 'higher'}"
-                                          " = more similar)")
+            better = "lower" if metric in DISTANCES else "higher"
+            fig.colorbar(im, ax=ax, label=f"{metric} ({better} = more similar)")
             with atomic_path(path) as tmp:
                 fig.savefig(tmp, format="png", dpi=120)
         finally:
