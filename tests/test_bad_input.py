@@ -221,6 +221,13 @@ CASES = [
     ("weights-after-missing", f"weights --before {S} --after {{o}}/nope --out {{o}}/w", "nope"),
     ("weights-out-is-file", f"weights --before {S} --after {S} --out {{f}}/afile", "afile"),
     ("datasets-data-dir-missing", "datasets --data-dir {o}/nope", "--data-dir"),
+    # -- rank
+    ("rank-metric-unknown", f"rank --source {S} --depths all --task {T8} --metric bogus",
+     "bogus"),
+    ("rank-no-source", f"rank --task {T8}", "--source"),
+    ("rank-source-missing", f"rank --sources {{o}}/nope {S} --task {T8}", "nope"),
+    ("rank-one-per-class", f"rank --source {S} --depths all --task {T8}:per_class=1",
+     "per class"),
 ]
 
 
