@@ -43,7 +43,9 @@ class SourceKeys:
 
     Subclasses are frozen dataclasses; every field has a default and help text. Hooks:
     ``check`` (is this key applicable to the loaded dataset?), ``convert`` (selected examples
-    -> tensors) and ``load_key`` (the part of the keys that changes what ``load`` returns).
+    -> tensors), ``tensor_bytes`` (what ``convert`` will allocate, checked against memory
+    before it runs) and ``load_key`` (the part of the keys that changes what ``load``
+    returns).
     """
 
     def check(self, ds) -> None:
@@ -59,6 +61,11 @@ class SourceKeys:
         from transferlab.data.convert import to_inputs
 
         return to_inputs(x, modality, device)
+
+    def tensor_bytes(self, ds, n: int) -> int:
+        """Bytes ``convert`` allocates for ``n`` examples of ``ds``; 0 when it does not grow
+        them (vectors and tokens are already in memory at their final size)."""
+        return 0
 
     def load_key(self) -> str:
         """What of these keys changes the loaded dataset (part of the in-memory cache key)."""
@@ -94,7 +101,7 @@ class ImageKeys(SourceKeys):
                             f"{ds.modality} inputs", f"remove {key} from the task")
 
     def tensor_bytes(self, ds, n: int) -> int:
-        """Bytes of ``n`` converted examples of ``ds`` (float32 (C, H, W) at this size)."""
+        """Bytes of ``n`` converted images of ``ds`` (float32 (C, H, W) at this size)."""
         if ds.modality != "image":
             return 0
         h, w, c = ds.input_shape

@@ -252,7 +252,7 @@ def task_fingerprint(task: Task) -> str:
 
 def _check_memory(spec: TaskSpec, ds: Dataset, n: int) -> None:
     """Refuse, before allocating, a task whose tensors could not fit in memory (size=100000)."""
-    need = getattr(spec.source_keys, "tensor_bytes", lambda ds, n: 0)(ds, n)
+    need = spec.source_keys.tensor_bytes(ds, n)
     limit = memory_limit()
     if need > limit:
         given = spec.source_keys.given()
