@@ -88,3 +88,14 @@ def test_every_subcommand_imports():
                          text=True, check=True).stdout
     from transferlab.cli import SUBCOMMANDS
     assert all(name in out for name in SUBCOMMANDS)
+
+
+def test_diverged_run_with_json_prints_valid_json_saves_nothing_and_exits_3(tmp_path, capsys):
+    code = main(["pretrain", "--task", "digits:size=8", "--arch", "mlp", "--lr", "1e8",
+                 "--epochs", "2", "--quiet", "--json", "--out", str(tmp_path / "m")])
+    cap = capsys.readouterr()
+    result = json.loads(cap.out, parse_constant=lambda c: pytest.fail(f"{c} in --json output"))
+    assert code == 3 and result["checkpoint"] is None
+    assert result["metrics"]["outcome"] == "diverged"
+    assert len(cap.err.strip().splitlines()) == 1 and "training diverged" in cap.err
+    assert list(tmp_path.iterdir()) == []

@@ -152,10 +152,16 @@ def json_safe(obj):
 DIVERGED_EXIT = 3  # a run whose loss, weights or test NLL are not finite (README)
 
 
-def report_diverged(command: str, metrics: dict) -> int:
-    """One line on stderr for a diverged run (nothing was saved); returns its exit code."""
+def report_diverged(command: str, res, as_json: bool) -> int:
+    """A diverged run (nothing was saved): its result as JSON with ``--json``, one line on
+    stderr; returns the exit code."""
     import sys
 
+    from transferlab.cli import print_json
+
+    metrics = res.metrics
+    if as_json:
+        print_json({"checkpoint": None, "metrics": metrics, "config": res.config})
     reason = metrics.get("reason") or "a non-finite result"
     print(f"transferlab {command}: error: training diverged after "
           f"{metrics.get('epochs_run', 0)} epoch(s): {reason}; nothing was saved",

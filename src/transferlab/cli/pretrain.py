@@ -40,9 +40,7 @@ def run(args: argparse.Namespace) -> int:
     res = pretrain(task, arch=args.arch, train=cfg, seed=args.seed, progress=not args.quiet,
                    **arch_kwargs)
     if res.metrics["outcome"] != "ok":  # never saved, never a success
-        if args.json:
-            print_json({"checkpoint": None, "metrics": res.metrics, "config": res.config})
-        return report_diverged("pretrain", res.metrics)
+        return report_diverged("pretrain", res, args.json)
     path = save_checkpoint(args.out, res.model, checkpoint_meta(res))
     if args.json:
         print_json({"checkpoint": str(path), "metrics": res.metrics, "config": res.config})

@@ -56,9 +56,7 @@ def run(args: argparse.Namespace) -> int:
     res = transfer(source, task, proto, cfg, seed=args.seed, use_cache=not args.no_cache,
                    progress=not args.quiet)
     if res.metrics["outcome"] != "ok":  # never saved, never a success
-        if args.json:
-            print_json({"checkpoint": None, "metrics": res.metrics, "config": res.config})
-        return report_diverged("transfer", res.metrics)
+        return report_diverged("transfer", res, args.json)
     out = None
     if args.out:
         out = save_checkpoint(args.out, res.model, checkpoint_meta(
