@@ -17,13 +17,8 @@ from transferlab.errors import UserError
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("TRANSFERLAB_DATA", raising=False)
-    cache._memo.clear()
-    clear_memory_cache()
-    yield
-    clear_memory_cache()
+def isolated(isolated_data):
+    """Every test here runs on its own data layer (see conftest.isolated_data)."""
 
 
 def png(array: np.ndarray) -> bytes:

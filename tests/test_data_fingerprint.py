@@ -10,19 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from transferlab.data import cache, clear_memory_cache, from_arrays, from_tokens, make_task
+from transferlab.data import clear_memory_cache, from_arrays, from_tokens, make_task
 from transferlab.features import FeatureCache, compute_split_features
 from transferlab.models import build_model
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("TRANSFERLAB_DATA", raising=False)
-    cache._memo.clear()
-    clear_memory_cache()
-    yield
-    clear_memory_cache()
+def isolated(isolated_data):
+    """Every test here runs on its own data layer (see conftest.isolated_data)."""
 
 
 def mlp_for(task):

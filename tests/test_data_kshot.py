@@ -9,16 +9,15 @@ import pytest
 import torch
 
 from transferlab.api import transfer
-from transferlab.data import clear_memory_cache, from_arrays, make_task
+from transferlab.data import from_arrays, make_task
 from transferlab.data.sampling import shots_val_count
 from transferlab.errors import UserError
 from transferlab.models import build_model
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
-    clear_memory_cache()
+def isolated(isolated_data):
+    """Every test here runs on its own data layer (see conftest.isolated_data)."""
 
 
 def coded(n_per_class=(40, 25, 60, 33), n_test=4):

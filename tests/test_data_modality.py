@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from transferlab.api import pretrain, transfer
-from transferlab.data import Dataset, clear_memory_cache, from_arrays, from_tokens, make_task
+from transferlab.data import Dataset, from_arrays, from_tokens, make_task
 from transferlab.errors import UserError
 from transferlab.inputs import TokenInputs
 from transferlab.models import build_model
@@ -16,9 +16,8 @@ FAST = {"epochs": 10, "batch_size": 32, "device": "cpu"}
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
-    clear_memory_cache()
+def isolated(isolated_data):
+    """Every test here runs on its own data layer (see conftest.isolated_data)."""
 
 
 def blobs(n_per_class=40, dim=6, k=3, seed=0):

@@ -23,12 +23,8 @@ MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("TRANSFERLAB_DATA", raising=False)
-    clear_memory_cache()
-    yield
-    clear_memory_cache()
+def isolated(isolated_data):
+    """Every test here runs on its own data layer (see conftest.isolated_data)."""
 
 
 def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:

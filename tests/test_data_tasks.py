@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from transferlab.data import (ImageDataset, TaskSpec, clear_memory_cache, from_arrays, make_task,
+from transferlab.data import (ImageDataset, TaskSpec, from_arrays, make_task,
                               split_halves)
 from transferlab.errors import UserError
 
@@ -16,9 +16,8 @@ CIFAR = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse"
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
-    clear_memory_cache()
+def isolated(isolated_data):
+    """Every test here runs on its own data layer (see conftest.isolated_data)."""
 
 
 def coded_dataset(n_per_class=(30,) * 6, n_test=5, classes=None, channels=1) -> ImageDataset:

@@ -1,0 +1,21 @@
+"""Fixtures shared by several test modules."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def isolated_data(tmp_path, monkeypatch):
+    """A test of its own data layer: a fresh decode cache under tmp_path, no user data
+    directory ($TRANSFERLAB_DATA unset), and no dataset or checksum remembered in memory
+    from an earlier test (cleared before and after)."""
+    from transferlab.data import cache, clear_memory_cache
+
+    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("TRANSFERLAB_DATA", raising=False)
+    cache._memo.clear()
+    clear_memory_cache()
+    yield
+    cache._memo.clear()
+    clear_memory_cache()
