@@ -62,10 +62,10 @@ def run(args) -> int:
                 print("  ".join(str(v) for v in r.values()))
             print(f"{len(rows)} failed trials; `transferlab sweep ... --retry-failed` reruns them")
         return 0
-    if not (df["status"] == "done").any():
+    done = df[df["status"] == "done"]
+    if done.empty:
         raise UserError(f"db={args.db!r}: all {len(df)} trials failed, so there is nothing to "
                         "tabulate; see why with `transferlab results DB --failed`")
-    done = df[df["status"] == "done"]
     if args.metric in df.columns and done[args.metric].notna().any() and \
             pd.to_numeric(done[args.metric], errors="coerce").isna().all():
         numeric = [c for c in done.columns if c not in ("key", "error", "seed") and pd.api
