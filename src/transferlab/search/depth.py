@@ -3,14 +3,18 @@
 Three stages, every choice by validation accuracy only:
 
 1. **Probes** (cheap signals): ``probe:n`` at every depth n = 1..L, on prefix features
-   computed once, block by block (depth n extends the cached depth n-1). Their feature
-   times are the cost model: how long a forward through the blocks above n takes.
+   computed once, block by block (depth n extends the cached depth n-1); the walk's
+   trials reuse those features. Their times per example price the test evaluations of
+   the exhaustive sweep the cap is measured against.
 2. **The walk** ("incremental defrosting"): ``freeze:n`` with the full training config and
    the first seed, from the deepest candidate (cheapest: only the last blocks train, on
    cached features) towards the shallowest (the whole network per step). It stops when
-   ``patience`` shallower depths in a row bring no better validation accuracy, or before a
-   depth whose projected cost would pass the budget's cap (a fraction of the estimated
-   exhaustive sweep).
+   ``patience`` shallower depths in a row bring no better validation accuracy and no probe
+   at a shallower depth promises better (its accuracy above the walk's best), or before a
+   depth whose projected cost would pass the budget's cap: the walk's and the final
+   check's trials together stay under a fraction of the estimated exhaustive sweep's
+   trials (the probes are a fixed cost outside the cap: one forward pass through the
+   network, whose features the walk's trials reuse, and L small L-BFGS fits).
 3. **Final check**: the ``finalists`` best depths of the walk get every seed (halving the
    candidates, doubling the evidence); the best mean validation accuracy wins (ties: the
    better probe, then the deeper, cheaper depth).
@@ -30,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -101,24 +106,35 @@ def _selection_view(task):
                                test_index=task.val_index)
 
 
-def _rank(rows: dict[int, float], probe: dict[int, float]) -> list[int]:
-    """Depths best first: validation accuracy, then the probe's, then deeper (cheaper)."""
-    return sorted(rows, key=lambda n: (-rows[n], -probe.get(n, 0.0), -n))
+def _rank(rows: dict[int, float], probe: dict[int, float],
+          nll: dict[int, float] | None = None) -> list[int]:
+    """Depths best first: validation accuracy, then validation NLL (small validation sets
+    tie often: 10 examples give accuracies in steps of 0.1), then the probe's accuracy,
+    then deeper (cheaper)."""
+    nll = nll or {}
+    return sorted(rows, key=lambda n: (-rows[n], nll.get(n, math.inf), -probe.get(n, 0.0),
+                                       -n))
 
 
-def _project(n: int, cost: dict[int, float], forward: dict[int, float]) -> float:
-    """Projected wall time of ``freeze:n`` from the shallowest measured depth: scaled by
-    the forward time of the blocks each trains (measured by the probes), plus 10%."""
+def _project(n: int, cost: dict[int, float], num_blocks: int) -> float:
+    """Projected wall time of ``freeze:n`` from the measured walk: the shallowest measured
+    depth m's time plus, per extra trained block, the mean extra time per block seen so
+    far (with one measurement, m's time shared out over its trained blocks and head).
+    Shallow conv blocks cost more than deep ones, so this is low, and the cap strict."""
     m = min(cost)
-    eps = 0.1 * max(forward.values(), default=0.0) + 1e-6
-    return cost[m] * (forward.get(n, 0.0) + eps) / (forward.get(m, 0.0) + eps)
+    if len(cost) > 1:
+        deep = max(cost)
+        per_block = max(cost[m] - cost[deep], 0.0) / (deep - m)
+    else:
+        per_block = cost[m] / (num_blocks - m + 1)
+    return cost[m] + per_block * max(m - n, 0)
 
 
-def _exhaustive(candidates, cost, forward, n_seeds: int, test_cost: dict) -> float:
+def _exhaustive(candidates, cost, num_blocks: int, n_seeds: int, test_cost: dict) -> float:
     """The exhaustive sweep's estimated wall time: every candidate depth with every seed
     (measured depths as measured on the selection view, the rest projected), plus the
     test split's evaluation per trial, from the measured per-example block times."""
-    return n_seeds * sum((cost[n] if n in cost else _project(n, cost, forward))
+    return n_seeds * sum((cost[n] if n in cost else _project(n, cost, num_blocks))
                          + test_cost.get(n, 0.0) for n in candidates)
 
 
@@ -225,6 +241,9 @@ def best_depth(source, task, *, budget: str | SearchBudget = "quick", seeds=(0,)
         full_cache = FeatureCache(Path(tmp) / "full")
 
         def run(t, protocol, epochs, seed, cache):
+            if progress:
+                print(f"depth search: {protocol} seed {seed} ({epochs} epochs)",
+                      file=sys.stderr, flush=True)
             t0 = time.perf_counter()
             res = transfer(model, t, protocol, {**base, "epochs": epochs}, seed=seed,
                            feature_cache=cache, progress=False)
@@ -239,45 +258,50 @@ def best_depth(source, task, *, budget: str | SearchBudget = "quick", seeds=(0,)
                      for n in candidates}
         # 2. the walk: freeze:n from the deepest (cheapest) candidate to the shallowest,
         # one seed, while defrosting still pays and the projected cost fits the cap
-        forward = {n: sum(feature_time.get(k, 0.0) for k in range(n + 1, model.num_blocks + 1))
-                   for n in candidates}
-        walk, cost, models, stopped = {}, {}, {}, ""
+        walk, cost, models, stopped, nll = {}, {}, {}, "", {}
         for n in sorted(candidates, reverse=True):
             if walk:
-                proj = _project(n, cost, forward)
-                exhaustive = _exhaustive(candidates, cost, forward, len(seeds), test_cost)
-                reserve = (len(seeds) - 1) * cost[_rank(walk, probe)[0]]
-                if time.perf_counter() - t_start + proj + reserve > plan.cap * exhaustive:
+                proj = _project(n, cost, model.num_blocks)
+                exhaustive = _exhaustive(candidates, cost, model.num_blocks, len(seeds), test_cost)
+                reserve = (len(seeds) - 1) * cost[_rank(walk, probe, nll)[0]]
+                if sum(cost.values()) + proj + reserve > plan.cap * exhaustive:
                     stopped = (f"the walk stopped before freeze:{n}: its projected "
                                f"{proj:.1f} s would pass the budget's cap ({plan.cap:.0%} of "
                                f"an estimated {exhaustive:.1f} s exhaustive sweep)")
                     break
                 best = max(walk.values())
                 recent = [walk[d] for d in sorted(walk)[:plan.patience]]
-                if len(walk) > plan.patience and all(v < best for v in recent):
+                # a probe at or below n that beats the walk says block <= n features are
+                # better for the target than anything the walk used: keep defrosting
+                promise = max((probe[k] for k in probe if k <= n), default=-1.0)
+                if len(walk) > plan.patience and all(v < best for v in recent) \
+                        and promise <= best:
                     stopped = (f"the walk stopped before freeze:{n}: {plan.patience} "
-                               "shallower depth(s) in a row without a better val_acc")
+                               "shallower depth(s) in a row without a better val_acc, and no "
+                               f"probe at depth <= {n} above the best ({best:.4f})")
                     break
             res, spent = run(view, f"freeze:{n}", E, seeds[0], view_cache)
             m = res.metrics
             walk[n] = m["val_acc"] if m["outcome"] == "ok" else -1.0
+            # the view's test split is its validation split: test_nll is the val NLL
+            nll[n] = m["test_nll"] if math.isfinite(m["test_nll"]) else math.inf
             cost[n] = spent
             models[n] = res.model
-            for d in _rank(walk, probe)[plan.finalists:]:
+            for d in _rank(walk, probe, nll)[plan.finalists:]:
                 models.pop(d, None)  # keep only the models a final check can use
             evidence.append({"depth": n, "stage": "walk", "measure": f"freeze:{n} val_acc",
-                             "value": m["val_acc"], "epochs": E, "seeds": [seeds[0]],
-                             "compute_s": spent,
+                             "value": m["val_acc"], "val_nll": m["test_nll"], "epochs": E,
+                             "seeds": [seeds[0]], "compute_s": spent,
                              **({"outcome": m["outcome"]} if m["outcome"] != "ok" else {})})
         if stopped:
             notes.append(stopped)
-        exhaustive = _exhaustive(candidates, cost, forward, len(seeds), test_cost)
+        exhaustive = _exhaustive(candidates, cost, model.num_blocks, len(seeds), test_cost)
         # 3. final check: the best depths of the walk with every seed, on the task itself
         # (seed 0's walk model is scored on the test split here, after its training)
-        final = {}
-        for rank, n in enumerate(_rank(walk, probe)[:plan.finalists]):
+        final, trials_s = {}, sum(cost.values())
+        for rank, n in enumerate(_rank(walk, probe, nll)[:plan.finalists]):
             extra = (len(seeds) - 1) * cost[n]
-            if rank and time.perf_counter() - t_start + extra > plan.cap * exhaustive:
+            if rank and trials_s + extra > plan.cap * exhaustive:
                 notes.append(f"the final check skipped freeze:{n} (rank {rank + 1}): its "
                              f"{len(seeds) - 1} more seed(s) would pass the cap")
                 break
@@ -290,10 +314,11 @@ def best_depth(source, task, *, budget: str | SearchBudget = "quick", seeds=(0,)
                 vals.append(res.metrics["val_acc"] if ok else -1.0)
                 tests.append(res.metrics["test_acc"])
             final[n] = (fmean(vals), fmean(tests))
+            trials_s += time.perf_counter() - t0
             evidence.append({"depth": n, "stage": "final", "measure": f"freeze:{n} val_acc",
                              "value": final[n][0], "epochs": E, "seeds": seeds,
                              "compute_s": time.perf_counter() - t0, "test_acc": final[n][1]})
-    chosen = _rank({n: v for n, (v, _) in final.items()}, probe)[0]
+    chosen = _rank({n: v for n, (v, _) in final.items()}, probe, nll)[0]
     return DepthSearchResult(
         depth=chosen, protocol=f"freeze:{chosen}", val_acc=final[chosen][0],
         test_acc=final[chosen][1], wall_time_s=time.perf_counter() - t_start,
