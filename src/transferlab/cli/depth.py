@@ -70,5 +70,6 @@ def run(args: argparse.Namespace) -> int:
     for note in res.notes:
         print(f"note: {note}")
     print(f"chosen: {res.protocol}  val_acc {res.val_acc:.4f}  test_acc {res.test_acc:.4f}  "
-          f"({res.wall_time_s:.1f} s; exhaustive sweep estimated {res.estimated_exhaustive_s:.1f} s)")
+          f"({res.wall_time_s:.1f} s; exhaustive sweep estimated "
+          f"{res.estimated_exhaustive_s:.1f} s)")
     return 0

@@ -24,6 +24,10 @@ class SearchBudget:
                 "in a row without a better validation accuracy (defrosting stopped paying)"})
     finalists: int = field(default=2, metadata={
         "help": "best depths of the walk that get every seed (the final check)"})
+    margin_se: float = field(default=2.0, metadata={
+        "help": "a runner-up joins the final check only if its walk val_acc is within this "
+                "many binomial standard errors (sqrt(p (1 - p) / n_val)) of the best's; "
+                "0 checks every finalist"})
     cap: float = field(default=0.25, metadata={
         "help": "compute cap as a fraction of the estimated exhaustive sweep (every depth, "
                 "every seed); the walk stops, and the final check is shortened, before it; "
@@ -36,6 +40,8 @@ class SearchBudget:
         if isinstance(self.finalists, bool) or not isinstance(self.finalists, int) \
                 or self.finalists < 1:
             raise bad_value("finalists", self.finalists, "an integer >= 1")
+        if not self.margin_se >= 0:
+            raise bad_value("margin_se", self.margin_se, "a number >= 0")
         if not 0 < self.cap <= 1:
             raise bad_value("cap", self.cap, "a fraction in (0, 1]")
 
