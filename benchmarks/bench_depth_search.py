@@ -126,6 +126,9 @@ def run_case(case: dict, work: Path, seeds: int, args) -> dict:
             "best_test_acc": best["test_mean"], "best_test_std": best["test_std"],
             "gap_points": 100 * gap, "tolerance_points": 100 * tol,
             "search_s": search_s, "exhaustive_s": exhaustive_s, "time_ratio": ratio,
+            # the best depth's own trials (every seed) as a share of the exhaustive sweep:
+            # a floor for any method that reports that depth's mean over the same seeds
+            "best_depth_share": best["time_s"] / exhaustive_s,
             "goal_met": bool(gap <= tol + 1e-12 and ratio <= 0.25),
             "notes": res.notes, "per_depth": per_depth, "search": res.to_dict()}
 
