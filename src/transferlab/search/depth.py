@@ -21,7 +21,7 @@ Three stages, every choice by validation accuracy only:
 3. **Final check**: the ``finalists`` best depths of the walk (a runner-up only when it is
    within ``margin_se`` binomial standard errors of the best) get every seed (halving the
    candidates, doubling the evidence); the best mean validation accuracy wins (ties: the
-   lower validation NLL of the walk, then the better probe, then the deeper, cheaper depth).
+   lower mean validation NLL, then the better probe, then the deeper, cheaper depth).
 
 Short-epoch rungs (successive halving with growing epochs) were tried first and dropped:
 at the target sizes this is for (tens to hundreds of examples per class, a few SGD steps
@@ -335,7 +335,7 @@ def best_depth(source, task, *, budget: str | SearchBudget = "quick", seeds=(0,)
         exhaustive = _exhaustive(candidates, cost, model.num_blocks, len(seeds), test_cost)
         # 3. final check: the best depths of the walk with every seed, on the task itself
         # (seed 0's walk model is scored on the test split here, after its training)
-        final, trials_s = {}, sum(cost.values())
+        final, final_nll, trials_s = {}, {}, sum(cost.values())
         ranked = _rank(walk, probe, nll)
         top = walk[ranked[0]]
         se = math.sqrt(max(top * (1 - top), 1e-12) / task.n_val)
@@ -351,19 +351,24 @@ def best_depth(source, task, *, budget: str | SearchBudget = "quick", seeds=(0,)
                              f"{len(seeds) - 1} more seed(s) would pass the cap")
                 break
             t0 = time.perf_counter()
-            vals = [walk[n]]
-            tests = [_test_acc(models[n], task, n, cfg, full_cache)]
+            vals, nlls = [walk[n]], [nll[n]]
+            tests = [_test_acc(models.pop(n), task, n, cfg, full_cache)]
             for s in seeds[1:]:
-                res, _ = run(task, f"freeze:{n}", E, s, full_cache)
+                # trained on the view too (its test NLL is the validation NLL, the
+                # tie-break), then scored on the task's test split
+                res, _ = run(view, f"freeze:{n}", E, s, view_cache)
                 ok = res.metrics["outcome"] == "ok"
                 vals.append(res.metrics["val_acc"] if ok else -1.0)
-                tests.append(res.metrics["test_acc"])
+                nlls.append(res.metrics["test_nll"] if ok else math.inf)
+                tests.append(_test_acc(res.model, task, n, cfg, full_cache))
             final[n] = (fmean(vals), fmean(tests))
+            final_nll[n] = fmean(nlls)
             trials_s += time.perf_counter() - t0
             evidence.append({"depth": n, "stage": "final", "measure": f"freeze:{n} val_acc",
-                             "value": final[n][0], "epochs": E, "seeds": seeds,
-                             "compute_s": time.perf_counter() - t0, "test_acc": final[n][1]})
-    chosen = _rank({n: v for n, (v, _) in final.items()}, probe, nll)[0]
+                             "value": final[n][0], "val_nll": final_nll[n], "epochs": E,
+                             "seeds": seeds, "compute_s": time.perf_counter() - t0,
+                             "test_acc": final[n][1]})
+    chosen = _rank({n: v for n, (v, _) in final.items()}, probe, final_nll)[0]
     return DepthSearchResult(
         depth=chosen, protocol=f"freeze:{chosen}", val_acc=final[chosen][0],
         test_acc=final[chosen][1], wall_time_s=time.perf_counter() - t_start,
