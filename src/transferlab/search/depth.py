@@ -121,17 +121,27 @@ def _rank(rows: dict[int, float], probe: dict[int, float],
 
 
 def _project(n: int, cost: dict[int, float], num_blocks: int) -> float:
-    """Projected wall time of ``freeze:n`` from the measured walk: the shallowest measured
-    depth m's time plus, per extra trained block, the mean extra time per block seen so
-    far (with one measurement, m's time shared out over its trained blocks and head).
-    Shallow conv blocks cost more than deep ones, so this is low, and the cap strict."""
-    m = min(cost)
-    if len(cost) > 1:
-        deep = max(cost)
-        per_block = max(cost[m] - cost[deep], 0.0) / (deep - m)
+    """Projected wall time of ``freeze:n`` from the walk's measured depths: linear between
+    the measured neighbours; below the shallowest measured depth m, m's time plus the
+    mean extra time per trained block seen so far (with one measurement, m's time shared
+    out over its trained blocks and head); above the deepest, the deepest's time. Shallow
+    conv blocks cost more than deep ones, so this is low, and the cap strict."""
+    if n in cost:
+        return cost[n]
+    done = sorted(cost)
+    lo = [d for d in done if d < n]
+    hi = [d for d in done if d > n]
+    if lo and hi:
+        a, b = lo[-1], hi[0]
+        return cost[a] + (cost[b] - cost[a]) * (n - a) / (b - a)
+    if lo:
+        return cost[lo[-1]]
+    m = done[0]
+    if len(done) > 1:
+        per_block = max(cost[m] - cost[done[-1]], 0.0) / (done[-1] - m)
     else:
         per_block = cost[m] / (num_blocks - m + 1)
-    return cost[m] + per_block * max(m - n, 0)
+    return cost[m] + per_block * (m - n)
 
 
 def _exhaustive(candidates, cost, num_blocks: int, n_seeds: int, test_cost: dict) -> float:
