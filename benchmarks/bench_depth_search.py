@@ -159,8 +159,29 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:  # after every case: a kill leaves the cases done so far
             write_text_atomic(args.out, json.dumps(_result(rows, args), indent=2, default=str))
     met = sum(r["goal_met"] for r in rows)
+    print(markdown_table(rows))
     print(f"goal met on {met} of {len(rows)} cases (goal: >= 4 of 5)")
     return 0
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The per-case table of docs/depth.md from the JSON's ``cases``."""
+    out = ["| case | train / val | chosen | best | search test | best test (std) | gap "
+           "(tol), points | choice ok | search / exhaustive s | ratio | best depth's share | goal |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        share = r.get("best_depth_share")
+        if share is None:  # JSONs written before the field: from the per-depth times
+            best = next(d for d in r["per_depth"] if d["depth"] == r["best_depth"])
+            share = best["time_s"] / r["exhaustive_s"]
+        out.append(f"| {r['case']} | {r['n_train']} / {r['n_val']} | {r['chosen_depth']} | "
+                   f"{r['best_depth']} | {r['search_test_acc']:.4f} | "
+                   f"{r['best_test_acc']:.4f} ({r['best_test_std']:.4f}) | "
+                   f"{r['gap_points']:+.2f} ({r['tolerance_points']:.2f}) | "
+                   f"{'yes' if r['gap_points'] <= r['tolerance_points'] + 1e-9 else 'no'} | "
+                   f"{r['search_s']:.1f} / {r['exhaustive_s']:.1f} | {r['time_ratio']:.2f} | "
+                   f"{share:.2f} | {'met' if r['goal_met'] else 'not met'} |")
+    return "\n".join(out)
 
 
 def _result(rows: list[dict], args) -> dict:
@@ -168,7 +189,9 @@ def _result(rows: list[dict], args) -> dict:
             "steps": args.steps, "batch_size": args.batch_size,
             "source_epochs": args.source_epochs, "torch_threads": torch.get_num_threads(),
             "goal": "gap <= max(0.5 points, seed std at the best depth) and time ratio <= 0.25",
-            "cases_met": sum(r["goal_met"] for r in rows), "cases": rows,
+            "cases_met": sum(r["goal_met"] for r in rows),
+            "cases_choice_ok": sum(r["gap_points"] <= r["tolerance_points"] + 1e-9
+                                   for r in rows), "cases": rows,
             "provenance": provenance()}
 
 
