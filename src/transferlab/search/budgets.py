@@ -26,7 +26,8 @@ class SearchBudget:
         "help": "best depths of the walk that get every seed (the final check)"})
     margin_se: float = field(default=2.0, metadata={
         "help": "a runner-up joins the final check only if its walk val_acc is within this "
-                "many binomial standard errors (sqrt(p (1 - p) / n_val)) of the best's; "
+                "many binomial standard errors (sqrt(p (1 - p) / n_val), p Laplace-smoothed) "
+                "of the best's; "
                 "0 checks every finalist"})
     cap: float = field(default=0.25, metadata={
         "help": "compute cap as a fraction of the estimated exhaustive sweep (every depth, "

@@ -348,7 +348,9 @@ def best_depth(source, task, *, budget: str | SearchBudget = "quick", seeds=(0,)
         final, final_nll, trials_s = {}, {}, sum(cost.values())
         ranked = _rank(walk, probe, nll)
         top = walk[ranked[0]]
-        se = math.sqrt(max(top * (1 - top), 1e-12) / task.n_val)
+        # Laplace-smoothed (p = (k + 1) / (n + 2)): 10/10 correct is not a zero error bar
+        p_top = (top * task.n_val + 1) / (task.n_val + 2)
+        se = math.sqrt(p_top * (1 - p_top) / task.n_val)
         for rank, n in enumerate(ranked[:plan.finalists]):
             if rank and plan.margin_se and top - walk[n] > plan.margin_se * se:
                 notes.append(f"the final check left out freeze:{n} (rank {rank + 1}): its "
