@@ -17,7 +17,8 @@ Three stages, every choice by validation accuracy only:
    are a fixed cost outside the cap: one forward pass through the network, whose features
    the walk's trials reuse, and L small L-BFGS fits). A walk from the deep end only was
    tried first: on the benchmark's cases the best depth was n = 0 in most, and patience
-   on 10-example validation sets stopped it at a deep depth (gaps of 6-24 points).
+   on 10-example validation sets stopped it at a deep depth (gaps of 1-24 points on 7 of
+   8 cases).
 3. **Final check**: the ``finalists`` best depths of the walk (a runner-up only when it is
    within ``margin_se`` binomial standard errors of the best) get every seed (halving the
    candidates, doubling the evidence); the best mean validation accuracy wins (ties: the
