@@ -10,9 +10,10 @@ from transferlab.cli._common import add_train_args, train_config_from_args
 def register(sub) -> None:
     p = sub.add_parser(
         "depth", help="choose the freeze depth n of freeze:n by validation, cheaply",
-        description="Probe every depth, walk freeze:n from the deepest (cheapest) depth "
-                    "towards the shallowest while defrosting pays and the budget allows, "
-                    "then check the best two with every seed. Chooses by validation "
+        description="Probe every depth, train freeze:n at both ends (n = L, the "
+                    "cheapest, and n = 0), walk inward from the better end while it pays "
+                    "and the budget allows, then check the best two with every seed "
+                    "(docs/depth.md). Chooses by validation "
                     "accuracy only; prints the chosen depth, its validation and test "
                     "accuracy, the compute spent and the evidence per depth.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
