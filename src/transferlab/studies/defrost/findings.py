@@ -90,8 +90,8 @@ def not_optimal(curves: dict, gain_rows: list[dict], num_blocks: int) -> Finding
                        "seed allows no paired test; run --seeds 2 or more.", rows)
     sig = [r for r in rows if r["higher"]]
     best = max(rows, key=lambda r: r["mean_diff"])
-    caveat = (" (n* is the argmax of the same test means, so these gains are optimistic; "
-              "see optimal_by_val for the depth validation picks)")
+    caveat = (" (n* is the argmax of the same test means (a winner's curse), so these gains "
+              "are optimistic; see optimal_by_val for the depth validation picks)")
     if sig:
         cells = "; ".join(f"{r['cell']}: {pp(r['mean_diff'])}, Holm {fmt_p(r['p_holm'])}"
                           for r in sig)
