@@ -111,6 +111,9 @@ def test_fall_depth():
     (["--synthetic", "--sizes", "0,50"], "--sizes=[0, 50] is invalid: allowed is target sizes"),
     (["--synthetic", "--generator", "eta=0.3"], "--generator='eta=0.3' is invalid"),
     ([], "--synthetic=False is invalid: allowed is --synthetic, or --source-task"),
+    (["--source-task", "digits:classes=0-4", "--target-task", "digits:classes=5-9:per_class=5"],
+     "allowed is a task without per_class (the study sets the target size from --sizes"),
+    (["--source-task", "digits:classes=0-4"], "--target-task=None is invalid: allowed is both"),
     (["--synthetic", "--source-task", "mnist"], "--source-task='mnist' is invalid: allowed is "
                                                 "not with --synthetic"),
 ])
