@@ -2,7 +2,7 @@
 
 A *unit* is a seed s: it fixes the synthetic generator (``gen_seed=s``: F, the teacher and
 the target's perturbations) or the image target's example draw (task ``seed=s``), the
-pretrained source network (pretraining seed s) and every trial's initialisation, so all
+pretrained source network (pretraining seed 1000 + s) and every trial's initialisation, so all
 depths, sizes and correlation levels of one seed are paired. A *cell* is (target size N,
 correlation level). Per (seed, N) two sweep specs write into one database:
 
@@ -28,6 +28,10 @@ from transferlab.studies.defrost.config import DefrostConfig
 # Keys the study sets itself on synthetic tasks (the generator may not override them).
 _STUDY_KEYS = ("role", "eta", "q", "n", "gen_seed")
 _TARGET_ONLY = ("rho",)
+# The source of seed s is initialised with seed SOURCE_SEED + s, so that it never shares its
+# initial weights with a trial of seed s (a scratch net starting from the source's own
+# initialisation would inflate the representation similarity).
+SOURCE_SEED = 1000
 
 
 @dataclass
@@ -203,7 +207,7 @@ def source_entry(d: Design, seed: int) -> dict:
     """The sweep's source recipe for ``seed`` (pretrained once, cached by recipe)."""
     return {"pretrain": {"task": d.source_tasks[seed], "arch": d.arch,
                          "arch_kwargs": dict(d.arch_kwargs),
-                         "train": d.budget.source_train(), "seed": seed}}
+                         "train": d.budget.source_train(), "seed": SOURCE_SEED + seed}}
 
 
 def sweep_specs(d: Design, seed: int | None = None) -> list[dict]:

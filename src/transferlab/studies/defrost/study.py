@@ -13,7 +13,6 @@ trains what is missing); the folder receives ``defrost.json``, ``heatmap.png``,
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
