@@ -254,11 +254,13 @@ def test_logme_regression_rejects_mismatched_targets():
 
 
 def test_logme_projections_without_eigenvectors_match_eigh():
-    from transferlab.transferability.logme import _eig_projections
+    from transferlab.transferability.logme import THREADS_MIN_DIM, _eig_projections
 
     rng = np.random.default_rng(17)
-    a = rng.standard_normal((80, 50))
-    sym, b = a.T @ a, rng.standard_normal((50, 3))
+    d = 300
+    assert d >= THREADS_MIN_DIM  # the tridiagonal path, not eigh itself
+    a = rng.standard_normal((400, d))
+    sym, b = a.T @ a, rng.standard_normal((d, 3))
     s, proj = _eig_projections(sym.copy(), b)
     s_ref, v = np.linalg.eigh(sym)
     assert np.allclose(s, s_ref, rtol=0, atol=1e-10 * s_ref.max())
@@ -274,7 +276,7 @@ def test_logme_banded_solves_agree_with_the_spectral_form(duplicate):
     if duplicate:  # rank-deficient F^T F: two equal columns
         f = np.hstack([f, f[:, :1]])
     cols = np.eye(4)[y]
-    s, fit = lm._problem(f, cols)
+    s, fit = lm._problem(f, cols, banded=True)
     assert isinstance(fit, lm._Banded)
     s2, z2, out = lm._spectrum(f, cols)
     spectral = lm._Spectral(s2, z2, out)
