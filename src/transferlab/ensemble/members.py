@@ -58,7 +58,7 @@ def check_members(paths: list[str]) -> list[str]:
 
 def pretrain_members(task: str, m: int, folder: Path, arch: str = "convnet",
                      train: dict | None = None, data_dir: str | None = None,
-                     progress: bool = False) -> list[str]:
+                     progress: bool = False, arch_kwargs: dict | None = None) -> list[str]:
     """Pretrain ``m`` members on ``task`` with seeds 0..m-1 into ``folder`` (each kept once
     written: a resumed run reuses them). Returns their weights paths."""
     from transferlab.api import pretrain_checkpoint
@@ -70,7 +70,8 @@ def pretrain_members(task: str, m: int, folder: Path, arch: str = "convnet",
         path = folder / f"source{i}"
         weights = path.with_name(path.name + ".safetensors")
         if not (weights.is_file() and path.with_name(path.name + ".json").is_file()):
-            metrics = pretrain_checkpoint(task, str(path), arch=arch, train=train, seed=i,
+            metrics = pretrain_checkpoint(task, str(path), arch=arch, arch_kwargs=arch_kwargs,
+                                          train=train, seed=i,
                                           data_dir=data_dir, progress=progress,
                                           save_diverged=False)
             if metrics.get("outcome") != "ok":

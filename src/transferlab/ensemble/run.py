@@ -42,7 +42,8 @@ def metrics_row(label: str, run: StrategyRun) -> dict:
 
 def resolve_members(members: list[str] | None, pretrain: str | None, n_members: int | None,
                     work: Path, arch: str = "convnet", pretrain_train: dict | None = None,
-                    data_dir: str | None = None, progress: bool = False) -> list[str]:
+                    data_dir: str | None = None, progress: bool = False,
+                    arch_kwargs: dict | None = None) -> list[str]:
     """The source checkpoints: ``members`` as given, or ``n_members`` pretrained on
     ``pretrain`` (seeds 0..M-1, kept in ``work/members``). Checked to share one arch."""
     if members and pretrain:
@@ -55,9 +56,11 @@ def resolve_members(members: list[str] | None, pretrain: str | None, n_members: 
         from transferlab.data import TaskSpec
 
         TaskSpec.parse(pretrain)  # a bad task string fails before any training
-        folder = work / "members" / _slug(f"{pretrain}-{arch}-{sorted((pretrain_train or {}).items())}")
+        recipe = [pretrain, arch, sorted((arch_kwargs or {}).items()),
+                  sorted((pretrain_train or {}).items())]
+        folder = work / "members" / _slug(repr(recipe))
         members = pretrain_members(pretrain, n_members, folder, arch, pretrain_train,
-                                   data_dir, progress)
+                                   data_dir, progress, arch_kwargs)
     return check_members(list(members or []))
 
 
@@ -73,7 +76,8 @@ def transfer_ensemble(task: str, members: list[str] | None = None,
                       train: dict | None = None, seed: int = 0, db: str | None = None,
                       workers: int | None = None, data_dir: str | None = None,
                       arch: str = "convnet", pretrain_train: dict | None = None,
-                      out: str | None = None, progress: bool = False) -> EnsembleResult:
+                      out: str | None = None, progress: bool = False,
+                      arch_kwargs: dict | None = None) -> EnsembleResult:
     """Transfer an ensemble to ``task`` with each strategy; metrics and times per strategy.
 
     Args:
@@ -116,7 +120,7 @@ def transfer_ensemble(task: str, members: list[str] | None = None,
         dbp.parent.mkdir(parents=True, exist_ok=True)
         ctx = Context(task, [], dbp, train, seed, workers, data_dir, progress)
         ctx.members = resolve_members(members, pretrain, n_members, ctx.work, arch,
-                                      pretrain_train, data_dir, progress)
+                                      pretrain_train, data_dir, progress, arch_kwargs)
         for cfg in configs.values():
             cfg.check_members(len(ctx.members))
         runs = {label: cfg.run(ctx) for label, cfg in configs.items()}
