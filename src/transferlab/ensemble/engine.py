@@ -8,8 +8,9 @@ keeps its weights and test-set probabilities (``load_trial_model`` / ``load_tria
 
 Time: a strategy's ``wall_time_s`` is its serial compute, the sum over its trials of the
 recorded training and feature time, plus what the driver itself did for it (the shift
-vector, BatchNorm re-estimation). It does not depend on how many trials ran in parallel
-or on whether a trial was already stored.
+vector, BatchNorm re-estimation; checkpoint writes, like a trial's kept outputs, are not
+counted). It does not depend on how many trials ran in parallel or on whether a trial was
+already stored.
 """
 
 from __future__ import annotations

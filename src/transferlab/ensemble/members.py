@@ -64,7 +64,17 @@ def pretrain_members(task: str, m: int, folder: Path, arch: str = "convnet",
     from transferlab.api import pretrain_checkpoint
     from transferlab.checkpoint import read_meta
 
+    import json
+
     folder.mkdir(parents=True, exist_ok=True)
+    recipe = {"task": task, "arch": arch, "arch_kwargs": arch_kwargs or {},
+              "train": train or {}}
+    stamp = folder / "recipe.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) != recipe:
+        raise UserError(f"members folder {folder} holds members pretrained by another recipe "
+                        f"({stamp.read_text().strip()}): allowed is the same recipe "
+                        f"({json.dumps(recipe, sort_keys=True)}); pass another folder")
+    stamp.write_text(json.dumps(recipe, sort_keys=True))
     out = []
     for i in range(m):
         path = folder / f"source{i}"

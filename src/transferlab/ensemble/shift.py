@@ -81,25 +81,32 @@ class ShiftConfig(StrategyConfig):
                 "batch_size": ctx.train.get("batch_size", 128)}
 
     def shifted_member(self, ctx: Context, source_path: str, index: int, delta: dict,
-                       head_from, recipe: dict) -> str:
-        """Write (or reuse) member ``index``'s shifted checkpoint; its weights path."""
-        from transferlab.checkpoint import checkpoint_sha256, load_checkpoint, save_checkpoint
+                       head_from, recipe: dict) -> tuple[str, float]:
+        """Write (or reuse) member ``index``'s shifted checkpoint: (weights path, seconds the
+        shift and the BatchNorm statistics took; kept in the sidecar for a resumed run)."""
+        from transferlab.checkpoint import (checkpoint_sha256, load_checkpoint, read_meta,
+                                            save_checkpoint)
 
         ident = {**recipe, "source_sha256": checkpoint_sha256(source_path), "member": index}
         key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
         path = ctx.work / "shifted" / key / "member"
         weights = path.with_name("member.safetensors")
         if weights.is_file() and path.with_name("member.json").is_file():
-            return str(weights)
+            return str(weights), float(read_meta(str(weights)).get("shift_time_s", 0.0))
         task = ctx.target()
         source, meta = load_checkpoint(source_path)
         gen = torch.Generator().manual_seed(ctx.seed * 1_000_003 + index)
+        t0 = time.perf_counter()
         model = apply_shift(source, delta, self.alpha, head_from, task.num_classes, gen,
                             self.bn, task.x_train, int(ctx.train.get("batch_size", 128)))
+        seconds = time.perf_counter() - t0
+        # Writing the checkpoint is the sweep engine's I/O (as a trial's kept outputs are):
+        # not counted in the strategy's time.
         save_checkpoint(path, model, {"task": ctx.task, "classes": list(task.classes),
                                       "protocol": "ensemble-shift", "shift": ident,
-                                      "source_task": meta.get("task")})
-        return str(weights)
+                                      "source_task": meta.get("task"),
+                                      "shift_time_s": seconds})
+        return str(weights), seconds
 
     def run(self, ctx: Context) -> StrategyRun:
         from transferlab.checkpoint import load_checkpoint
@@ -108,16 +115,18 @@ class ShiftConfig(StrategyConfig):
         refs = run_stage(ctx, "finetune", ctx.members[: self.references], "finetune",
                          self.ref_epochs or ctx.train["epochs"])
         ctx.target()  # loading the data is not the strategy's cost (nor is it a trial's)
-        t0 = time.perf_counter()
         sources = [load_checkpoint(p)[0] for p in ctx.members[: self.references]]
         tuned = [load_trial_model(ctx.db, t.key)[0] for t in refs]
+        t0 = time.perf_counter()
         delta = shift_vector(sources, tuned, self.bn)
+        delta_s = time.perf_counter() - t0
         head_from = tuned[0] if self.head == "reference" else None
         recipe = self.recipe(ctx, [t.key for t in refs])
-        shifted = [self.shifted_member(ctx, p, i, delta, head_from, recipe)
-                   for i, p in enumerate(ctx.members) if i >= self.references]
-        overhead = time.perf_counter() - t0
-        tiny = run_stage(ctx, "shifted", shifted, CONTINUE[self.scope], self.tiny_epochs)
+        made = [self.shifted_member(ctx, p, i, delta, head_from, recipe)
+                for i, p in enumerate(ctx.members) if i >= self.references]
+        overhead = delta_s + sum(sec for _, sec in made)
+        tiny = run_stage(ctx, "shifted", [p for p, _ in made], CONTINUE[self.scope],
+                         self.tiny_epochs)
         norm = math.sqrt(sum(float((d ** 2).sum()) for d in delta.values()))
         return StrategyRun(refs + tiny, overhead, {
             "delta": delta, "delta_norm": norm, "reference_keys": recipe["references"],

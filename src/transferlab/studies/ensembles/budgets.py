@@ -59,7 +59,7 @@ class Budget:
 
 BUDGETS = {
     "tiny": Budget("tiny", 30, 12, 16, 4, 16, 2, 1, 1, batch_size=16),
-    "quick": Budget("quick", 500, 50, 16, 8, 64, 8, 10, 1),
+    "quick": Budget("quick", 300, 40, 16, 8, 64, 6, 10, 1),
     "standard": Budget("standard", None, 100, 32, 32, 256, 30, 30, 3, batch_size=64),
 }
 # Colour photos need more pixels and channels than digits to learn features worth moving.
