@@ -64,7 +64,9 @@ BUDGETS = {
 }
 # Colour photos need more pixels and channels than digits to learn features worth moving.
 OVERRIDES = {("quick", "cifar10"): {"size": 24, "width": 12, "fc_width": 96,
-                                    "pretrain_epochs": 10}}
+                                    "pretrain_epochs": 10},
+             # digits has ~120 training images per class: all of them, more epochs
+             ("quick", "digits"): {"source_per_class": None, "pretrain_epochs": 15}}
 
 
 def get_budget(name: str, pair: str) -> Budget:
