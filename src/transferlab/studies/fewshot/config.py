@@ -51,8 +51,9 @@ class FewshotConfig:
     classes: str | None = field(default=None, metadata={
         "help": "target classes: indices, ranges or names, e.g. 0-4 or cat,dog"})
     shots: list[int] | None = field(default=None, metadata={
-        "help": "comma list of k, labelled examples per class in total (for k >= 4, floor(k/4) "
-                "of them validate); default: the budget's (quick 1,5,10)", "type": int_list})
+        "help": "comma list of k, labelled examples per class (all of them train: the study "
+                "selects nothing on validation); default: the budget's (quick 1,5,10)",
+        "type": int_list})
     episodes: int | None = field(default=None, metadata={
         "help": "support sets per k (every protocol sees the same ones: paired); default: "
                 "the budget's (quick 10)"})

@@ -76,9 +76,9 @@ def rises_with_k(cells, protocols, shots) -> Finding:
                 f"{r['comparison'].split(':')[0]} ({signed_pp(r['mean_diff'])})" for r in down)
         text += "."
         if flat or down:
-            text += (" Where it does not rise, look at the cell's spread: with k < 4 there is no "
-                     "validation (last epoch, strongest L2), from k = 4 on floor(k/4) of the k "
-                     "examples validate instead of training, and few episodes give wide CIs.")
+            text += (" Where it does not rise significantly, look at the cells' spread: few "
+                     "episodes give wide CIs, and a fixed budget (the last of a fixed number "
+                     "of steps; the probe's strongest L2) can overfit or underfit some k.")
     return Finding("rises_with_k", f"Accuracy rises from {lo} to {hi} shots", text, rows)
 
 
