@@ -208,3 +208,48 @@ def test_initial_state_is_the_head_a_transfer_starts_from():
     assert mean_pairwise_cosine([v, -v]) == pytest.approx(-1.0)
     assert mean_pairwise_cosine([v, torch.tensor([0.0, 0.0, 5.0])]) == pytest.approx(0.0)
     assert np.isnan(mean_pairwise_cosine([v, torch.zeros(3)]))  # nothing moved: no pair
+
+
+@pytest.mark.parametrize("protocol", ["bn-only", "finetune-frozen-stats", "head-only"])
+def test_episode_engine_equals_the_per_episode_loop(protocol):
+    """Three episodes at once (vmap over stacked parameters and BatchNorm buffers) give the
+    weights, running statistics and test metrics of three separate ``transfer`` runs."""
+    from transferlab.api import transfer
+    from transferlab.data import make_task
+    from transferlab.models import build_model
+    from transferlab.studies.fewshot.engine import train_episodes
+
+    torch.manual_seed(0)
+    src = build_model("convnet", 5, in_channels=1, image_size=8, width=4, fc_width=16)
+    src.train()
+    with torch.no_grad():  # non-trivial BatchNorm statistics, as a pretrained source has
+        for _ in range(3):
+            src(torch.randn(32, 1, 8, 8))
+    src.eval()
+    tasks = [make_task(f"digits:classes=5-9:per_class=4:val_fraction=0:size=8:episode={e}")
+             for e in range(3)]
+    train = {"epochs": 8, "lr": 0.1, "device": "cpu", "channels_last": False}
+    res = train_episodes(src, protocol, torch.stack([t.x_train for t in tasks]),
+                         torch.stack([t.y_train for t in tasks]), tasks[0].x_test,
+                         tasks[0].y_test, 5, train, seed=0)
+    for e, task in enumerate(tasks):
+        ref = transfer(src, task, protocol, train=train, seed=0, progress=False)
+        for k, v in ref.model.state_dict().items():
+            torch.testing.assert_close(res.states[e][k].to(v.dtype), v, rtol=1e-4, atol=1e-5)
+        assert res.test_acc[e] == pytest.approx(ref.metrics["test_acc"], abs=1e-9)
+        assert res.test_nll[e] == pytest.approx(ref.metrics["test_nll"], rel=1e-4)
+    # The episodes differ (different support sets), so the check is not vacuous.
+    assert not torch.equal(res.states[0]["head.weight"], res.states[1]["head.weight"])
+
+
+def test_episode_engine_refuses_what_it_does_not_run():
+    from transferlab.errors import UserError
+    from transferlab.models import build_model
+    from transferlab.studies.fewshot.engine import train_episodes
+
+    src = build_model("convnet", 3, in_channels=1, image_size=8, width=4, fc_width=8)
+    x, y = torch.randn(2, 6, 1, 8, 8), torch.randint(0, 3, (2, 6))
+    with pytest.raises(UserError, match=r"protocol='linear-probe' has its own fit"):
+        train_episodes(src, "linear-probe", x, y, x[0], y[0], 3)
+    with pytest.raises(UserError, match=r"batch_size=4 is invalid for the episode engine"):
+        train_episodes(src, "bn-only", x, y, x[0], y[0], 3, {"batch_size": 4})
