@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--shots", type=int, default=5)
     ap.add_argument("--steps", type=int, default=None, help="default: the quick budget's")
+    ap.add_argument("--protocols", default=",".join(PROTOCOLS),
+                    help="comma list (SGD protocols the engine runs)")
     ap.add_argument("--out", default="benchmarks/results/fewshot.json")
     args = ap.parse_args(argv)
     budget = BUDGETS["quick"]
@@ -93,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # warm-up import
     rows, t_plain, t_engine = [], 0.0, 0.0
     cache: dict = {}
-    for p in PROTOCOLS:
+    protocols = [p for p in args.protocols.split(",") if p]
+    for p in protocols:
         train = {**protocol_train(budget, p), "device": "cpu", "channels_last": False}
         if args.steps:
             train["epochs"] = args.steps
@@ -115,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{p:24s} plain {t1 - t0:6.2f} s  engine {t2 - t1:6.2f} s  "
               f"{(t1 - t0) / (t2 - t1):5.2f}x  acc {rows[-1]['plain_mean_acc']:.4f} vs "
               f"{rows[-1]['engine_mean_acc']:.4f} (max |diff| {diff:.1e})", flush=True)
-    n = args.episodes * len(PROTOCOLS)
+    n = args.episodes * len(protocols)
     result = {"benchmark": "fewshot_episode_engine_vs_plain_loop", "source": src_task,
               "target": tgt, "shots": args.shots, "episodes": args.episodes,
-              "protocols": list(PROTOCOLS), "steps": rows[0] and (args.steps or budget.epochs),
+              "protocols": protocols, "steps": args.steps or budget.epochs,
               "arch_kwargs": budget.arch_kwargs(), "plain_s": t_plain, "engine_s": t_engine,
               "plain_episodes_per_s": n / t_plain, "engine_episodes_per_s": n / t_engine,
               "speedup": t_plain / t_engine,

@@ -168,7 +168,9 @@ def weights_finding(rows, protocols, shots) -> Finding:
         moved = sorted(((kind, v) for kind, v in summ.items() if v["moved"]),
                        key=lambda kv: -kv[1]["relative_change"])
         still = [kind for kind, v in summ.items() if not v["moved"]]
-        body = ", ".join(f"{kind} (up to {v['relative_change']:.3g} in {v['block']})"
+        body = ", ".join(f"{kind} (up to {v['relative_change']:.3g} in {v['block']}"
+                         + (f", cos ΔW between episodes {v['cosine']:.2f})"
+                            if v["cosine"] is not None else ")")
                          for kind, v in moved) or "nothing"
         s = f"{p} moved {body}"
         if still:
