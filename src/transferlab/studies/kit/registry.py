@@ -16,7 +16,11 @@ from dataclasses import dataclass
 from transferlab.errors import UserError, bad_value
 
 # Packages that register a study on import (a new study adds its folder here).
-BUILTIN = ("transferlab.studies.yosinski", "transferlab.studies.ensembles")
+BUILTIN = (
+    "transferlab.studies.yosinski",
+    "transferlab.studies.ensembles",
+    "transferlab.studies.fewshot",
+)
 
 
 @dataclass(frozen=True)
