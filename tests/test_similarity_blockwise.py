@@ -85,7 +85,7 @@ def test_minibatch_one_batch_equals_debiased_and_many_batches_stay_close(x):
 def test_errors(x):
     a = _convnet(6)
     with pytest.raises(UserError, match=r"metric='cka' is invalid: allowed are linear_cka, .*"
-                                        "procrustes, minibatch_cka"):
+                                        "procrustes, knn_overlap, minibatch_cka"):
         block_similarity(a, a, x, metric="cka")
     with pytest.raises(UserError, match="model_b: model=Linear has no declared blocks"):
         block_similarity(a, nn.Linear(3, 3), x)

@@ -20,6 +20,7 @@ BUILTIN = (
     "transferlab.studies.yosinski",
     "transferlab.studies.ensembles",
     "transferlab.studies.fewshot",
+    "transferlab.studies.defrost",
 )
 
 

@@ -1,0 +1,163 @@
+"""The defrost study: n* and the four findings on result tables with known answers, bad
+input, and one tiny end-to-end run (resume, defrost.json, report in Chromium)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from test_study_helpers import check_in_chromium, needs_chromium
+from transferlab.cli import main
+from transferlab.studies.defrost.config import DefrostConfig
+from transferlab.studies.defrost.curves import compute_curves
+from transferlab.studies.defrost.design import SOURCE_SEED, design, sweep_specs
+from transferlab.studies.defrost.findings import findings
+from transferlab.studies.defrost.reps import fall_depth
+
+OFFSETS = [-0.01, 0.0, 0.01]  # per-seed offsets shared by every depth (a good seed is good)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return design(DefrostConfig(synthetic=True, budget="tiny", seeds=3))
+
+
+def _table(d, peak, height=0.05, noise=0.0):
+    """Rows as the sweep returns them: freeze:n accuracy = 0.8 + a tent of ``height``
+    centred at ``peak(N, level)`` (plus a seed-dependent wobble of size ``noise``); scratch
+    0.7."""
+    rows = []
+    for (seed, n, lv), task in d.targets.items():
+        for dep in d.depths:
+            acc = 0.8 + height * max(0.0, 1 - abs(dep - peak(n, lv)) / 2) + OFFSETS[seed]
+            acc += noise * np.sin(7 * seed + 3 * dep + n)
+            rows.append({"task": task, "protocol": f"freeze:{dep}", "depth": dep,
+                         "seed": seed, "test_acc": acc, "val_acc": acc - 0.01,
+                         "status": "done"})
+        rows.append({"task": task, "protocol": "scratch", "depth": None, "seed": seed,
+                     "test_acc": 0.7 + OFFSETS[seed], "val_acc": 0.7, "status": "done"})
+    return pd.DataFrame(rows)
+
+
+def test_design_pairs_everything_by_seed(tiny):
+    assert tiny.depths == [0, 1, 2, 3, 4, 5] and tiny.num_blocks == 5
+    assert tiny.targets[(2, 60, 1.0)] == ("synthetic:role=target:dim=20:latent=6:n=60:"
+                                          "n_test=300:gen_seed=2")
+    assert tiny.targets[(1, 20, 0.0)] == ("synthetic:role=target:dim=20:latent=6:eta=0.0:"
+                                          "n=20:n_test=300:gen_seed=1")
+    specs = sweep_specs(tiny)
+    assert len(specs) == 3 * 2 * 2  # seeds x sizes x (freeze, scratch)
+    src = specs[0]["sources"]["source"]["pretrain"]
+    assert src["seed"] == SOURCE_SEED and "gen_seed" not in src["task"]  # seed 0's world
+    assert specs[0]["axes"]["depth"] == tiny.depths
+    assert [s.get("keep") for s in specs[:4]] == [None, None, None, ["weights"]]
+
+
+def test_nstar_and_findings_reproduce_on_paper_like_numbers(tiny):
+    # deeper optimum at small N and at high correlation, interior at large N / low corr
+    peak = {(20, 0.0): 3, (20, 1.0): 5, (60, 0.0): 1, (60, 1.0): 3}
+    curves = compute_curves(_table(tiny, lambda n, lv: peak[(n, lv)], noise=0.002), tiny)
+    got = {(o["target_size"], o["correlation"]): o["depth"] for o in curves["optimal"]}
+    assert got == peak
+    best = next(o for o in curves["optimal"] if o["target_size"] == 60 and o["correlation"] == 0)
+    assert best["mean"] == pytest.approx(0.85 + np.mean([0.002 * np.sin(7 * s + 3 + 60)
+                                                         for s in range(3)]), abs=1e-12)
+    cell = next(c for c in curves["cells"] if c["target_size"] == 20 and c["depth"] == 3
+                and c["correlation"] == 0.0)
+    assert cell["n"] == 3 and cell["std"] == pytest.approx(0.01, abs=0.003)
+    rule, found, gains = findings(curves, tiny.num_blocks)
+    assert [f.reproduced for f in found] == [True, True, True, True]
+    g = next(g for g in gains if g["target_size"] == 60 and g["correlation"] == 0.0)
+    assert g["vs_full_freeze"]["mean_diff"] == pytest.approx(0.05, abs=0.005)
+    assert g["vs_scratch"]["mean_diff"] == pytest.approx(0.15, abs=0.005)
+    assert "so these gains are optimistic" in found[0].text
+
+
+def test_findings_say_plainly_what_does_not_reproduce(tiny):
+    # full freezing always best and n* never moves: (1), (2) fail; (3), (4) hold only as
+    # equality, which shows nothing
+    curves = compute_curves(_table(tiny, lambda n, lv: 5), tiny)
+    _, found, _ = findings(curves, tiny.num_blocks)
+    assert [f.reproduced for f in found] == [False, False, False, False]
+    assert "holds only as equality" in found[2].text
+    # the reverse trend (shallower at small N) is said to be reversed
+    curves = compute_curves(_table(tiny, lambda n, lv: 1 if n == 20 else 4), tiny)
+    _, found, _ = findings(curves, tiny.num_blocks)
+    assert found[2].reproduced is False and "significantly reversed in 2" in found[2].text
+    # one seed: nothing is tested
+    one = design(DefrostConfig(synthetic=True, budget="tiny", seeds=1))
+    curves = compute_curves(_table(one, lambda n, lv: 2 if n == 20 else 1), one)
+    _, found, _ = findings(curves, one.num_blocks)
+    assert [f.reproduced for f in found] == [None, None, None, None]
+
+
+def test_fall_depth():
+    assert fall_depth([0.95, 0.9, 0.4, 0.35]) == 2  # largest drop after block 2
+    assert fall_depth([0.3, 0.3, 0.2]) == 0  # falls at the first block already
+    assert fall_depth([1.0, 1.0]) == 2  # never falls: L
+    assert fall_depth([0.9, None]) is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--synthetic", "--correlations", "0,1.5"],
+     "--correlations=1.5 is invalid: allowed is levels in [0, 1]"),
+    (["--synthetic", "--depths", "0,9"], "--depths=9 is invalid: allowed is depths in 0..5 "
+                                          "(the mlp has L = 5 blocks: fc1, fc2, fc3, fc4, fc5)"),
+    (["--synthetic", "--generator", "colour=red"], "fix 'colour=red'"),
+    (["--synthetic", "--sizes", "0,50"], "--sizes=[0, 50] is invalid: allowed is target sizes"),
+    (["--synthetic", "--generator", "eta=0.3"], "--generator='eta=0.3' is invalid"),
+    ([], "--synthetic=False is invalid: allowed is --synthetic, or --source-task"),
+    (["--synthetic", "--source-task", "mnist"], "--source-task='mnist' is invalid: allowed is "
+                                                "not with --synthetic"),
+])
+def test_bad_input_exits_2_with_one_line(args, message, tmp_path, capsys):
+    assert main(["study", "defrost", "--budget", "tiny", "--out", str(tmp_path / "o"),
+                 *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not (tmp_path / "o").exists()  # nothing partial left behind
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny MLPs: one torch thread is fastest (two threads on a busy 2-core CPU are many
+    times slower); workers=1 runs the trials in this process with its threads."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@needs_chromium
+def test_tiny_study_end_to_end_and_resume(tmp_path, one_thread):
+    from transferlab.studies import get_study
+
+    study = get_study("defrost")
+    cfg = study.config(synthetic=True, budget="tiny", seeds=2, depths=[0, 2, 5],
+                       out=str(tmp_path), workers=1)
+    res = study.run(cfg, progress=False)
+    data = json.loads((tmp_path / "defrost.json").read_text())
+    assert len(data["cells"]) == 2 * 2 * 3 and len(data["optimal"]) == 4
+    assert set(data["cells"][0]) >= {"target_size", "correlation", "depth", "mean", "std", "n"}
+    assert set(data["optimal"][0]) >= {"target_size", "correlation", "depth", "mean"}
+    assert data["provenance"]["versions"] and len(data["findings"]) == 4
+    reps = data["representations"]
+    assert [r["correlation"] for r in reps] == [0.0, 1.0] and reps[0]["seeds"] == [0, 1]
+    assert len(reps[0]["metrics"]["knn_overlap"]["mean"]) == 5
+    for name in ("heatmap.png", "curves.png", "similarity.png", "report.html"):
+        assert (tmp_path / name).stat().st_size > 0
+    text = check_in_chromium(tmp_path / "report.html", 3)
+    assert "Findings" in text and "Representations" in text
+    n_rows = sqlite3.connect(tmp_path / "defrost.sqlite").execute(
+        "select count(*) from trials").fetchone()[0]
+    assert n_rows == res["settings"]["trials"] == 2 * 2 * 2 * (3 + 1)
+    again = study.run(cfg, progress=False)  # resumes: nothing new is trained
+    assert sqlite3.connect(tmp_path / "defrost.sqlite").execute(
+        "select count(*) from trials").fetchone()[0] == n_rows
+    assert again["optimal"] == res["optimal"]
