@@ -12,7 +12,7 @@ from torch import nn
 from transferlab.errors import UserError, bad_value
 from transferlab.inputs import Batched, Hidden, TensorTuple
 
-POOLS = ("flatten", "mean", "cls")
+POOLS = ("flatten", "mean", "cls", "avg")
 
 
 def pool_features(h: Batched, pool: str) -> torch.Tensor:
@@ -20,7 +20,9 @@ def pool_features(h: Batched, pool: str) -> torch.Tensor:
 
     ``flatten``: (N, ...) -> (N, prod(...)). ``mean``: ``Hidden`` (N, L, H) -> the mean over
     positions whose mask is 1, (N, H) (a row without tokens gives zeros); a plain (N, L, H)
-    tensor averages every position. ``cls``: the first position, (N, H).
+    tensor averages every position. ``cls``: the first position, (N, H). ``avg``: any
+    block output averaged over its positions (the ``probe:n`` pooling): (N, C, H, W) ->
+    (N, C) global average pool, ``Hidden`` / (N, L, H) as ``mean``, (N, D) unchanged.
     """
     if isinstance(h, Hidden):
         states, mask = h.hidden, h.mask
@@ -31,6 +33,8 @@ def pool_features(h: Batched, pool: str) -> torch.Tensor:
         states, mask = h, None
     if pool == "flatten":
         return states.flatten(1) if states.dim() > 2 else states
+    if pool == "avg" and states.dim() != 3:  # 3-D (tokens) falls through to "mean"
+        return states.mean(tuple(range(2, states.dim()))) if states.dim() > 2 else states
     if states.dim() != 3:
         raise UserError(f"pool={pool!r} needs (N, L, H) states, got shape {tuple(states.shape)}; "
                         "use pool='flatten' for image or vector models")
