@@ -8,6 +8,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from transferlab._atomic import write_text_atomic
+from transferlab.cli._common import json_safe
 from transferlab.studies.kit import report as kit
 from transferlab.studies.yosinski.plot import save_png
 
@@ -69,7 +70,7 @@ def write_outputs(adv, out: Path) -> dict:
                        "The race: validation accuracy per rung (dashed: L-BFGS probes)."))
     adv.files = files
     data = adv.to_dict()
-    write_text_atomic(files["json"], json.dumps(data, indent=1, default=str, allow_nan=False))
+    write_text_atomic(files["json"], json.dumps(json_safe(data), indent=1, default=str, allow_nan=False))
     rec = adv.recommendation
     ev = adv.evidence
     parts = [

@@ -18,6 +18,7 @@ from transferlab._atomic import write_text_atomic
 from transferlab.advise import calibrate
 from transferlab.advise.evidence import measure
 from transferlab.advise.rules import GUIDE, Thresholds, guide_rule
+from transferlab.cli._common import json_safe
 from transferlab.errors import UserError
 from transferlab.provenance import provenance
 from transferlab.studies.guide.cases import (ARCH, CASE_SETS, Case, GuideBudget, get_budget,
@@ -157,7 +158,7 @@ def run_config(cfg: GuideConfig, progress: bool = True) -> dict:
                        "Per scenario: the accuracy of the measured winner, the guide's advice "
                        "and transferlab's advice."))
     result["files"] = files
-    write_text_atomic(files["json"], json.dumps(result, indent=1, default=str,
+    write_text_atomic(files["json"], json.dumps(json_safe(result), indent=1, default=str,
                                                 allow_nan=False))
     report.write_report(files["report"], result, images)
     return result
@@ -169,7 +170,7 @@ def _write(out: Path, cfg, b, records, th, fit_info, wall) -> dict:
                                             "wall_time_s": round(wall, 1)},
               "cases": records, "thresholds": th.to_dict() if th else None,
               "calibration": fit_info, "provenance": provenance()}
-    write_text_atomic(out / "guide.json", json.dumps(result, indent=1, default=str,
+    write_text_atomic(out / "guide.json", json.dumps(json_safe(result), indent=1, default=str,
                                                      allow_nan=False))
     return result
 
