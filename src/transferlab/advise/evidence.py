@@ -33,14 +33,14 @@ import torch
 from transferlab.errors import UserError
 from transferlab.features import prefix_features
 from transferlab.inputs import Hidden, index
-from transferlab.protocols.linear_probe import L2_GRID, LogisticPath
+from transferlab.protocols.linear_probe import L2_GRID, PATH_ITERS, LogisticPath
 
 ALL_DEPTHS = 8  # models with up to this many blocks are probed at every depth
 # With fewer validation examples per class than this (k-shot tasks: 2 of 10), one
 # validation split is too noisy to compare depths (10 examples: steps of 0.1); the probe
 # accuracy is then a stratified cross-validation over the labelled train + val examples.
 CV_BELOW = 10
-CV_FOLDS = 5
+CV_FOLDS = 4
 
 
 @dataclass
@@ -133,8 +133,10 @@ def _pool(model, h, depth: int) -> torch.Tensor:
     return (h.mean(dim=(2, 3)) if h.dim() == 4 else h.flatten(1)).float()
 
 
-def _path_accs(x_tr, y_tr, x_va, y_va, num_classes: int) -> np.ndarray:
-    """Validation accuracy of the L-BFGS logistic path at each L2 of ``L2_GRID``.
+def _path_accs(x_tr, y_tr, x_va, y_va, num_classes: int, max_iter: int = PATH_ITERS
+               ) -> np.ndarray:
+    """Validation accuracy of the L-BFGS logistic path at each L2 of ``L2_GRID``
+    (warm-started, ``max_iter`` steps each: loose, as the linear probe's own L2 path).
 
     Features are standardised by the train split's spread (the probes of different depths
     then share one L2 grid)."""
@@ -142,7 +144,7 @@ def _path_accs(x_tr, y_tr, x_va, y_va, num_classes: int) -> np.ndarray:
     path = LogisticPath(x_tr / scale, y_tr, num_classes)
     accs = []
     for lam in L2_GRID:
-        path.fit(lam, max_iter=30)
+        path.fit(lam, max_iter=max_iter)
         with torch.no_grad():
             accs.append((path.logits(x_va / scale).argmax(1) == y_va).float().mean().item())
     return np.asarray(accs)
