@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from transferlab.errors import bad_value
 
 ARCH = "convnet"
+KMNIST_MAX = 700  # source examples per class of a KMNIST source (800 train per class exist)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,10 @@ class Case:
     role: str              # "fit" | "heldout"
 
     def source_task(self, b: GuideBudget) -> str:
-        pc = f":per_class={b.source_per_class}" if b.source_per_class else ""
+        n = b.source_per_class
+        if n and self.source.startswith("kmnist"):
+            n = min(n, KMNIST_MAX)  # only KMNIST's 10,000-image release: 800 train / class
+        pc = f":per_class={n}" if n else ""
         return f"{self.source}{pc}:size={b.size}"
 
     def target_task(self, b: GuideBudget) -> str:
