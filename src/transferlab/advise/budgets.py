@@ -26,14 +26,16 @@ class AdviseBudget:
     rungs: tuple[float, ...]     # fraction of ``epochs`` per rung; survivors halve
     lr: float = 0.05
     batch_size: int = 64
+    min_steps: int = 100         # an SGD candidate trains at least this many steps
 
     def train(self, epochs: int | None = None) -> dict:
         """TrainConfig fields of a candidate trained for ``epochs`` (default: full)."""
         return {"epochs": int(epochs or self.epochs), "lr": self.lr,
                 "batch_size": self.batch_size}
 
-    def rung_epochs(self) -> list[int]:
-        return [max(1, round(f * self.epochs)) for f in self.rungs]
+    def rung_epochs(self, epochs: int | None = None) -> list[int]:
+        """Epochs of each rung: ``rungs`` fractions of ``epochs`` (default the budget's)."""
+        return [max(1, round(f * (epochs or self.epochs))) for f in self.rungs]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -41,13 +43,24 @@ class AdviseBudget:
 
 BUDGETS: dict[str, AdviseBudget] = {
     "tiny": AdviseBudget("tiny", epochs=2, evidence_per_class=40, race_size=3,
-                         rungs=(0.5, 1.0)),
+                         rungs=(0.5, 1.0), min_steps=4),
     "quick": AdviseBudget("quick", epochs=10, evidence_per_class=300, race_size=4,
                           rungs=(0.25, 1.0)),
     "standard": AdviseBudget("standard", epochs=20, evidence_per_class=1000, race_size=4,
                              rungs=(0.25, 0.5, 1.0)),
 }
 PUBLIC = ("quick", "standard")  # what the CLI offers; "tiny" is for tests
+
+
+def epochs_for(n_train: int, epochs: int, min_steps: int, batch_size: int,
+               cap: int = 200) -> int:
+    """``epochs``, raised so that an SGD run takes at least ``min_steps`` optimiser steps.
+
+    Ten epochs of 40 examples in batches of 64 are ten steps: fine-tuning then loses to a
+    probe because it never trained, not because of the data (measured on digits k = 10).
+    """
+    steps = max(1, -(-n_train // batch_size))
+    return int(min(cap, max(epochs, -(-min_steps // steps))))
 
 
 def get_budget(name: str | AdviseBudget) -> AdviseBudget:

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transferlab.advise.budgets import AdviseBudget, get_budget
+from transferlab.advise.budgets import AdviseBudget, epochs_for, get_budget
 from transferlab.advise.evidence import Evidence, measure
 from transferlab.advise.explain import explain
 from transferlab.advise.rules import Candidate, Thresholds, candidate_set, rank, scenario
@@ -89,7 +89,8 @@ def recommend(ev: Evidence, num_blocks: int, budget: AdviseBudget,
               th: Thresholds) -> tuple[str, str, list[Candidate]]:
     """(size, similarity, candidates in order of preference) from measured evidence."""
     size, sim = scenario(ev.examples_per_class, ev.retained, th)
-    cands = candidate_set(num_blocks, ev.best_depth, budget.epochs, budget.lr,
+    epochs = epochs_for(ev.n_train, budget.epochs, budget.min_steps, budget.batch_size)
+    cands = candidate_set(num_blocks, ev.best_depth, epochs, budget.lr,
                           probe_ok=probe_available())
     return size, sim, rank(cands, size, sim, ev.best_depth, num_blocks, th)
 

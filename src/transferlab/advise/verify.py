@@ -1,7 +1,7 @@
 """``--verify``: a successive-halving race of the top candidates on the sweep engine.
 
-Rung r trains the surviving SGD candidates for ``budget.rung_epochs()[r]`` epochs (every
-seed); the solver candidates (linear-probe, probe:n: L-BFGS, no epochs) run once, in the
+Rung r trains the surviving SGD candidates for ``budget.rungs[r]`` x their full epochs
+(every seed); the solver candidates (linear-probe, probe:n: L-BFGS, no epochs) run once, in the
 first rung, and keep their result. After each rung but the last, the best
 ``ceil(n / ETA)`` by mean VALIDATION accuracy go on. The winner is the best of the last
 pool on validation; test accuracy is reported, never used. Trials are keyed by their
@@ -95,7 +95,8 @@ def race(source, task: str, cands: list[Candidate], b: AdviseBudget, seeds: list
         results = {c.label: {**c.to_dict(), "rungs": [], "eliminated_at": None}
                    for c in cands}
         pool = list(cands)
-        rung_epochs = b.rung_epochs()
+        full = max([c.epochs for c in cands if c.epochs] or [b.epochs])
+        rung_epochs = b.rung_epochs(full)
         for r, epochs in enumerate(rung_epochs):
             todo = [c for c in pool if not (c.solver and results[c.label]["rungs"])]
             got = _rung(todo, epochs, b, task, src, seeds, data_dir, db, r, progress,

@@ -31,9 +31,17 @@ class GuideBudget:
     lr_mults_fit: tuple[float, ...] = (0.01, 0.1, 0.3, 1.0)  # the smaller-lr plot
     batch_size: int = 64
     lr: float = 0.05
+    min_steps: int = 100          # SGD candidates train at least this many steps
+    probe_depths: tuple[int, ...] | None = None  # probe:n depths (None: 1..L-1)
 
-    def train(self) -> dict:
-        return {"epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size}
+    def train(self, n_train: int | None = None) -> dict:
+        """Pretraining (``n_train`` None) or a candidate's training on ``n_train`` examples
+        (epochs raised to ``min_steps`` steps, as the advisor does)."""
+        from transferlab.advise.budgets import epochs_for
+
+        epochs = self.epochs if n_train is None else epochs_for(
+            n_train, self.epochs, self.min_steps, self.batch_size)
+        return {"epochs": epochs, "lr": self.lr, "batch_size": self.batch_size}
 
     def arch_kwargs(self) -> dict:
         return {"width": self.width, "fc_width": self.fc_width}
@@ -44,7 +52,8 @@ class GuideBudget:
 
 BUDGETS = {
     "tiny": GuideBudget("tiny", epochs=1, size=8, width=4, fc_width=16, source_per_class=40,
-                        large=40, lr_mults_fit=(0.1, 1.0)),
+                        large=40, lr_mults_fit=(0.1, 1.0), min_steps=2,
+                        probe_depths=(3,)),
     "quick": GuideBudget("quick", epochs=10, size=16, width=8, fc_width=64,
                          source_per_class=1000, large=500),
     "standard": GuideBudget("standard", epochs=20, size=28, width=16, fc_width=128,
@@ -79,7 +88,7 @@ class Case:
 
     def target_task(self, b: GuideBudget) -> str:
         k = self.k if self.k is not None else b.large
-        if self.k is None and self.target.startswith("digits"):
+        if self.k is None and self.target.startswith("digits") and (k or 0) > 100:
             k = None  # digits has ~110 per class: "large" is all of it
         return f"{self.target}{f':per_class={k}' if k else ''}:size={b.size}"
 
@@ -119,22 +128,23 @@ CASE_SETS = {
 }
 
 
-def candidates(num_blocks: int) -> list[str]:
+def candidates(num_blocks: int, probe_depths: tuple[int, ...] | None = None) -> list[str]:
     """Every protocol the study measures besides finetune (which gets an lr_mult axis)."""
     L = num_blocks
-    return (["linear-probe"] + [f"probe:{n}" for n in range(1, L)]
+    return (["linear-probe"] + [f"probe:{n}" for n in (probe_depths or range(1, L))]
             + [f"freeze:{n}" for n in sorted({max(1, L // 2), max(1, L - 2)})] + ["scratch"])
 
 
 def sweep_specs(case: Case, b: GuideBudget, seeds: list[int], num_blocks: int,
-                data_dir: str | None) -> list[dict]:
-    """Two specs per case: every candidate protocol, and finetune over lr_mult."""
+                data_dir: str | None, n_train: int) -> list[dict]:
+    """Two specs per case: every candidate protocol, and finetune over lr_mult; the
+    target has ``n_train`` training examples (which sets the epochs)."""
     src = {"pretrain": {"task": case.source_task(b), "arch": ARCH,
                         "arch_kwargs": b.arch_kwargs(), "train": b.train(), "seed": 0}}
     common = {"target": case.target_task(b), "data_dir": data_dir,
-              "sources": {"source": src}, "train": b.train()}
+              "sources": {"source": src}, "train": b.train(n_train)}
     mults = list(b.lr_mults_fit) if case.role == "fit" else [0.1, 1.0]
     return [{"name": f"guide-{case.name}", **common,
-             "axes": {"protocol": candidates(num_blocks), "seed": seeds}},
+             "axes": {"protocol": candidates(num_blocks, b.probe_depths), "seed": seeds}},
             {"name": f"guide-{case.name}-finetune", **common,
              "axes": {"protocol": ["finetune"], "lr_mult": mults, "seed": seeds}}]

@@ -70,12 +70,12 @@ def run_case(case: Case, b: GuideBudget, seeds: list[int], db: Path, data_dir, w
 
     n_blocks = len(build_model(ARCH, 2, in_channels=1, image_size=b.size,
                                **b.arch_kwargs()).block_names)
-    specs = sweep_specs(case, b, seeds, n_blocks, data_dir)
+    task = make_task(case.target_task(b), data_dir=data_dir)
+    specs = sweep_specs(case, b, seeds, n_blocks, data_dir, len(task.y_train))
     t0 = time.perf_counter()
     df = pd.concat([run_sweep(s, db, workers=workers, progress=progress) for s in specs],
                    ignore_index=True)
     model, _ = load_checkpoint(_source_ckpt(specs[0], db))
-    task = make_task(specs[0]["target"], data_dir=data_dir)
     ev = measure(model, task, per_class=EVIDENCE_PER_CLASS)
     cells = _cells(df)
     return {"name": case.name, "role": case.role, "scenario": case.scenario(),
@@ -84,7 +84,7 @@ def run_case(case: Case, b: GuideBudget, seeds: list[int], db: Path, data_dir, w
             "retained": ev.retained, "best_depth": ev.best_depth, "num_blocks": n_blocks,
             "evidence": ev.to_dict(), "cells": cells,
             "acc": {k: v["mean"] for k, v in cells.items() if v["mean"] is not None},
-            "trials": len(df), "failed": int((df["status"] != "done").sum()),
+            "train": specs[0]["train"], "trials": len(df), "failed": int((df["status"] != "done").sum()),
             "wall_time_s": time.perf_counter() - t0}
 
 
