@@ -109,7 +109,8 @@ def test_thresholds_move_the_scenario(source):
                thresholds=Thresholds(size_k=12, retained_min=0.0))
     assert (a.size, a.similarity) == ("large", "similar")
     assert a.recommendation.label == "finetune (lr_mult 0.1)"
-    assert a.recommendation.epochs == 2 and a.recommendation.lr == 0.05
+    # tiny: 2 epochs, raised to min_steps=4 steps: 45 examples are one batch of 64
+    assert a.recommendation.epochs == 4 and a.recommendation.lr == 0.05
     with pytest.raises(UserError, match="verify=True"):
         advise(model, task, verify=True, budget="tiny")
 

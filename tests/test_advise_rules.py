@@ -33,8 +33,12 @@ def test_each_scenario_gets_the_guides_protocol_first():
     assert _first("small", "dissimilar", best_depth=3)[0].protocol == "probe:3"
     top = _first("large", "similar")[0]
     assert (top.protocol, top.lr_mult) == ("finetune", 0.1)
-    dis = _first("large", "dissimilar", th=Thresholds(dissimilar_lr_mult=1.0))[0]
+    dis = _first("large", "dissimilar")[0]
     assert (dis.protocol, dis.lr_mult) == ("finetune", 1.0)
+    # a fitted table overrides the guide's first choice, the guide's order follows
+    th = Thresholds(small_similar="scratch")
+    order = _first("small", "similar", th=th)
+    assert [c.label for c in order[:2]] == ["scratch", "linear-probe"]
     # when the top features are the best ones, the probe IS the linear probe
     assert _first("small", "dissimilar", best_depth=L)[0].protocol == "linear-probe"
 
@@ -52,7 +56,7 @@ def test_ranking_is_a_permutation_of_the_candidates():
 
 
 @pytest.mark.parametrize("kwargs", [{"size_k": 1}, {"retained_min": 1.5},
-                                    {"dissimilar_lr_mult": 0.0}, {"size_k": True}])
+                                    {"large_similar": "sgd"}, {"size_k": True}])
 def test_thresholds_refuse_bad_values(kwargs):
     with pytest.raises(UserError, match=next(iter(kwargs))):
         Thresholds(**kwargs)
@@ -81,13 +85,15 @@ def test_fit_separates_the_four_scenarios_with_zero_regret():
     # the lines sit between the cases: geometric middle of (10, 500], middle of (0.6, 0.98]
     assert th.size_k == round(math.sqrt(10 * 500))
     assert th.retained_min == pytest.approx((0.60 + 0.98) / 2)
-    assert th.dissimilar_lr_mult == 1.0
+    # every scenario keeps the guide's family: it is the best in each
+    assert (th.small_similar, th.small_dissimilar, th.large_similar, th.large_dissimilar) == \
+        ("linear-probe", "probe", "finetune-0.1", "finetune-1")
     rows = calibrate.evaluate(_cases(), th)
     assert [r["advisor_regret"] for r in rows] == [0, 0, 0, 0]
 
 
 def test_regret_and_baselines_by_hand():
-    th = Thresholds(size_k=71, retained_min=0.79, dissimilar_lr_mult=1.0)
+    th = Thresholds(size_k=71, retained_min=0.79)
     rows = {r["case"]: r for r in calibrate.evaluate(_cases(), th)}
     # the guide probes the middle depth (7 // 2 = 3) for small dissimilar data: right here;
     # it fine-tunes large dissimilar data with the smaller lr: 0.9 - 0.5 lost
@@ -99,6 +105,16 @@ def test_regret_and_baselines_by_hand():
     assert s["advisor"]["mean_regret"] == 0 and s["advisor"]["within_1pt"] == 1
     assert s["always_finetune"]["mean_regret"] == pytest.approx(0.3)  # 3 of 4 lose 0.4
     assert s["guide"]["within_1pt"] == pytest.approx(0.75)
+
+
+def test_fit_learns_a_scenarios_family_from_its_cases():
+    """Known answer: where scratch is measured best, the fitted table says scratch."""
+    base = {lab: 0.5 for lab in ALL}
+    cases = _cases()
+    cases[3] = _case("ld", 500, 0.55, "scratch", base, similar=False)
+    th, info = calibrate.fit(cases)
+    assert th.large_dissimilar == "scratch" and info["total_regret"] == 0
+    assert th.small_similar == "linear-probe"
 
 
 def test_guide_rule_is_fixed_whatever_the_evidence():

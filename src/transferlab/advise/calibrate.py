@@ -8,9 +8,11 @@ test accuracy of every candidate (``transferlab study guide`` builds them)::
 
 The regret of a rule on a case is ``max(acc) - acc[the rule's pick]`` (the pick is the
 first candidate of the rule's order that was measured). ``fit`` searches size_k, the
-retained line and the large-dissimilar lr_mult for the least total regret; equal fits are
-broken towards the middle of the optimal interval (geometric for size_k), so the line
-sits between the cases it separates rather than on one of them.
+retained line (over the cuts between the cases' values) and, for each scenario, the
+protocol family (``rules.FAMILIES``) of least regret on the cases that fall into it, for
+the least total regret; equal fits are broken towards the middle of the optimal interval
+(geometric for size_k), so the line sits between the cases it separates rather than on
+one of them, and towards the guide's own table within a scenario.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from __future__ import annotations
 import itertools
 import math
 
-from transferlab.advise.rules import (ALWAYS_FINETUNE, Thresholds, candidate_set, guide_rule,
-                                      rank, scenario)
+from transferlab.advise.rules import (ALWAYS_FINETUNE, FAMILIES, GUIDE_TABLE, Thresholds,
+                                      candidate_set, guide_rule, rank, resolve, scenario)
 
 
 def advised_label(case: dict, th: Thresholds) -> str:
@@ -76,18 +78,46 @@ def _cuts(values: list[float]) -> list[tuple[float, float]]:
     return [(-math.inf, v[0])] + list(zip(v, v[1:])) + [(v[-1], math.inf)]
 
 
-def fit(cases: list[dict], lr_mults=(0.1, 1.0)) -> tuple[Thresholds, dict]:
-    """The thresholds of least total regret on ``cases``; returns (thresholds, details)."""
-    k_cuts = [(lo, hi) for lo, hi in _cuts([c["k"] for c in cases])]
+def _family_regret(case: dict, family: str) -> float:
+    L = case["num_blocks"]
+    cands = candidate_set(L, case["best_depth"], 1, 0.05, probe_ok=case.get("probe_ok", True))
+    c = resolve(family, cands, case["best_depth"], L)
+    r = regret(case, c.label) if c is not None else None
+    return math.inf if r is None else r
+
+
+def _cell_table(cases: list[dict], size_k: int, retained: float) -> tuple[float, dict]:
+    """(total regret, {cell: family}) with each scenario's family the one of least regret
+    on the cases that fall into it (ties: the guide's, then FAMILIES order); cells without
+    a case keep the guide's table."""
+    probe_th = Thresholds(size_k=size_k, retained_min=retained)
+    cells: dict[str, list[dict]] = {}
+    for c in cases:
+        size, sim = scenario(c["k"], c["retained"], probe_th)
+        cells.setdefault(f"{size}_{sim}", []).append(c)
+    table, total = dict(GUIDE_TABLE), 0.0
+    for cell, members in cells.items():
+        order = [GUIDE_TABLE[cell], *[f for f in FAMILIES if f != GUIDE_TABLE[cell]]]
+        scores = [(sum(_family_regret(c, f) for c in members), i, f)
+                  for i, f in enumerate(order)]
+        best = min(scores)
+        table[cell] = best[2]
+        total += best[0]
+    return total, table
+
+
+def fit(cases: list[dict]) -> tuple[Thresholds, dict]:
+    """The thresholds and scenario table of least total regret on ``cases``; returns
+    (thresholds, details)."""
+    k_cuts = _cuts([c["k"] for c in cases])
     r_cuts = _cuts([c["retained"] for c in cases])
     scored = []
-    for (ki, (klo, khi)), (ri, (rlo, rhi)), m in itertools.product(
-            enumerate(k_cuts), enumerate(r_cuts), lr_mults):
-        size_k = _k_value(klo, khi)
-        retained = _r_value(rlo, rhi)
-        th = Thresholds(size_k=size_k, retained_min=retained, dissimilar_lr_mult=m)
-        total = sum(regret(c, advised_label(c, th)) or 0.0 for c in cases)
-        scored.append((round(total, 9), ki, ri, m, th))
+    for (ki, (klo, khi)), (ri, (rlo, rhi)) in itertools.product(enumerate(k_cuts),
+                                                                  enumerate(r_cuts)):
+        size_k, retained = _k_value(klo, khi), _r_value(rlo, rhi)
+        total, table = _cell_table(cases, size_k, retained)
+        scored.append((round(total, 9), ki, ri,
+                       Thresholds(size_k=size_k, retained_min=retained, **table)))
     best_total = min(s[0] for s in scored)
     optimal = [s for s in scored if s[0] == best_total]
     # the middle of the optimal set on each axis (a line between the cases, not on one)
@@ -96,8 +126,8 @@ def fit(cases: list[dict], lr_mults=(0.1, 1.0)) -> tuple[Thresholds, dict]:
     rs = sorted({s[2] for s in optimal if s[1] == k_mid})
     r_mid = rs[len(rs) // 2]
     pick = next(s for s in optimal if s[1] == k_mid and s[2] == r_mid)
-    return pick[4], {"total_regret": best_total, "n_cases": len(cases),
-                     "optimal_settings": len(optimal)}
+    return pick[3], {"total_regret": best_total, "n_cases": len(cases),
+                     "optimal_settings": len(optimal), "settings_tried": len(scored)}
 
 
 def _k_value(lo: float, hi: float) -> int:

@@ -4,7 +4,7 @@ that placed the case there."""
 from __future__ import annotations
 
 from transferlab.advise.evidence import Evidence
-from transferlab.advise.rules import GUIDE, SMALLER_LR, Candidate, Thresholds
+from transferlab.advise.rules import GUIDE, GUIDE_TABLE, SMALLER_LR, Candidate, Thresholds
 
 
 def explain(ev: Evidence, size: str, similarity: str, rec: Candidate, runner: Candidate | None,
@@ -27,6 +27,11 @@ def explain(ev: Evidence, size: str, similarity: str, rec: Candidate, runner: Ca
         + (f" LEEP of the source head: {ev.leep:.3f}." if ev.leep is not None else ""),
         f"Advice: {_setting(rec)}." + (f" Runner-up: {_setting(runner)}." if runner else ""),
     ]
+    cell = f"{size}_{similarity}"
+    if th.family(size, similarity) != GUIDE_TABLE[cell]:
+        parts.insert(-1, f"Where the guide would pick {GUIDE_TABLE[cell]}, the advisor's "
+                     f"table (fitted on measured cases: docs/advise.md) picks "
+                     f"{th.family(size, similarity)} for a {size}, {similarity} case.")
     if rec.protocol == "finetune" and rec.lr_mult is not None and rec.lr_mult < 1:
         parts.append(f"The smaller learning rate (lr_mult {rec.lr_mult:g}): \"{SMALLER_LR}\"")
     if ev.n_evidence_train < ev.n_train:

@@ -10,9 +10,10 @@ the new dataset and its similarity to the original:
 
 Here ``size`` is ``examples_per_class >= size_k`` ("large") and ``similarity`` is
 ``retained >= retained_min`` ("similar", see ``evidence``); "earlier layers" is the depth
-whose probe is best on validation. The thresholds are fitted on the guide study's four
-cases (``transferlab study guide``, ``calibrate``) and the fitted values are the
-defaults below (see docs/advise.md for the fit and the held-out evaluation).
+whose probe is best on validation. The thresholds, and the protocol family recommended in
+each scenario (the guide's table by default), are fitted on the guide study's four cases
+(``transferlab study guide``, ``calibrate.fit``); see docs/advise.md for the fitted values
+and the held-out evaluation.
 """
 
 from __future__ import annotations
@@ -49,21 +50,38 @@ SMALLER_LR = ("It is common to use a smaller learning rate for ConvNet weights t
               "so we don't wish to distort them too quickly and too much.")
 
 
+# What each scenario's first choice can be: a protocol family, resolved per case
+# ("probe" = probe:d* at the best probe depth, "freeze" = freeze:n at the middle depth).
+FAMILIES = ("linear-probe", "probe", "freeze", "finetune-0.1", "finetune-1", "scratch")
+# The guide's own table (the default when no measured case says otherwise).
+GUIDE_TABLE = {"small_similar": "linear-probe", "small_dissimilar": "probe",
+               "large_similar": "finetune-0.1", "large_dissimilar": "finetune-1"}
+
+
 @dataclass(frozen=True)
 class Thresholds:
-    """Where the advisor draws the guide's lines (fitted by ``calibrate``)."""
+    """Where the advisor draws the guide's lines, and which protocol family it recommends
+    in each of the four scenarios (fitted by ``calibrate.fit``; the guide's table where no
+    calibration case fell into a scenario)."""
 
     size_k: int = 100            # labelled examples per class from which a dataset is "large"
     retained_min: float = 0.97   # top features keep >= this share of the best probe: "similar"
-    dissimilar_lr_mult: float = 1.0  # lr_mult of fine-tuning a large, dissimilar dataset
+    small_similar: str = GUIDE_TABLE["small_similar"]
+    small_dissimilar: str = GUIDE_TABLE["small_dissimilar"]
+    large_similar: str = GUIDE_TABLE["large_similar"]
+    large_dissimilar: str = GUIDE_TABLE["large_dissimilar"]
 
     def __post_init__(self):
         if isinstance(self.size_k, bool) or not isinstance(self.size_k, int) or self.size_k < 2:
             raise bad_value("size_k", self.size_k, "an integer >= 2")
         if not 0.0 <= self.retained_min <= 1.0:
             raise bad_value("retained_min", self.retained_min, "a number in [0, 1]")
-        if not self.dissimilar_lr_mult > 0:
-            raise bad_value("dissimilar_lr_mult", self.dissimilar_lr_mult, "a number > 0")
+        for cell in GUIDE_TABLE:
+            if getattr(self, cell) not in FAMILIES:
+                raise bad_value(cell, getattr(self, cell), ", ".join(FAMILIES))
+
+    def family(self, size: str, similarity: str) -> str:
+        return getattr(self, f"{size}_{similarity}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -127,26 +145,39 @@ def _find(cands: list[Candidate], protocol: str, lr_mult: float | None = None):
     return None
 
 
+def resolve(family: str, cands: list[Candidate], best_depth: int,
+            num_blocks: int) -> Candidate | None:
+    """The candidate a protocol family means for this case (None if not among ``cands``)."""
+    if family == "probe":
+        return (_find(cands, f"probe:{best_depth}") if best_depth < num_blocks
+                else _find(cands, "linear-probe"))
+    if family == "freeze":
+        return _find(cands, f"freeze:{max(1, num_blocks // 2)}")
+    if family.startswith("finetune-"):
+        return _find(cands, "finetune", float(family.split("-")[1]))
+    return _find(cands, family)
+
+
 def rank(cands: list[Candidate], size: str, similarity: str, best_depth: int,
          num_blocks: int, th: Thresholds) -> list[Candidate]:
-    """The candidates in the advisor's order of preference for this scenario."""
-    probe = _find(cands, f"probe:{best_depth}") if best_depth < num_blocks else None
+    """The candidates in the advisor's order of preference for this scenario: the
+    scenario's family (``th``), then the guide's order for the scenario, then the rest."""
+    probe = resolve("probe", cands, best_depth, num_blocks)
     lp = _find(cands, "linear-probe")
     freezes = [c for c in cands if c.protocol.startswith("freeze:")]
-    ft_small = _find(cands, "finetune", 0.1)
-    ft_dis = _find(cands, "finetune", th.dissimilar_lr_mult) or ft_small
-    ft_other = _find(cands, "finetune", 1.0 if ft_dis is ft_small else 0.1)
+    ft_small, ft_one = _find(cands, "finetune", 0.1), _find(cands, "finetune", 1.0)
     scratch = _find(cands, "scratch")
     if size == "small" and similarity == "similar":
         order = [lp, probe, ft_small, *freezes]
     elif size == "small":
         order = [probe or lp, lp, *reversed(freezes), ft_small]
     elif similarity == "similar":
-        order = [ft_small, *reversed(freezes), ft_other, lp]
+        order = [ft_small, *reversed(freezes), ft_one, lp]
     else:
-        order = [ft_dis, ft_other, scratch, *freezes, probe or lp]
+        order = [ft_one, ft_small, scratch, *freezes, probe or lp]
+    first = resolve(th.family(size, similarity), cands, best_depth, num_blocks)
     seen: list[Candidate] = []
-    for c in [*order, *cands]:
+    for c in [first, *order, *cands]:
         if c is not None and c not in seen:
             seen.append(c)
     return seen
