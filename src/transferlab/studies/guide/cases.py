@@ -83,6 +83,8 @@ class Case:
         n = b.source_per_class
         if n and self.source.startswith("kmnist"):
             n = min(n, KMNIST_MAX)  # only KMNIST's 10,000-image release: 800 train / class
+        if n and self.source.startswith("digits"):
+            n = None  # ~120 per class: all of them
         pc = f":per_class={n}" if n else ""
         return f"{self.source}{pc}:size={b.size}"
 
