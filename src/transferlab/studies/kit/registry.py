@@ -21,6 +21,7 @@ BUILTIN = (
     "transferlab.studies.ensembles",
     "transferlab.studies.fewshot",
     "transferlab.studies.defrost",
+    "transferlab.studies.guide",
 )
 
 
