@@ -237,6 +237,13 @@ def fixed_point(s: np.ndarray, fit, n: int, n_cols: int, max_iter: int = MAX_ITE
     return alpha, beta
 
 
+def _logme_without_features(y: np.ndarray, n: int) -> float:
+    """LogME of all-zero features (a dead block): m = 0 and alpha drops out of the
+    evidence, n/2 log beta - n/2 log 2 pi - beta/2 ||y||^2, maximal at beta = n / ||y||^2."""
+    yy = np.maximum((y ** 2).sum(0), 1e-300)
+    return float(np.mean(0.5 * np.log(n / yy) - 0.5 * np.log(2 * np.pi) - 0.5))
+
+
 def logme(features: ArrayLike, labels: ArrayLike, regression: bool = False) -> float:
     """Mean per-sample log maximum evidence of a linear model on ``features`` for ``labels``.
 
@@ -252,6 +259,8 @@ def logme(features: ArrayLike, labels: ArrayLike, regression: bool = False) -> f
     f = as_features(features)
     n, d = f.shape
     y = _targets(labels, n, regression)
+    if not np.any(f):
+        return _logme_without_features(y, n)
     try:
         s, fit = _problem(f, y)
         alpha, beta = fixed_point(s, fit, n, y.shape[1])
