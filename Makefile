@@ -29,6 +29,10 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
+	test -f runs/demo/source.safetensors || $(PY) -m transferlab pretrain \
+	    --task digits:classes=0-4:size=16 --out runs/demo/source --epochs 10 --quiet
+	$(PY) -m transferlab advise --source runs/demo/source.safetensors \
+	    --task digits:classes=5-9:per_class=10:size=16 --verify --out runs/demo/advise
 	$(PY) -m transferlab study yosinski --dataset digits --budget quick --seeds 2 --out runs/demo
 
 test: $(STAMP)

@@ -196,3 +196,52 @@ def test_sweep_trials_report_where_their_features_came_from(tmp_path):
     got = [run_trial({**cfg, "protocol": p}, feats)["features_from_depth"]
            for p in ("freeze:2", "freeze:4", "freeze:4", "finetune")]
     assert got == [0, 2, 4, None]
+
+
+def _fresh(model, x):
+    """The prefix features with the folded-block memo emptied: what a first call computes."""
+    import transferlab.features as feats
+
+    feats._FUSED.clear()
+    return prefix_features(model, x, model.num_blocks)
+
+
+@pytest.mark.parametrize("change", ["optimiser step", "write through .data", "bn statistics",
+                                    "load_state_dict", "replaced submodule"])
+def test_a_kept_folded_block_is_never_stale(model, task, change):
+    """The folded copies are kept between calls; any change to a block's weights, buffers
+    or structure must make the next call fold it again (same bits as a fresh fold)."""
+    import copy
+
+    import transferlab.features as feats
+
+    model = copy.deepcopy(model)  # the fixture is shared by the module's tests
+    x = task.x_train[:16]
+    before = prefix_features(model, x, model.num_blocks)
+    assert all(b in feats._FUSED for b in model.blocks)  # the memo is in use
+    assert torch.equal(prefix_features(model, x, model.num_blocks), before)
+    first = next(model.blocks[0].parameters())
+    with torch.no_grad():
+        if change == "optimiser step":
+            torch.optim.SGD(model.parameters(), lr=0.5).zero_grad()
+            first.add_(0.1)
+        elif change == "write through .data":
+            first.data.mul_(1.5)  # bumps no version counter
+        elif change == "load_state_dict":
+            state = {k: v + 0.05 if v.is_floating_point() else v
+                     for k, v in model.blocks[0].state_dict().items()}
+            model.blocks[0].load_state_dict(state)
+        elif change == "replaced submodule":
+            i, conv = next((i, m) for i, m in enumerate(model.blocks[0])
+                           if isinstance(m, nn.Conv2d))
+            new = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
+                            conv.stride, conv.padding)
+            model.blocks[0][i] = new
+    if change == "bn statistics":  # a train-mode forward updates running stats in place
+        model.train()
+        with torch.no_grad():
+            model.blocks[0](task.x_train[:32])
+        model.eval()
+    after = prefix_features(model, x, model.num_blocks)
+    assert not torch.equal(after, before)
+    assert torch.equal(after, _fresh(model, x))

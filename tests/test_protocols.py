@@ -423,3 +423,49 @@ def test_transfer_calls_a_protocols_after_step_hook_once_per_step():
                    {"epochs": 1, "batch_size": 64, "device": "cpu"}, progress=False)
     assert len(calls) == -(-task.n_train // 64)
     assert res.model.head.weight.abs().max() <= 0.01
+
+
+def test_bn_only_frozen_stats_moves_only_bn_affine_and_keeps_statistics_bit_identical():
+    src, model, _ = _train_few_steps("bn-only-frozen-stats")
+    assert _drop_counters(_changed(src, model)) == _keys(src, set(range(5)),
+                                                         (".1.weight", ".1.bias"))
+    for k, v in src.state_dict().items():
+        if k.endswith(STATS):
+            assert torch.equal(model.state_dict()[k], v), k  # bit-identical, not just close
+
+
+# The few-shot study's protocols through the public `transfer` on a real (digits) task,
+# the trained model compared with the state it started from (analysis.weights.initial_state:
+# the new head against its own seeded initialisation). Expected: which (kind) moved.
+_AFFINE, _STAT = {"bn gamma", "bn beta"}, {"bn running_mean", "bn running_var"}
+_WEIGHTS = {"conv weight", "linear weight", "bias"}
+
+
+@pytest.mark.parametrize("name, moved", [
+    ("linear-probe", set()), ("head-only", set()), ("bn-adapt", _STAT),
+    ("bn-only", _AFFINE | _STAT), ("bn-only-frozen-stats", _AFFINE),
+    ("conv-only", {"conv weight", "linear weight"} | _STAT),
+    ("conv-only-frozen-stats", {"conv weight", "linear weight"}),
+    ("finetune", _WEIGHTS | _AFFINE | _STAT), ("finetune-frozen-stats", _WEIGHTS | _AFFINE),
+])
+def test_fewshot_protocols_through_transfer_move_exactly_their_kinds(name, moved):
+    from transferlab.analysis.weights import compare_weights, initial_state, parameter_kinds
+    from transferlab.api import transfer
+    from transferlab.data import make_task
+    from transferlab.models import block_of_parameter
+
+    src = _source()
+    task = make_task("digits:classes=5-9:per_class=4:val_fraction=0:size=8")
+    res = transfer(src, task, name, train={"epochs": 3, "lr": 0.1, "device": "cpu"}, seed=0,
+                   progress=False)
+    before = initial_state(src, name, task.num_classes, seed=0)
+    df = compare_weights(before, res.model.state_dict(), block_of_parameter(res.model),
+                         parameter_kinds(res.model))
+    blocks = df[df["block"] != "head"]
+    changed = set(blocks[blocks["abs_change"] > 0]["kind"])
+    assert changed == moved
+    if _STAT - moved:  # statistics that must not move are bit-identical
+        stats = blocks[blocks["kind"].isin(_STAT)]
+        assert (stats["abs_change"] == 0).all()
+    head = df[df["block"] == "head"]
+    assert (head["abs_change"] > 0).all()  # the new head always trains

@@ -254,11 +254,13 @@ def test_logme_regression_rejects_mismatched_targets():
 
 
 def test_logme_projections_without_eigenvectors_match_eigh():
-    from transferlab.transferability.logme import _eig_projections
+    from transferlab.transferability.logme import THREADS_MIN_DIM, _eig_projections
 
     rng = np.random.default_rng(17)
-    a = rng.standard_normal((80, 50))
-    sym, b = a.T @ a, rng.standard_normal((50, 3))
+    d = 300
+    assert d >= THREADS_MIN_DIM  # the tridiagonal path, not eigh itself
+    a = rng.standard_normal((400, d))
+    sym, b = a.T @ a, rng.standard_normal((d, 3))
     s, proj = _eig_projections(sym.copy(), b)
     s_ref, v = np.linalg.eigh(sym)
     assert np.allclose(s, s_ref, rtol=0, atol=1e-10 * s_ref.max())
@@ -274,7 +276,7 @@ def test_logme_banded_solves_agree_with_the_spectral_form(duplicate):
     if duplicate:  # rank-deficient F^T F: two equal columns
         f = np.hstack([f, f[:, :1]])
     cols = np.eye(4)[y]
-    s, fit = lm._problem(f, cols)
+    s, fit = lm._problem(f, cols, banded=True)
     assert isinstance(fit, lm._Banded)
     s2, z2, out = lm._spectrum(f, cols)
     spectral = lm._Spectral(s2, z2, out)
@@ -283,3 +285,20 @@ def test_logme_banded_solves_agree_with_the_spectral_form(duplicate):
     ev = lm._evidence(s, fit, len(f), f.shape[1], a, b)
     ev2 = lm._evidence(s2, spectral, len(f), f.shape[1], a2, b2)
     assert np.allclose(ev / len(f), ev2 / len(f), rtol=0, atol=1e-9)
+
+
+def test_logme_of_all_zero_features_is_the_noise_only_evidence():
+    """A dead block (every feature 0): the evidence of y ~ N(0, 1/beta) at its best beta,
+    n/||y||^2 per column, i.e. 1/2 log(n / n_c) - 1/2 log 2 pi - 1/2 for a 0/1 column of n_c
+    ones; and no warning on the way (0/0 in the fixed point)."""
+    import warnings
+
+    y = np.array([0] * 10 + [1] * 30 + [2] * 20)
+    want = np.mean([0.5 * np.log(60 / c) - 0.5 * np.log(2 * np.pi) - 0.5 for c in (10, 30, 20)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert logme(np.zeros((60, 8)), y) == pytest.approx(want, abs=1e-12)
+    # alpha -> inf (w = 0) is the same model, so any features score at least that much
+    rng = np.random.default_rng(3)
+    for scale in (1e-9, 1.0, 1e3):
+        assert logme(rng.standard_normal((60, 8)) * scale, y) >= want - 1e-9

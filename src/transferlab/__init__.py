@@ -19,6 +19,7 @@ _LAZY = {
     "TransferResult": "transferlab.api", "save_checkpoint": "transferlab.checkpoint",
     "load_checkpoint": "transferlab.checkpoint", "UserError": "transferlab.errors",
     "load_trial_model": "transferlab.sweep", "load_trial_probs": "transferlab.sweep",
+    "advise": "transferlab.advise",
 }
 
 

@@ -21,6 +21,7 @@ import copy
 import hashlib
 import json
 import os
+import weakref
 from pathlib import Path
 
 import torch
@@ -40,24 +41,70 @@ SPLITS = ("train", "val", "test")
 FEATURE_FORMAT_VERSION = 2  # 2: keyed by the task's data fingerprint, not its string
 
 
-def inference_prefix(model: BlockModel, depth: int, start: int = 0,
-                     channels_last: bool = True) -> nn.Module:
-    """A copy of blocks ``start+1..depth``, specialised for frozen inference.
+# block -> (its state's signature, channels_last, the fused eval copy). Weak keys: an entry
+# dies with its block. Scoring a model on several tasks or depths, a depth search and a
+# sweep's trials prepare each block once instead of once per call (deepcopy + folding took
+# 80 ms of EfficientNet-Lite0's 0.2 s scoring pass on 200 images).
+_FUSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-    Every Conv2d directly followed by a BatchNorm2d in a Sequential is folded into one conv
-    (exact up to float rounding, ~1e-8, since frozen BatchNorm is an affine map), and 4-D
-    tensors use channels_last (unless ``channels_last=False``): together 2-4x faster on CPU
-    than the training-mode layout.
+
+@torch.no_grad()
+def _state_signature(block: nn.Module) -> tuple:
+    """Changes when the block's structure or any parameter or buffer changes.
+
+    Ids, data pointers and ``_version`` (bumped by in-place updates: optimiser steps,
+    ``load_state_dict``) catch the usual changes; the per-tensor sum and norm catch the rest
+    (writes through ``.data`` and BatchNorm's running-statistics updates bump no version).
+    ~3 ms for EfficientNet-Lite0's 4.7 M values, against 80 ms for a fresh copy.
     """
-    prefix = copy.deepcopy(nn.Sequential(*model.blocks[start:depth])).eval()
-    for seq in [m for m in prefix.modules() if isinstance(m, nn.Sequential)]:
+    tensors = [*block.parameters(), *block.buffers()]
+    sig = [id(m) for m in block.modules()]
+    for t in tensors:
+        sig += [id(t), t._version, t.data_ptr(), t.dtype, t.device, tuple(t.shape)]
+    stats = [torch.stack([t.float().sum(), torch.linalg.vector_norm(t.float())]).cpu()
+             for t in tensors if t.numel()]
+    if stats:
+        sig += torch.cat(stats).tolist()
+    return tuple(sig)
+
+
+def _fused_block(block: nn.Module, channels_last: bool) -> nn.Module:
+    """A frozen-inference copy of one block: eval mode, Conv2d+BatchNorm2d pairs folded."""
+    sig = _state_signature(block)
+    hit = _FUSED.get(block)
+    if hit is not None and hit[0] == sig and hit[1] == channels_last:
+        return hit[2]
+    fused = copy.deepcopy(block).eval()
+    for seq in [m for m in fused.modules() if isinstance(m, nn.Sequential)]:
         for i in range(len(seq) - 1):
             conv, bn = seq[i], seq[i + 1]
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) \
                     and bn.track_running_stats:
                 seq[i] = fuse_conv_bn_eval(conv, bn)
                 seq[i + 1] = nn.Identity()
-    return prefix.to(memory_format=torch.channels_last) if channels_last else prefix
+    if channels_last:
+        fused = fused.to(memory_format=torch.channels_last)
+    fused.requires_grad_(False)
+    try:
+        _FUSED[block] = (sig, channels_last, fused)
+    except TypeError:  # not weak-referenceable: no caching
+        pass
+    return fused
+
+
+def inference_prefix(model: BlockModel, depth: int, start: int = 0,
+                     channels_last: bool = True) -> nn.Module:
+    """Blocks ``start+1..depth`` specialised for frozen inference (copies; the model is
+    not touched).
+
+    Every Conv2d directly followed by a BatchNorm2d in a Sequential is folded into one conv
+    (exact up to float rounding, ~1e-8, since frozen BatchNorm is an affine map), and 4-D
+    tensors use channels_last (unless ``channels_last=False``): together 2-4x faster on CPU
+    than the training-mode layout. The folded copy of each block is kept while the block
+    lives and its weights are unchanged, so it is prepared once, not once per call: treat
+    the result as read-only.
+    """
+    return nn.Sequential(*[_fused_block(b, channels_last) for b in model.blocks[start:depth]])
 
 
 def _block_input(h: Batched, channels_last: bool) -> Batched:

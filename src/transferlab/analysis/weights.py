@@ -165,3 +165,58 @@ def _stats(block: str, kind: str, group: list[dict]) -> dict:
             "cosine": float(np.clip(cos, -1.0, 1.0)) if np.isfinite(cos) else cos,
             "mean_shift": float(delta.mean()) if delta.numel() else float("nan"),
             "mean_abs_shift": float(delta.abs().mean()) if delta.numel() else float("nan")}
+
+
+def initial_state(source: nn.Module, protocol: str, num_classes: int,
+                  seed: int = 0) -> dict[str, torch.Tensor]:
+    """The state dict a ``transfer(source, task, protocol, seed=seed)`` run starts from.
+
+    Blocks are the source's (re-initialised ones as the protocol's seeded plan draws them)
+    and the head is the new one, as ``make_plan`` initialises it from a generator seeded
+    with ``seed`` (independent of the global RNG). Comparing a trained model against this,
+    not against the source, measures a new head against its own initialisation, never
+    against the source's head (which has other classes).
+    """
+    import copy
+
+    from transferlab.protocols import get_protocol
+
+    model = copy.deepcopy(source).cpu()
+    get_protocol(protocol).config.plan(model, num_classes, torch.Generator().manual_seed(seed))
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def group_deltas(before: Mapping[str, torch.Tensor], after: Mapping[str, torch.Tensor],
+                 block_of: Mapping[str, str], kind_of: Mapping[str, str]
+                 ) -> dict[tuple[str, str], torch.Tensor]:
+    """``{(block, kind): W - W0}``, each group's tensors concatenated to one float32 vector
+    (same grouping as ``compare_weights``; integer counters skipped)."""
+    _check_keys(before, after)
+    parts: dict[tuple[str, str], list[torch.Tensor]] = {}
+    for name, w0 in before.items():
+        w0, w1 = torch.as_tensor(w0), torch.as_tensor(after[name])
+        if not (w0.is_floating_point() and w1.is_floating_point()) or w0.shape != w1.shape:
+            continue
+        key = (block_of[name], kind_of.get(name) or infer_kind(name, w0, set(before)))
+        parts.setdefault(key, []).append((w1.detach().double() - w0.detach().double())
+                                          .reshape(-1).float().cpu())
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def mean_pairwise_cosine(deltas: list[torch.Tensor]) -> float:
+    """Mean cosine similarity over all pairs of the vectors ``deltas`` (each (P,)).
+
+    1: every run moved the weights in the same direction; ~0: unrelated directions. Pairs
+    where a vector is zero (nothing moved) are left out; NaN with no pair left.
+    """
+    if len(deltas) < 2:
+        return float("nan")
+    m = torch.stack([d.double() for d in deltas])  # (R, P)
+    norms = torch.linalg.vector_norm(m, dim=1)
+    keep = norms > 0
+    if int(keep.sum()) < 2:
+        return float("nan")
+    u = m[keep] / norms[keep, None]
+    sims = u @ u.T
+    r = u.shape[0]
+    return float((sims.sum() - sims.diagonal().sum()) / (r * (r - 1)))

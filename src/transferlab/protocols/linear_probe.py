@@ -135,6 +135,20 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, linear: nn.Linear, l2: float,
 # convergence from its loose fit.
 PATH_ITERS = 15
 POLISH_ITERS = 100
+# Above this many training examples the path runs on a fixed random subsample of this size
+# (the pick needs validation accuracy, which a loose fit on 8k examples already orders
+# like the full data), and only the polish reads every example.
+PATH_MAX_SAMPLES = 8192
+
+
+def _path_subsample(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """At most ``PATH_MAX_SAMPLES`` rows of (x, y), drawn by a fixed generator: the result
+    depends on the data alone."""
+    if len(y) <= PATH_MAX_SAMPLES:
+        return x, y
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randperm(len(y), generator=g)[:PATH_MAX_SAMPLES].sort().values.to(y.device)
+    return x[idx], y[idx]
 
 
 def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
@@ -146,19 +160,22 @@ def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
     """
     linear, x_tr = linear_head_input(model, f_train)
     _, x_va = linear_head_input(model, f_val)
-    path = LogisticPath(x_tr.float(), y_train, linear.out_features,
-                        bias=linear.bias is not None)
+    bias = linear.bias is not None
+    path = LogisticPath(x_tr.float(), y_train, linear.out_features, bias=bias)
     if l2 is None:
+        sub = LogisticPath(*_path_subsample(x_tr.float(), y_train), linear.out_features,
+                           bias=bias) if len(y_train) > PATH_MAX_SAMPLES else path
         best = (-1.0, None, None)
         for lam in L2_GRID:
-            path.fit(lam, max_iter=PATH_ITERS)
+            sub.fit(lam, max_iter=PATH_ITERS)
             with torch.no_grad():
-                acc = ((path.logits(x_va.float()).argmax(1) == y_val).float().mean().item()
+                acc = ((sub.logits(x_va.float()).argmax(1) == y_val).float().mean().item()
                        if len(y_val) else 0.0)
             if acc > best[0]:
-                best = (acc, lam, (path.w, path.b))
+                best = (acc, lam, (sub.w, sub.b))
         l2 = best[1]
-        path.w, path.b = best[2]
+        # the same logits under the full data's centring: w (x - mu_s) + b = w (x - mu) + b'
+        path.w, path.b = best[2][0], best[2][1] + best[2][0] @ (path.mu - sub.mu)
     path.fit(l2, max_iter=POLISH_ITERS)
     path.write_to(linear)
     with torch.no_grad():

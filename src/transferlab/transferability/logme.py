@@ -25,6 +25,9 @@ column; each fixed-point step is then O(min(n, D)) per column: a banded solve wh
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 import numpy as np
 import scipy.linalg
 from threadpoolctl import threadpool_limits
@@ -35,6 +38,30 @@ from transferlab.transferability._validate import (ArrayLike, as_features, as_la
 
 MAX_ITER = 500
 TOL = 1e-10  # relative change of lambda: tight, so the maximum matches a direct optimiser
+# n >= D: from this dimension on, banded solves per step beat the spectral form, whose
+# eigenvectors cost O(D^2) memory and a D^2 K product; below it the spectral form's
+# vectorised steps win (D = 128, 200 samples: 21 ms -> a few ms per LogME).
+BANDED_MIN_DIM = 512
+# sytrd below this size takes a millisecond or two: not worth threadpoolctl's ~4 ms
+THREADS_MIN_DIM = 256
+
+
+def _blas_threads(k: int):
+    """The BLAS thread setting for reducing a k x k matrix: as configured on an idle
+    machine, one thread on a busy one.
+
+    sytrd is half matrix-vector products, each a thread barrier. With both cores free, two
+    threads halve it (2,048: 0.49 -> 0.26 s); with a busy CPU OpenBLAS's spinning barriers
+    made it take 8-15 s instead of 0.5 s single-threaded. The 1-minute load average is the
+    cheap, portable signal of "busy".
+    """
+    if k < THREADS_MIN_DIM:
+        return contextlib.nullcontext()
+    try:
+        busy = os.getloadavg()[0] > (os.cpu_count() or 1) - 0.5
+    except OSError:  # no load average on this platform: play safe
+        busy = True
+    return threadpool_limits(1) if busy else contextlib.nullcontext()
 
 
 def _targets(labels: ArrayLike, n: int, regression: bool) -> np.ndarray:
@@ -60,9 +87,7 @@ def _tridiagonalize(sym: np.ndarray, b: np.ndarray
     k = len(sym)
     if k == 1:
         return sym[0].copy(), np.zeros(0), np.array(b, dtype=np.float64)
-    # One BLAS thread: sytrd is half matrix-vector products, each a thread barrier; with a
-    # second thread and a busy CPU it took 8-15 s instead of 0.5 s single-threaded (2,048).
-    with threadpool_limits(1):
+    with _blas_threads(k):
         lwork = int(scipy.linalg.lapack.dsytrd_lwork(k, lower=1)[0])
         a, diag, off, tau, info = scipy.linalg.lapack.dsytrd(sym, lower=1, lwork=lwork,
                                                              overwrite_a=1)
@@ -79,12 +104,16 @@ def _tridiagonalize(sym: np.ndarray, b: np.ndarray
 
 def _eig_projections(sym: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues (k,) of the symmetric ``sym`` (k, k) and the projections (k, K) of the
-    columns of ``b`` on its eigenvectors, without forming those eigenvectors.
+    columns of ``b`` on its eigenvectors, without forming those eigenvectors (from
+    ``THREADS_MIN_DIM`` on; smaller matrices go through ``numpy.linalg.eigh``).
 
     T = S diag(s) S^T (MRRR, O(k^2)) after ``_tridiagonalize``; the projections are
     S^T (Q^T b). This skips the k^3 back-transformation of a full ``eigh``: on 10,000 x 2,048
     features the whole LogME ran 1.35-1.5x faster than with ``numpy.linalg.eigh``.
     """
+    if len(sym) < THREADS_MIN_DIM:  # small: LAPACK's eigh beats a Python reflector loop
+        s, vecs = np.linalg.eigh(sym)
+        return s, vecs.T @ b
     diag, off, qb = _tridiagonalize(sym, b)
     if len(diag) == 1:
         return diag, qb
@@ -145,11 +174,15 @@ def _spectrum(f: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     return np.clip(s, 0.0, None), z2, outside
 
 
-def _problem(f: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, _Spectral | _Banded]:
-    """Eigenvalues of F^T F and the fit terms' evaluator: banded solves when n >= D (the
-    large case), else the spectral form from the n x n Gram matrix."""
+def _problem(f: np.ndarray, y: np.ndarray, banded: bool | None = None
+             ) -> tuple[np.ndarray, _Spectral | _Banded]:
+    """Eigenvalues of F^T F and the fit terms' evaluator: banded solves when n >= D >=
+    ``BANDED_MIN_DIM`` (the large case; ``banded`` forces the choice when n >= D), else the
+    spectral form."""
     n, d = f.shape
-    if n < d:
+    if banded is None:
+        banded = d >= BANDED_MIN_DIM
+    if n < d or not banded:
         s, z2, outside = _spectrum(f, y)
         return s, _Spectral(s, z2, outside)
     diag, off, c = _tridiagonalize(f.T @ f, f.T @ y)
@@ -204,6 +237,13 @@ def fixed_point(s: np.ndarray, fit, n: int, n_cols: int, max_iter: int = MAX_ITE
     return alpha, beta
 
 
+def _logme_without_features(y: np.ndarray, n: int) -> float:
+    """LogME of all-zero features (a dead block): m = 0 and alpha drops out of the
+    evidence, n/2 log beta - n/2 log 2 pi - beta/2 ||y||^2, maximal at beta = n / ||y||^2."""
+    yy = np.maximum((y ** 2).sum(0), 1e-300)
+    return float(np.mean(0.5 * np.log(n / yy) - 0.5 * np.log(2 * np.pi) - 0.5))
+
+
 def logme(features: ArrayLike, labels: ArrayLike, regression: bool = False) -> float:
     """Mean per-sample log maximum evidence of a linear model on ``features`` for ``labels``.
 
@@ -219,6 +259,8 @@ def logme(features: ArrayLike, labels: ArrayLike, regression: bool = False) -> f
     f = as_features(features)
     n, d = f.shape
     y = _targets(labels, n, regression)
+    if not np.any(f):
+        return _logme_without_features(y, n)
     try:
         s, fit = _problem(f, y)
         alpha, beta = fixed_point(s, fit, n, y.shape[1])

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from transferlab.errors import UserError, bad_value
 
 # Packages that register a study on import (a new study adds its folder here).
-BUILTIN = ("transferlab.studies.yosinski", "transferlab.studies.defrost")
+BUILTIN = (
+    "transferlab.studies.yosinski",
+    "transferlab.studies.ensembles",
+    "transferlab.studies.fewshot",
+    "transferlab.studies.defrost",
+    "transferlab.studies.guide",
+)
 
 
 @dataclass(frozen=True)

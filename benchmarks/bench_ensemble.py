@@ -1,0 +1,128 @@
+"""Ensemble transfer: ``shift`` (M = 5) vs ``independent``, side by side in one run.
+
+On the same M source members (the convnet pretrained with seeds 0..M-1) and target:
+  A. ``independent``: fine-tune every member fully (E epochs each);
+  B. ``shift``: fine-tune one reference (E epochs), move the other M-1 by the shift vector,
+     tiny fine-tune (t epochs each);
+  ablations: ``shift-only`` (no tiny fine-tune), ``tiny`` (the tiny fine-tune without the
+     shift), ``independent:epochs=k`` (independent at the shift's compute);
+  addition: a new member added to B by shift + tiny fine-tune vs fine-tuned fully.
+Each strategy runs into its own fresh store (no trial shared), one worker, and its
+wall-clock time is measured end to end (sweep engine included); ``compute_s`` is the sum of
+its trials' training time. Goals: B's wall time <= 0.35x A's, ensemble accuracy within 1
+point, NLL within +5%, disagreement >= A's; addition <= 0.2x a full fine-tune.
+
+    python benchmarks/bench_ensemble.py [--pair mnist-kmnist] [--out benchmarks/results/ensemble.json]
+
+The pair, budget (E, t, image size, convnet width) and pretrained members are the
+ensembles study's (``studies/ensembles/budgets.py``), so the study and this benchmark
+share the members.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _load() -> list[float]:
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    from transferlab.data import make_task
+    from transferlab.ensemble import add_member, transfer_ensemble
+    from transferlab.ensemble.members import pretrain_members
+    from transferlab.provenance import provenance
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pair", default=None, help="a pair of the ensembles study: "
+                    "mnist-kmnist (default when MNIST is found), digits, cifar10")
+    ap.add_argument("--budget", default="quick", help="the study's budget (quick, tiny)")
+    ap.add_argument("--members", type=int, default=5)
+    ap.add_argument("--cache", default=None, help="pretrained members here (default: the "
+                    "study's folder runs/ensembles-<pair>/members, shared with it)")
+    ap.add_argument("--out", default="benchmarks/results/ensemble.json")
+    args = ap.parse_args(argv)
+    from transferlab.studies.ensembles.budgets import PAIRS, get_budget
+
+    pair = args.pair
+    if pair is None:
+        try:
+            make_task("mnist:classes=0,1:per_class=1")
+            pair = "mnist-kmnist"
+        except ValueError:
+            pair = "digits"
+    b = get_budget(args.budget, pair)
+    src, tgt = b.tasks(PAIRS[pair])
+    m, e, t = args.members, b.epochs, b.tiny_epochs
+    train = b.train()
+    load0 = _load()
+    t0 = time.perf_counter()
+    cache = Path(args.cache) if args.cache else Path("runs") / f"ensembles-{pair}" / "members"
+    sources = pretrain_members(src, m + 1, cache, "convnet", b.pretrain(), None, False,
+                               b.arch_kwargs())
+    pretrain_s = time.perf_counter() - t0
+    print(f"pair {pair}: {src} -> {tgt}; {m + 1} members pretrained/loaded in "
+          f"{pretrain_s:.0f} s", flush=True)
+    k = max(1, round((e + (m - 1) * t) / m))
+    strategies = ["independent", f"shift:tiny_epochs={t}", "shift-only",
+                  f"tiny:epochs={t}", f"independent:epochs={k}"]
+    rows, work = {}, Path(tempfile.mkdtemp(prefix="bench-ensemble-"))
+    for i, s in enumerate(strategies):
+        out = work / f"s{i}"
+        t1 = time.perf_counter()
+        res = transfer_ensemble(tgt, members=sources[:m], strategies=[s], train=train,
+                                seed=0, workers=1, out=str(out) if s.startswith("shift:")
+                                else None, db=str(out / "db.sqlite"))
+        row = dict(res.rows[0])
+        row["elapsed_s"] = time.perf_counter() - t1
+        row["compute_s"] = row.pop("wall_time_s")
+        rows[s] = row
+        print(f"{s:<24} acc {row['accuracy']:.4f} nll {row['nll']:.4f} ece {row['ece']:.4f} "
+              f"dis {row['disagreement']:.4f} elapsed {row['elapsed_s']:.1f} s compute "
+              f"{row['compute_s']:.1f} s", flush=True)
+    shift = f"shift:tiny_epochs={t}"
+    added = add_member(work / "s1", sources[m], shift, compare=True)
+    a, b = rows["independent"], rows[shift]
+    ratios = {
+        "wall_time": b["elapsed_s"] / a["elapsed_s"],
+        "compute_time": b["compute_s"] / a["compute_s"],
+        "accuracy_diff": b["accuracy"] - a["accuracy"],
+        "nll_rel": b["nll"] / a["nll"] - 1,
+        "disagreement_diff": b["disagreement"] - a["disagreement"],
+        "add_vs_full": added["time_ratio"],
+    }
+    goals = {"wall_time <= 0.35": ratios["wall_time"] <= 0.35,
+             "accuracy within 1 point": ratios["accuracy_diff"] >= -0.01,
+             "nll within +5%": ratios["nll_rel"] <= 0.05,
+             "disagreement >= independent": ratios["disagreement_diff"] >= 0,
+             "add <= 0.2x full": ratios["add_vs_full"] <= 0.2}
+    ablation = {"shift_minus_tiny_accuracy": b["accuracy"] - rows[f"tiny:epochs={t}"]["accuracy"],
+                "shift_minus_shift_only_accuracy": b["accuracy"] - rows["shift-only"]["accuracy"],
+                "shift_minus_matched_independent_accuracy":
+                    b["accuracy"] - rows[f"independent:epochs={k}"]["accuracy"]}
+    result = {"benchmark": "ensemble", "pair": pair, "budget": b.to_dict(), "source": src, "target": tgt, "members": m,
+              "epochs": e, "tiny_epochs": t, "matched_epochs": k, "train": train,
+              "strategies": rows, "addition": added, "ratios": ratios, "goals_met": goals,
+              "ablation": ablation, "pretrain_s": pretrain_s, "loadavg_start": load0,
+              "loadavg_end": _load(), "cpu_count": os.cpu_count(), "provenance": provenance()}
+    print(json.dumps({"ratios": ratios, "goals_met": goals, "ablation": ablation}, indent=1))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    from transferlab.cli._common import json_safe
+
+    Path(args.out).write_text(json.dumps(json_safe(result), indent=1, default=str))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

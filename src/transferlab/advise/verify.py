@@ -1,0 +1,141 @@
+"""``--verify``: a successive-halving race of the top candidates on the sweep engine.
+
+Rung r trains the surviving SGD candidates for ``budget.rungs[r]`` x their full epochs
+(every seed); the solver candidates (linear-probe, probe:n: L-BFGS, no epochs) run once, in the
+first rung, and keep their result. After each rung but the last, the best
+``ceil(n / ETA)`` by mean VALIDATION accuracy go on. The winner is the best of the last
+pool on validation; test accuracy is reported, never used. Trials are keyed by their
+config in ``OUT/advise.sqlite``, so a rerun resumes the race.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from transferlab.advise.budgets import AdviseBudget
+from transferlab.advise.rules import Candidate
+
+ETA = 3  # each rung keeps the best third (rounded up)
+DB_NAME = "advise.sqlite"
+
+
+def _source_path(source, folder: Path) -> str:
+    """A checkpoint path the sweep can read (a BlockModel is saved into ``folder``)."""
+    from transferlab.checkpoint import save_checkpoint
+
+    if isinstance(source, (str, Path)):
+        return str(Path(source).resolve())
+    path = folder / "source"
+    save_checkpoint(path, source, {"task": None, "protocol": "advise-input"})
+    return str(path.resolve()) + ".safetensors"
+
+
+def _specs(cands: list[Candidate], epochs: int, b: AdviseBudget, task: str, src: str,
+           seeds: list[int], data_dir: str | None, rung: int) -> list[dict]:
+    """One sweep spec per lr_mult group (the grid crosses protocols with one train)."""
+    groups: dict = {}
+    for c in cands:
+        groups.setdefault(c.lr_mult, []).append(c.protocol)
+    specs = []
+    for lr_mult, protocols in groups.items():
+        train = b.train(b.epochs if lr_mult is None else epochs)
+        if lr_mult is not None:
+            train["lr_mult"] = lr_mult
+        specs.append({"name": f"advise-rung{rung}", "target": task, "data_dir": data_dir,
+                      "sources": {"source": {"checkpoint": src}},
+                      "axes": {"protocol": list(dict.fromkeys(protocols)), "seed": seeds},
+                      "train": train})
+    return specs
+
+
+def _rung(cands, epochs, b, task, src, seeds, data_dir, db, rung, progress, workers
+          ) -> dict[str, dict]:
+    from transferlab.sweep import run_sweep
+
+    out: dict[str, dict] = {}
+    for spec in _specs(cands, epochs, b, task, src, seeds, data_dir, rung):
+        t0 = time.perf_counter()
+        df = run_sweep(spec, db, workers=workers, progress=progress)
+        wall = time.perf_counter() - t0
+        for c in cands:
+            if c.lr_mult != spec["train"].get("lr_mult"):
+                continue
+            rows = df[df["protocol_spec"] == c.protocol]
+            done = rows[rows["status"] == "done"]
+            val = pd.to_numeric(done.get("val_acc"), errors="coerce")
+            test = pd.to_numeric(done.get("test_acc"), errors="coerce")
+            out[c.label] = {
+                "epochs": None if c.solver else epochs, "n": int(len(done)),
+                "val_acc": float(val.mean()) if len(done) else None,
+                "test_acc": float(test.mean()) if len(done) else None,
+                "trial_time_s": float(pd.to_numeric(rows["duration_s"]).sum()),
+                "sweep_wall_s": wall,
+                "errors": [e for e in rows["error"].dropna().tolist()][:1]}
+    return out
+
+
+def race(source, task: str, cands: list[Candidate], b: AdviseBudget, seeds: list[int],
+         folder: Path | None, data_dir: str | None, progress: bool = True,
+         workers: int | None = None) -> tuple[list[dict], dict]:
+    """Run the race; returns (per-candidate results, summary with winner and costs)."""
+    tmp = None
+    if folder is None:
+        tmp = tempfile.TemporaryDirectory(prefix="transferlab-advise-")
+        folder = Path(tmp.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        t0 = time.perf_counter()
+        src = _source_path(source, folder)
+        db = folder / DB_NAME
+        results = {c.label: {**c.to_dict(), "rungs": [], "eliminated_at": None}
+                   for c in cands}
+        pool = list(cands)
+        full = max([c.epochs for c in cands if c.epochs] or [b.epochs])
+        rung_epochs = b.rung_epochs(full)
+        for r, epochs in enumerate(rung_epochs):
+            todo = [c for c in pool if not (c.solver and results[c.label]["rungs"])]
+            got = _rung(todo, epochs, b, task, src, seeds, data_dir, db, r, progress,
+                        workers) if todo else {}
+            for label, res in got.items():
+                results[label]["rungs"].append({"rung": r, **res})
+            if r == len(rung_epochs) - 1:
+                break
+            keep = math.ceil(len(pool) / ETA)
+            ordered = sorted(pool, key=lambda c: -_val(results[c.label]))
+            for c in ordered[keep:]:
+                results[c.label]["eliminated_at"] = r
+            pool = ordered[:keep]
+        verified = []
+        for label, res in results.items():
+            last = res["rungs"][-1] if res["rungs"] else {}
+            verified.append({**res, "val_acc": last.get("val_acc"),
+                             "test_acc": last.get("test_acc"),
+                             "epochs": last.get("epochs"),
+                             "wall_time_s": sum(x["trial_time_s"] for x in res["rungs"]),
+                             "finalist": res["eliminated_at"] is None})
+        finalists = [v for v in verified if v["finalist"]]
+        win = max(finalists, key=_val)
+        advised = verified[0]
+        summary = {"winner": win["label"], "winner_protocol": win["protocol"],
+                   "winner_val_acc": win["val_acc"], "winner_test_acc": win["test_acc"],
+                   "advised": advised["label"], "advised_val_acc": advised["val_acc"],
+                   "overturned": win["label"] != advised["label"],
+                   "rung_epochs": rung_epochs, "eta": ETA, "seeds": seeds,
+                   "trial_time_s": sum(v["wall_time_s"] for v in verified),
+                   "wall_time_s": time.perf_counter() - t0,
+                   "database": None if tmp else str(db)}
+        return verified, summary
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _val(res: dict) -> float:
+    """The mean validation accuracy of a candidate's last rung (-1 if it has none)."""
+    v = ((res.get("rungs") or [{}])[-1]).get("val_acc")
+    return -1.0 if v is None or math.isnan(v) else float(v)

@@ -1,0 +1,152 @@
+"""``shift``: r reference members fine-tuned fully; the others moved by the shared shift
+vector, then a tiny fine-tune (Shashkov et al. 2022, arXiv 2206.13116).
+
+1. the first ``references`` members are fine-tuned fully (``finetune``, the ensemble's
+   epochs: the same trials as ``independent``'s, so a run with both trains them once);
+2. ``delta = mean_r (theta_ft_r - theta_src_r)`` over the encoder (``members.shift_vector``);
+3. every other member gets ``theta_i + alpha * delta`` and a head (the first reference's,
+   or fresh), BatchNorm statistics re-estimated on the target or shifted with delta;
+4. a tiny fine-tune of ``tiny_epochs`` epochs, scope all / norm / head (the ``continue*``
+   protocols: the head is kept). ``tiny_epochs=0`` is ``shift-only``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from transferlab.ensemble.engine import Context, StrategyRun, run_stage
+from transferlab.ensemble.independent import check_epochs
+from transferlab.ensemble.members import BN_CHOICES, HEAD_CHOICES, apply_shift, shift_vector
+from transferlab.ensemble.registry import StrategyConfig, register_strategy
+from transferlab.ensemble.tiny import check_scope
+from transferlab.errors import bad_value
+
+CONTINUE = {"all": "continue", "norm": "continue-norm-only", "head": "continue-head-only"}
+
+
+@dataclass
+class ShiftConfig(StrategyConfig):
+    references: int = field(default=1, metadata={
+        "help": "members fine-tuned fully; their mean weight change is the shift vector"})
+    alpha: float = field(default=1.0, metadata={
+        "help": "step along the shift vector: theta_i + alpha * delta (finite)"})
+    tiny_epochs: int = field(default=1, metadata={
+        "help": "epochs of the tiny fine-tune of each shifted member (0: shift only)"})
+    scope: str = field(default="all", metadata={
+        "help": "what the tiny fine-tune trains: all, norm (normalisation affine + head), head"})
+    head: str = field(default="reference", metadata={
+        "help": "head of a shifted member: 'reference' (a copy of the first reference's "
+                "fine-tuned head) or 'fresh' (new, seeded)"})
+    bn: str = field(default="reestimate", metadata={
+        "help": "BatchNorm statistics of a shifted member: 'reestimate' on the target's "
+                "training inputs (AdaBN) or 'shift' (moved with delta like the weights)"})
+    ref_epochs: int | None = field(default=None, metadata={
+        "help": "fine-tuning epochs of the references (None: the ensemble's --epochs)"})
+
+    adds_by = "shift"
+
+    def __post_init__(self) -> None:
+        check_epochs("references", self.references, allow_none=False)
+        check_epochs("tiny_epochs", self.tiny_epochs, allow_none=False, minimum=0)
+        check_epochs("ref_epochs", self.ref_epochs)
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) \
+                or not math.isfinite(self.alpha):
+            raise bad_value("alpha", self.alpha, "a finite number", "try alpha=1.0")
+        check_scope(self.scope)
+        if self.head not in HEAD_CHOICES:
+            raise bad_value("head", self.head, " or ".join(HEAD_CHOICES))
+        if self.bn not in BN_CHOICES:
+            raise bad_value("bn", self.bn, " or ".join(BN_CHOICES))
+        if self.tiny_epochs == 0 and self.head == "fresh":
+            raise bad_value("head", self.head, "'reference' when tiny_epochs=0",
+                            "a fresh head that never trains predicts at random")
+
+    def check_members(self, m: int) -> None:
+        if m < self.references + 1:
+            raise bad_value("members", m, f"at least references + 1 = {self.references + 1} "
+                            f"for strategy {self.name!r} (references={self.references} are "
+                            "fine-tuned, the others shifted)",
+                            "pass more members, or use 'independent'")
+
+    def recipe(self, ctx: Context, reference_keys: list[str]) -> dict:
+        """What a shifted member is made from (names its checkpoint; resumable)."""
+        return {"references": reference_keys, "alpha": float(self.alpha), "head": self.head,
+                "bn": self.bn, "task": ctx.task, "seed": ctx.seed,
+                "batch_size": ctx.train.get("batch_size", 128)}
+
+    def shifted_member(self, ctx: Context, source_path: str, index: int, delta: dict,
+                       head_from, recipe: dict) -> tuple[str, float]:
+        """Write (or reuse) member ``index``'s shifted checkpoint: (weights path, seconds the
+        shift and the BatchNorm statistics took; kept in the sidecar for a resumed run)."""
+        from transferlab.checkpoint import (checkpoint_sha256, load_checkpoint, read_meta,
+                                            save_checkpoint)
+
+        ident = {**recipe, "source_sha256": checkpoint_sha256(source_path), "member": index}
+        key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+        path = ctx.work / "shifted" / key / "member"
+        weights = path.with_name("member.safetensors")
+        if weights.is_file() and path.with_name("member.json").is_file():
+            return str(weights), float(read_meta(str(weights)).get("shift_time_s", 0.0))
+        task = ctx.target()
+        source, meta = load_checkpoint(source_path)
+        gen = torch.Generator().manual_seed(ctx.seed * 1_000_003 + index)
+        t0 = time.perf_counter()
+        model = apply_shift(source, delta, self.alpha, head_from, task.num_classes, gen,
+                            self.bn, task.x_train, int(ctx.train.get("batch_size", 128)))
+        seconds = time.perf_counter() - t0
+        # Writing the checkpoint is the sweep engine's I/O (as a trial's kept outputs are):
+        # not counted in the strategy's time.
+        save_checkpoint(path, model, {"task": ctx.task, "classes": list(task.classes),
+                                      "protocol": "ensemble-shift", "shift": ident,
+                                      "source_task": meta.get("task"),
+                                      "shift_time_s": seconds})
+        return str(weights), seconds
+
+    def run(self, ctx: Context) -> StrategyRun:
+        from transferlab.checkpoint import load_checkpoint
+        from transferlab.sweep import load_trial_model
+
+        refs = run_stage(ctx, "finetune", ctx.members[: self.references], "finetune",
+                         self.ref_epochs or ctx.train["epochs"])
+        ctx.target()  # loading the data is not the strategy's cost (nor is it a trial's)
+        sources = [load_checkpoint(p)[0] for p in ctx.members[: self.references]]
+        tuned = [load_trial_model(ctx.db, t.key)[0] for t in refs]
+        t0 = time.perf_counter()
+        delta = shift_vector(sources, tuned, self.bn)
+        delta_s = time.perf_counter() - t0
+        head_from = tuned[0] if self.head == "reference" else None
+        recipe = self.recipe(ctx, [t.key for t in refs])
+        made = [self.shifted_member(ctx, p, i, delta, head_from, recipe)
+                for i, p in enumerate(ctx.members) if i >= self.references]
+        overhead = delta_s + sum(sec for _, sec in made)
+        tiny = run_stage(ctx, "shifted", [p for p, _ in made], CONTINUE[self.scope],
+                         self.tiny_epochs)
+        norm = math.sqrt(sum(float((d ** 2).sum()) for d in delta.values()))
+        return StrategyRun(refs + tiny, overhead, {
+            "delta": delta, "delta_norm": norm, "reference_keys": recipe["references"],
+            "shift_overhead_s": overhead})
+
+
+@dataclass
+class ShiftOnlyConfig(ShiftConfig):
+    tiny_epochs: int = field(default=0, metadata={
+        "help": "always 0: the shifted members are used as they are (the ablation)"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.tiny_epochs != 0:
+            raise bad_value("tiny_epochs", self.tiny_epochs, "0 for 'shift-only'",
+                            "use 'shift' for a tiny fine-tune")
+
+
+register_strategy("shift", ShiftConfig,
+                  "references fine-tuned; others shifted by their mean weight change, then a "
+                  "tiny fine-tune")
+register_strategy("shift-only", ShiftOnlyConfig,
+                  "as shift, without the tiny fine-tune (the ablation)")

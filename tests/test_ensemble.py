@@ -1,0 +1,206 @@
+"""transferlab.ensemble: the shift's arithmetic, the kept head, strategies end to end on
+digits (shared trials, resumption, epochs), the saved manifest with add/predict, and bad
+input as one line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from transferlab.api import pretrain, transfer
+from transferlab.checkpoint import load_checkpoint, save_checkpoint
+from transferlab.cli import main
+from transferlab.data import make_task
+from transferlab.ensemble import (add_member, apply_shift, get_strategy, predict,
+                                  shift_vector, transfer_ensemble)
+from transferlab.errors import UserError
+from transferlab.metrics import ensemble_metrics
+
+SRC = "digits:classes=0-4:per_class=40:size=16"
+TGT = "digits:classes=5-9:per_class=20:size=16"
+TRAIN = {"epochs": 2, "batch_size": 16, "lr": 0.05}
+PRE = {"epochs": 2, "batch_size": 32}
+
+
+@pytest.fixture(scope="module")
+def models(saved):
+    return [load_checkpoint(p)[0] for p in saved[1].members[:2]]
+
+
+def test_shift_by_own_delta_reproduces_the_fine_tuned_encoder(models):
+    task = make_task(TGT)
+    src = models[0]
+    tuned = transfer(src, task, "finetune", TRAIN, seed=0, progress=False).model
+    delta = shift_vector([src], [tuned], bn="shift")
+    gen = torch.Generator().manual_seed(0)
+    same = apply_shift(src, delta, 1.0, tuned, task.num_classes, gen, bn="shift")
+    for (k, a), b in zip(same.state_dict().items(), tuned.state_dict().values()):
+        if a.is_floating_point():
+            assert torch.allclose(a, b, atol=1e-6), k
+    # alpha scales exactly the encoder's parameters; the head is the reference's copy
+    other = models[1]
+    half = apply_shift(other, delta, 0.5, tuned, task.num_classes, gen, bn="shift")
+    params = {n for n, _ in other.blocks.named_parameters()}
+    for k, v in half.blocks.state_dict().items():
+        if k in params:
+            want = other.blocks.state_dict()[k].double() + 0.5 * delta[k]
+            assert torch.allclose(v.double(), want, atol=1e-6), k
+    assert torch.equal(half.head.weight, tuned.head.weight)
+    # reestimated statistics: the running mean of the first BatchNorm is its input's mean
+    re = apply_shift(other, delta, 0.5, None, task.num_classes, gen, bn="reestimate",
+                     target_x=task.x_train)
+    bn = next(m for m in re.blocks.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    conv = re.blocks[0][0]
+    with torch.no_grad():
+        mean = conv(task.x_train).mean((0, 2, 3))
+    assert torch.allclose(bn.running_mean, mean, atol=1e-4)
+    assert re.head.weight.shape == (5, tuned.head.weight.shape[1])
+
+
+def test_continue_protocols_keep_the_head_and_train_what_they_say(models):
+    task = make_task(TGT)
+    tuned = transfer(models[0], task, "finetune", TRAIN, seed=0, progress=False).model
+    kept = transfer(tuned, task, "continue", {**TRAIN, "epochs": 0}, progress=False)
+    assert torch.equal(kept.model.head.weight, tuned.head.weight)
+    assert kept.metrics["test_acc"] == pytest.approx(
+        transfer(tuned, task, "continue-head-only", {**TRAIN, "epochs": 0},
+                 progress=False).metrics["test_acc"])
+    head = transfer(tuned, task, "continue-head-only", TRAIN, progress=False).model
+    assert not torch.equal(head.head.weight, tuned.head.weight)
+    for a, b in zip(head.blocks.parameters(), tuned.blocks.parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(UserError, match="keeps the model's head, which has 5 outputs"):
+        transfer(tuned, make_task("digits:classes=0-2:size=16"), "continue", TRAIN,
+                 progress=False)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ens") / "out"
+    strategies = ["independent", "shift", "shift-only", "tiny", "head-only:epochs=2"]
+    res = transfer_ensemble(TGT, pretrain=SRC, n_members=2, strategies=strategies,
+                            train=TRAIN, pretrain_train=PRE, workers=1, out=str(out))
+    return out, res
+
+
+def test_strategies_share_trials_count_epochs_and_report_their_probs(saved):
+    out, res = saved
+    rows = {r["strategy"]: r for r in res.rows}
+    assert list(rows) == ["independent", "shift", "shift-only", "tiny", "head-only:epochs=2"]
+    ind, sh = res.runs["independent"], res.runs["shift"]
+    # the reference of shift is independent's member 0: one trial, identical outputs
+    assert sh.trials[0].key == ind.trials[0].key
+    assert np.array_equal(res.probs["shift"][0], res.probs["independent"][0])
+    assert np.array_equal(res.probs["shift-only"][0], res.probs["independent"][0])
+    e = TRAIN["epochs"]
+    assert [rows[k]["epochs"] for k in rows] == [2 * e, e + 1, e, 2, 4]
+    for label, r in rows.items():
+        want = ensemble_metrics(res.probs[label], res.labels)
+        assert r["accuracy"] == want["accuracy"] and r["nll"] == pytest.approx(want["nll"])
+        assert r["wall_time_s"] > 0 and r["members"] == 2
+    # shift-only's shifted members are exactly the shifted models, evaluated
+    task = make_task(TGT)
+    srcs = [load_checkpoint(p)[0] for p in res.members]
+    from transferlab.sweep import load_trial_model
+    from transferlab.sweep.artifacts import predict_probs
+
+    tuned = load_trial_model(res.context.db, ind.trials[0].key)[0]
+    delta = shift_vector(srcs[:1], [tuned])
+    shifted = apply_shift(srcs[1], delta, 1.0, tuned, 5, torch.Generator(), "reestimate",
+                          task.x_train, TRAIN["batch_size"])
+    assert np.allclose(predict_probs(shifted, task.x_test).numpy(),
+                       res.probs["shift-only"][1], atol=1e-5)
+    assert rows["independent"]["accuracy"] > 0.5  # chance is 0.2
+
+
+def test_rerun_resumes_from_the_store(saved):
+    out, res = saved
+    from transferlab.sweep import load_results
+
+    before = load_results(out / "ensemble.sqlite")
+    again = transfer_ensemble(TGT, pretrain=SRC, n_members=2, strategies=["shift"],
+                              train=TRAIN, pretrain_train=PRE, workers=1,
+                              db=str(out / "ensemble.sqlite"))
+    after = load_results(out / "ensemble.sqlite")
+    assert len(after) == len(before)  # nothing ran again: the shifted members were reused
+    assert np.array_equal(again.probs["shift"], res.probs["shift"])
+    assert again.rows[0]["wall_time_s"] == pytest.approx(res.rows[1]["wall_time_s"],
+                                                         abs=res.runs["shift"].overhead_s + 1)
+
+
+def test_manifest_predict_and_add(saved, tmp_path):
+    out, res = saved
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["strategies"]) == {r["strategy"] for r in res.rows}
+    scored = predict(out, "shift")
+    assert scored["shift"]["metrics"]["accuracy"] == pytest.approx(
+        {r["strategy"]: r for r in res.rows}["shift"]["accuracy"])
+    new = tmp_path / "new"  # a copy of a source member is a valid new member
+    save_checkpoint(new, load_checkpoint(res.members[1])[0], {"task": SRC})
+    added = add_member(out, str(new) + ".safetensors", "shift")
+    assert added["member"] == 2 and added["after"]["members"] == 3
+    assert added["add_time_s"] > 0 and added["full_time_s"] > 0
+    assert added["time_ratio"] == pytest.approx(added["add_time_s"] / added["full_time_s"])
+    assert len(json.loads((out / "manifest.json").read_text())
+               ["strategies"]["shift"]["members"]) == 3
+    assert predict(out, "shift")["shift"]["metrics"]["members"] == 3
+    with pytest.raises(UserError, match="has no shift vector"):
+        add_member(out, str(new), "independent")
+
+
+def test_cli_json_prints_every_strategy(saved, capsys):
+    out, res = saved
+    rc = main(["ensemble", "--members", *res.members, "--task", TGT, "--strategies",
+               "independent,shift", "--epochs", "2", "--batch-size", "16",
+               "--db", str(out / "ensemble.sqlite"), "--workers", "1", "--json", "--quiet"])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    rows = {r["strategy"]: r for r in doc["strategies"]}
+    assert set(rows) == {"independent", "shift"}
+    for r in rows.values():
+        assert {"accuracy", "nll", "ece", "brier", "disagreement", "member_accuracy",
+                "wall_time_s", "epochs"} <= set(r)
+    assert rows["shift"]["accuracy"] == pytest.approx(
+        {r["strategy"]: r for r in res.rows}["shift"]["accuracy"])
+
+
+@pytest.fixture(scope="module")
+def mlp_ckpt(tmp_path_factory):
+    p = tmp_path_factory.mktemp("mlp") / "mlp"
+    model = pretrain(make_task(SRC), "mlp", {"epochs": 0}, progress=False, width=8).model
+    save_checkpoint(p, model, {"task": SRC})
+    return str(p) + ".safetensors"
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--strategies", "shift", "--members", "{a}"], "members=1 is invalid: allowed is at "
+                                                    "least references \\+ 1 = 2"),
+    (["--strategies", "shift:alpha=inf", "--members", "{a}", "{a}"], "alpha=inf is invalid"),
+    (["--strategies", "shift:alpha=nan", "--members", "{a}", "{a}"], "alpha=nan is invalid"),
+    (["--strategies", "independent", "--members", "{a}", "{m}"],
+     "member 1 .* has another architecture than member 0"),
+    (["--strategies", "bagging", "--members", "{a}"], "strategy='bagging' is invalid"),
+    (["--strategies", "shift:beta=1", "--members", "{a}", "{a}"], "option 'beta=1'"),
+    (["--strategies", "shift:scope=bn", "--members", "{a}", "{a}"], "scope='bn' is invalid"),
+    (["--pretrain", SRC, "--members", "x"], "--members='x' is invalid"),
+])
+def test_bad_input_exits_2_with_one_line(saved, mlp_ckpt, args, match, capsys):
+    _, res = saved
+    args = [a.format(a=res.members[0], m=mlp_ckpt) for a in args]
+    assert main(["ensemble", "--task", TGT, "--quiet", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("transferlab ensemble: error:")
+    import re
+    assert re.search(match, err), err
+
+
+def test_strategy_strings_parse_by_field_type():
+    cfg = get_strategy("shift:alpha=0.5:tiny_epochs=2:head=fresh:ref_epochs=none")
+    assert (cfg.alpha, cfg.tiny_epochs, cfg.head, cfg.ref_epochs) == (0.5, 2, "fresh", None)
+    with pytest.raises(UserError, match="tiny_epochs=0 is invalid|head='fresh' is invalid"):
+        get_strategy("shift:tiny_epochs=0:head=fresh")
+    with pytest.raises(UserError, match="tiny_epochs=1 is invalid"):
+        get_strategy("shift-only:tiny_epochs=1")
