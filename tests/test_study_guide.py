@@ -74,14 +74,14 @@ def test_config_refuses_bad_values(kwargs, param):
 def test_tiny_end_to_end(tmp_path):
     study = get_study("guide")
     out = tmp_path / "g"
-    res = study.run(GuideConfig(cases="digits", roles="fit", budget="tiny", seeds=1,
+    res = study.run(GuideConfig(cases="smoke", roles="fit", budget="tiny", seeds=1,
                                 workers=1, out=str(out)), progress=False)
     data = json.loads((out / "guide.json").read_text())
-    assert [c["name"] for c in data["cases"]] == ["small-similar", "large-similar"]
+    assert [c["name"] for c in data["cases"]] == ["small-similar"]
     for c in data["cases"]:
         assert c["failed"] == 0 and "finetune (lr_mult 0.1)" in c["acc"]
         assert set(c["evidence"]) >= {"per_depth", "retained", "examples_per_class"}
-    assert len(res["grid"]) == 2 and data["thresholds"]["size_k"] >= 2
+    assert len(res["grid"]) == 1 and data["thresholds"]["size_k"] >= 2
     for row in res["grid"]:  # the winner is the best measured mean, whatever the rules say
         case = next(c for c in data["cases"] if c["name"] == row["case"])
         assert row["winner_acc"] == max(case["acc"].values())
