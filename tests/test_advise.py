@@ -61,7 +61,8 @@ def test_a_destroyed_top_block_reads_as_dissimilar(source):
     ev = measure(broken, make_task(TGT), per_class=40)
     assert ev.top_acc <= ev.chance + 0.05 and ev.retained <= 0.1
     assert ev.best_depth < broken.num_blocks
-    adv = advise(broken, make_task(TGT), budget="tiny", progress=False)
+    adv = advise(broken, make_task(TGT), budget="tiny", progress=False,
+                 thresholds=Thresholds.guide())
     assert adv.similarity == "dissimilar" and adv.size == "small"
     assert adv.recommendation.protocol == f"probe:{ev.best_depth}"
     assert "small and dissimilar" in adv.explanation
@@ -106,7 +107,7 @@ def test_thresholds_move_the_scenario(source):
     model, _ = source
     task = make_task(TGT)
     a = advise(model, task, budget="tiny", progress=False,
-               thresholds=Thresholds(size_k=12, retained_min=0.0))
+               thresholds=Thresholds.guide(size_k=12, retained_min=0.0))
     assert (a.size, a.similarity) == ("large", "similar")
     assert a.recommendation.label == "finetune (lr_mult 0.1)"
     # tiny: 2 epochs, raised to min_steps=4 steps: 45 examples are one batch of 64

@@ -34,7 +34,7 @@ def test_grid_and_findings_known_answers():
             "finetune (lr_mult 1)": 0.90, "scratch": 0.6}
     recs = [_record("small-dissimilar", "small-dissimilar", 10, 0.5, base, similar=False),
             _record("large-similar", "large-similar", 500, 0.99, base)]
-    rows = grid(recs, Thresholds(size_k=100, retained_min=0.9))
+    rows = grid(recs, Thresholds.guide(size_k=100, retained_min=0.9))
     sd, ls = rows
     assert sd["winner"] == "finetune (lr_mult 1)" and sd["winner_acc"] == pytest.approx(0.9)
     assert sd["guide"] == "probe:3" and sd["transferlab"] == "probe:3"
