@@ -96,3 +96,24 @@ def test_probe_beyond_the_model_is_one_clear_error(source, tasks):
         transfer(source, tasks[1], "probe:9", FAST, progress=False)
     with pytest.raises(UserError, match=r"block='conv9' is invalid"):
         transfer(source, tasks[1], "probe:conv9", FAST, progress=False)
+
+
+def test_probe_runs_in_a_sweep_and_shares_features_with_freeze(tmp_path):
+    from transferlab.checkpoint import save_checkpoint
+    from transferlab.models import build_model
+    from transferlab.sweep import run_sweep
+
+    torch.manual_seed(0)
+    src = save_checkpoint(tmp_path / "src", build_model("mlp", 3, 1, 8, width=16, depth=3),
+                          {"task": "digits:classes=0-2:size=8"})
+    df = run_sweep({"name": "probe", "target": "digits:classes=3-5:per_class=20:size=8",
+                    "sources": {"src": {"checkpoint": str(src)}},
+                    "axes": {"protocol": ["probe", "freeze"], "depth": [1, 2]},
+                    "train": {"epochs": 1, "device": "cpu"}},
+                   tmp_path / "s.sqlite", workers=1, progress=False)
+    assert (df["status"] == "done").all() and len(df) == 4
+    for d in (1, 2):
+        rows = df[df["depth"] == d]
+        assert set(rows["protocol"]) == {"probe", "freeze"}
+        # whichever ran second found the first one's depth-d features in the cache
+        assert (rows["features_from_depth"] == d).any(), rows[["protocol", "features_from_depth"]]

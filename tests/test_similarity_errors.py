@@ -75,10 +75,11 @@ def test_parameter_errors():
 
 def test_registry():
     assert set(METRICS) == {"linear_cka", "rbf_cka", "debiased_linear_cka", "svcca", "pwcca",
-                            "procrustes"}
+                            "procrustes", "knn_overlap"}
     assert get_metric("pwcca") is pwcca
     assert get_metric("debiased_linear_cka")(X, Y) == pytest.approx(
         linear_cka(X, Y, debiased=True), abs=1e-15)
     with pytest.raises(UserError, match=r"metric='cka' is invalid: allowed are linear_cka, "
-                                        r"rbf_cka, debiased_linear_cka, svcca, pwcca, procrustes"):
+                                        r"rbf_cka, debiased_linear_cka, svcca, pwcca, procrustes, "
+                                        r"knn_overlap"):
         get_metric("cka")

@@ -15,7 +15,7 @@ from transferlab.errors import UserError
 
 # Order here is the order in `transferlab --help`.
 SUBCOMMANDS = ["datasets", "pretrain", "transfer", "sweep", "results", "study", "similarity",
-               "weights", "rank", "advise"]
+               "weights", "rank", "depth", "advise"]
 
 
 class _Parser(argparse.ArgumentParser):

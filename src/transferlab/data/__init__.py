@@ -15,6 +15,7 @@ from transferlab.data.registry import (ImageKeys, SourceKeys, get_source, regist
 from transferlab.data.sources import (clear_memory_cache, dataset_names, dataset_status,
                                       load_dataset)
 from transferlab.data.spec import TaskSpec
+from transferlab.data import synthetic  # noqa: F401,E402 - registers the "synthetic" source
 from transferlab.data.tasks import CLASS_GROUPS, Task, make_task, split_halves
 
 __all__ = [

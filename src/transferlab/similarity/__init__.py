@@ -12,6 +12,7 @@ from typing import Any
 from transferlab.errors import UserError
 from transferlab.similarity.cca import cca_correlations, pwcca, svcca
 from transferlab.similarity.cka import debiased_linear_cka, linear_cka, rbf_cka
+from transferlab.similarity.knn import knn_overlap
 from transferlab.similarity.minibatch import MinibatchCKA
 from transferlab.similarity.procrustes import procrustes_distance
 
@@ -24,6 +25,7 @@ METRICS: dict[str, Metric] = {
     "svcca": svcca,
     "pwcca": pwcca,
     "procrustes": procrustes_distance,
+    "knn_overlap": knn_overlap,
 }
 
 # Metrics where lower means more similar (plots flip their colour scale for these).
@@ -40,4 +42,5 @@ def get_metric(name: str) -> Metric:
 
 
 __all__ = ["METRICS", "DISTANCES", "MinibatchCKA", "get_metric", "linear_cka", "rbf_cka",
-           "debiased_linear_cka", "svcca", "pwcca", "cca_correlations", "procrustes_distance"]
+           "debiased_linear_cka", "svcca", "pwcca", "cca_correlations", "procrustes_distance",
+           "knn_overlap"]

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from transferlab.errors import UserError, bad_value
 
 # Packages that register a study on import (a new study adds its folder here).
-BUILTIN = ("transferlab.studies.yosinski", "transferlab.studies.guide")
+BUILTIN = ("transferlab.studies.yosinski", "transferlab.studies.defrost",
+           "transferlab.studies.guide")
 
 
 @dataclass(frozen=True)
