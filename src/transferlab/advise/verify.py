@@ -109,7 +109,7 @@ def race(source, task: str, cands: list[Candidate], b: AdviseBudget, seeds: list
             if r == len(rung_epochs) - 1:
                 break
             keep = math.ceil(len(pool) / ETA)
-            ordered = sorted(pool, key=lambda c: -_val(results[c.label]))
+            ordered = sorted(pool, key=lambda c: _order(results[c.label], cands.index(c)))
             for c in ordered[keep:]:
                 results[c.label]["eliminated_at"] = r
             pool = ordered[:keep]
@@ -122,7 +122,7 @@ def race(source, task: str, cands: list[Candidate], b: AdviseBudget, seeds: list
                              "wall_time_s": sum(x["trial_time_s"] for x in res["rungs"]),
                              "finalist": res["eliminated_at"] is None})
         finalists = [v for v in verified if v["finalist"]]
-        win = max(finalists, key=_val)
+        win = min(finalists, key=lambda v: _order(v, list(results).index(v["label"])))
         advised = verified[0]
         summary = {"winner": win["label"], "winner_protocol": win["protocol"],
                    "winner_val_acc": win["val_acc"], "winner_test_acc": win["test_acc"],
@@ -136,6 +136,12 @@ def race(source, task: str, cands: list[Candidate], b: AdviseBudget, seeds: list
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def _order(res: dict, rank: int) -> tuple[float, int]:
+    """Sort key: higher validation accuracy first; equal ones (to 1e-6: a float32 0.8 and
+    a float64 0.8 are a tie) in the advisor's order."""
+    return -round(_val(res), 6), rank
 
 
 def _val(res: dict) -> float:
