@@ -65,7 +65,8 @@ def main() -> None:
     b = get_budget("quick")
     _, _, everyone = recommend(v.evidence, 7, b, Thresholds())
     t0 = time.perf_counter()
-    full = _rung(everyone, b.epochs, b, args.target, ckpt, seeds, None,
+    epochs = max(c.epochs for c in everyone if c.epochs)  # the candidates' full epochs
+    full = _rung(everyone, epochs, b, args.target, ckpt, seeds, None,
                  work / "all.sqlite", 0, False, 1)
     all_wall = time.perf_counter() - t0
     all_time = sum(r["trial_time_s"] for r in full.values())

@@ -34,7 +34,7 @@ def test_grid_and_findings_known_answers():
             "finetune (lr_mult 1)": 0.90, "scratch": 0.6}
     recs = [_record("small-dissimilar", "small-dissimilar", 10, 0.5, base, similar=False),
             _record("large-similar", "large-similar", 500, 0.99, base)]
-    rows = grid(recs, Thresholds(size_k=100, retained_min=0.9))
+    rows = grid(recs, Thresholds.guide(size_k=100, retained_min=0.9))
     sd, ls = rows
     assert sd["winner"] == "finetune (lr_mult 1)" and sd["winner_acc"] == pytest.approx(0.9)
     assert sd["guide"] == "probe:3" and sd["transferlab"] == "probe:3"
@@ -74,14 +74,14 @@ def test_config_refuses_bad_values(kwargs, param):
 def test_tiny_end_to_end(tmp_path):
     study = get_study("guide")
     out = tmp_path / "g"
-    res = study.run(GuideConfig(cases="digits", roles="fit", budget="tiny", seeds=1,
+    res = study.run(GuideConfig(cases="smoke", roles="fit", budget="tiny", seeds=1,
                                 workers=1, out=str(out)), progress=False)
     data = json.loads((out / "guide.json").read_text())
-    assert [c["name"] for c in data["cases"]] == ["small-similar", "large-similar"]
+    assert [c["name"] for c in data["cases"]] == ["small-similar"]
     for c in data["cases"]:
         assert c["failed"] == 0 and "finetune (lr_mult 0.1)" in c["acc"]
         assert set(c["evidence"]) >= {"per_depth", "retained", "examples_per_class"}
-    assert len(res["grid"]) == 2 and data["thresholds"]["size_k"] >= 2
+    assert len(res["grid"]) == 1 and data["thresholds"]["size_k"] >= 2
     for row in res["grid"]:  # the winner is the best measured mean, whatever the rules say
         case = next(c for c in data["cases"] if c["name"] == row["case"])
         assert row["winner_acc"] == max(case["acc"].values())

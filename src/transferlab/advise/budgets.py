@@ -45,7 +45,7 @@ BUDGETS: dict[str, AdviseBudget] = {
     "tiny": AdviseBudget("tiny", epochs=2, evidence_per_class=40, race_size=3,
                          rungs=(0.5, 1.0), min_steps=4),
     "quick": AdviseBudget("quick", epochs=10, evidence_per_class=300, race_size=4,
-                          rungs=(0.25, 1.0)),
+                          rungs=(0.15, 1.0)),
     "standard": AdviseBudget("standard", epochs=20, evidence_per_class=1000, race_size=4,
                              rungs=(0.25, 0.5, 1.0)),
 }

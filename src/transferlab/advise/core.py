@@ -11,7 +11,7 @@ from transferlab.advise.budgets import AdviseBudget, epochs_for, get_budget
 from transferlab.advise.evidence import Evidence, measure
 from transferlab.advise.explain import explain
 from transferlab.advise.rules import Candidate, Thresholds, candidate_set, rank, scenario
-from transferlab.errors import UserError, bad_value
+from transferlab.errors import bad_value
 
 
 @dataclass

@@ -22,7 +22,7 @@ def explain(ev: Evidence, size: str, similarity: str, rec: Candidate, runner: Ca
         f"reaches {top.probe_val_acc:.3f} validation accuracy; the best depth is "
         f"{best.block} (depth {best.depth}) with {best.probe_val_acc:.3f} (chance "
         f"{ev.chance:.3f}); the top keeps {ev.retained:.1%} of the best probe's gain over "
-        f"chance, {cmp_r} {th.retained_min:.0%}, the line for \"similar\". LogME by depth: "
+        f"chance, {cmp_r} {th.retained_min:.1%}, the line for \"similar\". LogME by depth: "
         + ", ".join(f"{e.block} {e.logme:.3f}" for e in ev.per_depth) + "."
         + (f" LEEP of the source head: {ev.leep:.3f}." if ev.leep is not None else ""),
         f"Advice: {_setting(rec)}." + (f" Runner-up: {_setting(runner)}." if runner else ""),

@@ -70,7 +70,8 @@ def write_outputs(adv, out: Path) -> dict:
                        "The race: validation accuracy per rung (dashed: L-BFGS probes)."))
     adv.files = files
     data = adv.to_dict()
-    write_text_atomic(files["json"], json.dumps(json_safe(data), indent=1, default=str, allow_nan=False))
+    write_text_atomic(files["json"], json.dumps(json_safe(data), indent=1, default=str,
+                                                allow_nan=False))
     rec = adv.recommendation
     ev = adv.evidence
     parts = [

@@ -127,6 +127,8 @@ CASE_SETS = {
         Case("large-similar", D04, D59, None, True, "fit"),
         Case("d04-d59-k20", D04, D59, 20, True, "heldout"),
     ],
+    # one fit case, for the end-to-end test (seconds)
+    "smoke": [Case("small-similar", D04, D59, 8, True, "fit")],
 }
 
 

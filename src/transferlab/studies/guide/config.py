@@ -13,8 +13,9 @@ ROLES = ("all", "fit", "heldout")
 @dataclass
 class GuideConfig:
     cases: str = field(default="mnist", metadata={
-        "help": "case set: mnist (MNIST/KMNIST/digits pairs; needs TRANSFERLAB_DATA) or "
-                "digits (offline, small)", "choices": tuple(CASE_SETS)})
+        "help": "case set: mnist (MNIST/KMNIST/digits pairs; needs TRANSFERLAB_DATA), "
+                "digits (offline, small) or smoke (one digits case, for tests)",
+        "choices": tuple(CASE_SETS)})
     roles: str = field(default="all", metadata={
         "help": "which cases to run: all, fit (the four scenarios) or heldout",
         "choices": ROLES})

@@ -84,7 +84,8 @@ def run_case(case: Case, b: GuideBudget, seeds: list[int], db: Path, data_dir, w
             "retained": ev.retained, "best_depth": ev.best_depth, "num_blocks": n_blocks,
             "evidence": ev.to_dict(), "cells": cells,
             "acc": {k: v["mean"] for k, v in cells.items() if v["mean"] is not None},
-            "train": specs[0]["train"], "trials": len(df), "failed": int((df["status"] != "done").sum()),
+            "train": specs[0]["train"], "trials": len(df),
+            "failed": int((df["status"] != "done").sum()),
             "wall_time_s": time.perf_counter() - t0}
 
 
