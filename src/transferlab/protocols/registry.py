@@ -66,7 +66,7 @@ def get_protocol(name: str | Protocol, **overrides) -> Protocol:
             raise UserError(f"protocol={name!r} is invalid: {family} needs a depth, "
                             f"as in '{family}:3' (n = number of transferred blocks) or "
                             f"'{family}:conv3' (up to and including that block)")
-        if arg.isdigit():
+        if arg.isascii() and arg.isdigit():  # not "¹": isdigit() says yes, int() no
             overrides = {"depth": int(arg), **overrides}
             canonical = f"{family}:{int(arg)}"
         else:
