@@ -151,6 +151,25 @@ def test_manifest_predict_and_add(saved, tmp_path):
         add_member(out, str(new), "independent")
 
 
+def test_cli_add_and_predict_read_the_manifest(saved, tmp_path, capsys):
+    out, res = saved
+    rc = main(["ensemble", "predict", "--ensemble", str(out), "--strategy", "independent",
+               "--save-probs", str(tmp_path / "p.npz"), "--json"])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["strategies"][0]["accuracy"] == pytest.approx(res.rows[0]["accuracy"])
+    assert np.load(tmp_path / "p.npz")["independent"].shape == res.probs["independent"].shape
+    before = len(json.loads((out / "manifest.json").read_text())["strategies"]["shift"]
+                 ["members"])
+    rc = main(["ensemble", "add", "--ensemble", str(out), "--source", res.members[0],
+               "--no-compare", "--json", "--quiet"])
+    assert rc == 0
+    added = json.loads(capsys.readouterr().out)
+    assert added["member"] == before and "full_time_s" not in added
+    assert main(["ensemble", "predict", "--ensemble", str(tmp_path / "none")]) == 2
+    assert "manifest.json" in capsys.readouterr().err
+
+
 def test_cli_json_prints_every_strategy(saved, capsys):
     out, res = saved
     rc = main(["ensemble", "--members", *res.members, "--task", TGT, "--strategies",
