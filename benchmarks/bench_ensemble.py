@@ -9,9 +9,10 @@ On the same M source members (the convnet pretrained with seeds 0..M-1) and targ
   addition: a new member added to B by shift + tiny fine-tune vs fine-tuned fully.
 Each strategy runs into its own fresh store (no trial shared), one worker, and its
 wall-clock time is measured end to end (sweep engine included); ``compute_s`` is the sum of
-its trials' training time, ``cpu_s`` the process's CPU seconds (robust to other users of a
-shared machine), ``epochs`` the trainer epochs. Goals: B's wall time <= 0.35x A's, ensemble accuracy within 1
-point, NLL within +5%, disagreement >= A's; addition <= 0.2x a full fine-tune.
+its trials' training time, ``cpu_s`` the process's CPU seconds (robust to other users of
+a shared machine), ``epochs`` the trainer epochs. Goals: B's wall time <= 0.35x A's,
+ensemble accuracy within 1 point, NLL within +5%, disagreement >= A's; addition <= 0.2x
+a full fine-tune.
 
     python benchmarks/bench_ensemble.py [--pair mnist-kmnist] [--out benchmarks/results/ensemble.json]
 
