@@ -97,15 +97,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['compute_s']:.1f} s", flush=True)
     shift = f"shift:tiny_epochs={t}"
     added = add_member(work / "s1", sources[m], shift, compare=True)
-    a, b = rows["independent"], rows[shift]
+    a, sh = rows["independent"], rows[shift]
     ratios = {
-        "wall_time": b["elapsed_s"] / a["elapsed_s"],
-        "compute_time": b["compute_s"] / a["compute_s"],
-        "cpu_time": b["cpu_s"] / a["cpu_s"],
-        "epochs": b["epochs"] / a["epochs"],
-        "accuracy_diff": b["accuracy"] - a["accuracy"],
-        "nll_rel": b["nll"] / a["nll"] - 1,
-        "disagreement_diff": b["disagreement"] - a["disagreement"],
+        "wall_time": sh["elapsed_s"] / a["elapsed_s"],
+        "compute_time": sh["compute_s"] / a["compute_s"],
+        "cpu_time": sh["cpu_s"] / a["cpu_s"],
+        "epochs": sh["epochs"] / a["epochs"],
+        "accuracy_diff": sh["accuracy"] - a["accuracy"],
+        "nll_rel": sh["nll"] / a["nll"] - 1,
+        "disagreement_diff": sh["disagreement"] - a["disagreement"],
         "add_vs_full": added["time_ratio"],
     }
     goals = {"wall_time <= 0.35": ratios["wall_time"] <= 0.35,
@@ -114,11 +114,12 @@ def main(argv: list[str] | None = None) -> int:
              "disagreement >= independent": ratios["disagreement_diff"] >= 0,
              "add <= 0.2x full": ratios["add_vs_full"] <= 0.2}
     tiny, only = rows[f"tiny:epochs={t}"], rows["shift-only"]
-    ablation = {"shift_minus_tiny_accuracy": b["accuracy"] - tiny["accuracy"],
-                "shift_minus_shift_only_accuracy": b["accuracy"] - only["accuracy"],
+    ablation = {"shift_minus_tiny_accuracy": sh["accuracy"] - tiny["accuracy"],
+                "shift_minus_shift_only_accuracy": sh["accuracy"] - only["accuracy"],
                 "shift_minus_matched_independent_accuracy":
-                    b["accuracy"] - rows[f"independent:epochs={k}"]["accuracy"]}
-    result = {"benchmark": "ensemble", "pair": pair, "budget": b.to_dict(), "source": src, "target": tgt, "members": m,
+                    sh["accuracy"] - rows[f"independent:epochs={k}"]["accuracy"]}
+    result = {"benchmark": "ensemble", "pair": pair, "budget": b.to_dict(), "source": src,
+              "target": tgt, "members": m,
               "epochs": e, "tiny_epochs": t, "matched_epochs": k, "train": train,
               "strategies": rows, "addition": added, "ratios": ratios, "goals_met": goals,
               "ablation": ablation, "pretrain_s": pretrain_s, "loadavg_start": load0,
