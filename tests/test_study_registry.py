@@ -62,7 +62,8 @@ def test_unknown_study_exits_2_with_one_line():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert lines == ["transferlab study: error: study='nope' is invalid: allowed is yosinski; "
+    assert lines == ["transferlab study: error: study='nope' is invalid: allowed is yosinski, "
+                     "ensembles; "
                      "run `transferlab study --help` for what each does"]
 
 
