@@ -16,6 +16,7 @@ from transferlab.data.sources import (clear_memory_cache, dataset_names, dataset
                                       load_dataset)
 from transferlab.data.spec import TaskSpec
 from transferlab.data.tasks import CLASS_GROUPS, Task, make_task, split_halves
+from transferlab.data import text as _text  # noqa: E402,F401 - registers banking77 and csv
 
 __all__ = [
     "Augment", "CLASS_GROUPS", "Dataset", "ImageDataset", "ImageKeys", "SourceKeys", "Task",
