@@ -5,7 +5,7 @@
 """
 
 from transferlab.protocols import (bn_adapt, finetune, freeze, frozen_stats, kinds,  # noqa: F401
-                                   l2sp, linear_probe, reinit)
+                                   l2sp, layer_mix, linear_probe, reinit)
 from transferlab.protocols.core import (KINDS, Plan, ProtocolConfig, check_model, make_plan,
                                         resolve_train)
 from transferlab.protocols.registry import (Protocol, get_protocol, protocol_names,
