@@ -162,10 +162,10 @@ def read_csv(path: Path, label: str) -> tuple[list[str], list[str]]:
         row = {(k.strip() if k else k): v for k, v in row.items()}
         text, lab = (row.get("text") or "").strip(), (row.get(label) or "").strip()
         if not text:
-            raise bad_value("text", "''", "a non-empty text in every row",
+            raise bad_value("text", "", "a non-empty text in every row",
                             f"fill or remove row {i + 2} of {path}")
         if not lab:
-            raise bad_value(label, "''", "a label in every row",
+            raise bad_value(label, "", "a label in every row",
                             f"fill or remove row {i + 2} of {path}")
         texts.append(text)
         labels.append(lab)
