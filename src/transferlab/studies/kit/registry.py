@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from transferlab.errors import UserError, bad_value
 
 # Packages that register a study on import (a new study adds its folder here).
-BUILTIN = ("transferlab.studies.yosinski",)
+BUILTIN = ("transferlab.studies.yosinski", "transferlab.studies.text")
 
 
 @dataclass(frozen=True)
