@@ -289,4 +289,5 @@ register_source("banking77", _load_banking77, keys=TextKeys, modality="tokens",
                             "tokenizer=minilm by default)",
                 filesets=(("train.csv", "test.csv"),))
 register_source("csv", _load_csv, keys=CsvKeys, modality="tokens",
-                description="any CSV with text,label columns: csv:path=FILE[:test=FILE]")
+                description="any CSV with text,label columns: csv:path=FILE[:test=FILE]",
+                describe=lambda paths: {})  # nothing to look for: the file is in the task
