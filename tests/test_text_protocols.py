@@ -107,10 +107,10 @@ def test_layer_mix_adam_and_bad_options(tiny):
         get_protocol("layer-mix", mix_optimizer="newton")
     with pytest.raises(UserError, match="layer-mix takes no depth"):
         get_protocol("layer-mix:2")
-    mlp = build_model("mlp", 10, in_channels=1, image_size=8)
-    digits = make_task("digits:per_class=10")
+    cnn = build_model("convnet", 10, in_channels=1, image_size=16, width=4)
+    digits = make_task("digits:per_class=10:size=16")
     with pytest.raises(UserError, match="pooled outputs have one width"):
-        tl.transfer(mlp, digits, "layer-mix", progress=False)
+        tl.transfer(cnn, digits, "layer-mix", progress=False)
 
 
 def test_finetune_layer_decay_on_text_blocks(tiny):

@@ -208,11 +208,11 @@ def _params(model: LayerMixModel) -> list[nn.Parameter]:
                                                           else [])
 
 
-def _objective(model, f: torch.Tensor, mu: torch.Tensor, y: torch.Tensor, l2: float):
+def _objective(model, fc: torch.Tensor, y: torch.Tensor, l2: float):
+    """fc: centred features (N, B, H) (the mix is linear, so centring commutes with it)."""
     from transferlab.models.heads import head_linear
 
-    # centred features inside the mix (sum of weights is 1, so mixing commutes with centring)
-    logits = head_linear(model)(model.mix(f - mu))
+    logits = head_linear(model)(model.mix(fc))
     # L2 on the effective weights gamma * W (gamma alone would let the scale run away) and
     # on the mix logits s (a saturated softmax is a choice the data must pay for)
     w = model.mix.gamma * head_linear(model).weight
@@ -236,6 +236,8 @@ def _fit_lbfgs(model, f: dict, mu, task, l2: float | None) -> float:
     with torch.no_grad():
         for p in params[2:]:
             p.zero_()
+    # centred once, not at every closure call (measured: the copy dominated a call)
+    fc_train, fc_val = f["train"] - mu, f["val"] - mu
 
     def run(lam: float, iters: int) -> None:
         opt = torch.optim.LBFGS(params, lr=1, max_iter=iters, tolerance_grad=1e-6,
@@ -244,7 +246,7 @@ def _fit_lbfgs(model, f: dict, mu, task, l2: float | None) -> float:
 
         def closure():
             opt.zero_grad()
-            loss = _objective(model, f["train"], mu, task.y_train, lam)
+            loss = _objective(model, fc_train, task.y_train, lam)
             loss.backward()
             return loss
         opt.step(closure)
@@ -256,7 +258,7 @@ def _fit_lbfgs(model, f: dict, mu, task, l2: float | None) -> float:
             with torch.no_grad():
                 from transferlab.models.heads import head_linear
 
-                logits = head_linear(model)(model.mix(f["val"] - mu))
+                logits = head_linear(model)(model.mix(fc_val))
                 acc = (logits.argmax(1) == task.y_val).float().mean().item() \
                     if len(task.y_val) else 0.0
             if acc > best[0]:
@@ -276,13 +278,13 @@ def _fit_minibatch(model, f: dict, mu, task, cfg, l2: float, kind: str, generato
     params = _params(model)
     opt = torch.optim.Adam(params, lr=cfg.lr) if kind == "adam" else \
         torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
-    x, y = f["train"], task.y_train
+    x, y = f["train"] - mu, task.y_train
     for _ in range(cfg.epochs):
         perm = torch.randperm(len(y), generator=generator).to(x.device)
         for i in range(0, len(y), cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
             opt.zero_grad()
-            _objective(model, x[idx], mu, y[idx], l2).backward()
+            _objective(model, x[idx], y[idx], l2).backward()
             opt.step()
     _absorb_centre(model, mu)
     for p in params:
