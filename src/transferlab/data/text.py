@@ -236,7 +236,8 @@ def text_dataset(name: str, train: Path, test: Path | None, keys: TextKeys, labe
         hit = (tensors, meta)
     t, meta = hit
     desc = (f"{source or name}: {', '.join(p.name for p in files)}, tokenizer "
-            f"{keys.tokenizer}, max_length {keys.max_length} ({meta['n_truncated']} truncated)")
+            f"{keys.tokenizer}, max_length {keys.max_length} ({meta['n_truncated']} texts reach "
+            "it: truncated or exactly that long)")
     ds = from_tokens(t["train.ids"], t["train.mask"], t["train.y"].numpy(),
                      t.get("test.ids"), t.get("test.mask"),
                      t["test.y"].numpy() if "test.y" in t else None,

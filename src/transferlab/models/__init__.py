@@ -108,7 +108,8 @@ def rebuild(arch: dict) -> BlockModel:
     return build_model(spec.pop("arch"), **spec)
 
 
-__all__ = ["ARCHS", "PRETRAINED", "BlockModel", "PooledHead", "bert", "block_of_parameter", "blocks",
+__all__ = ["ARCHS", "PRETRAINED", "BlockModel", "PooledHead", "bert", "block_of_parameter",
+           "blocks",
            "build_model", "convnet", "efficientnet_lite0", "head_input", "head_linear",
            "hf_encoder", "minilm", "mlp", "rebuild", "replace_head", "reset_parameters", "resnet",
            "timm_model", "torchvision_model", "wrap"]
