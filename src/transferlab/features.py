@@ -135,20 +135,28 @@ def _pad_to(h: TensorTuple, length: int) -> TensorTuple:
 
 def _tuple_prefix_features(blocks: list[nn.Module], x: TensorTuple, batch_size: int,
                            channels_last: bool) -> Batched:
-    """``prefix_features`` for token / hidden inputs: each batch trimmed to its longest
-    sequence (no compute on all-padding columns), outputs padded back to the split's length
+    """``prefix_features`` for token / hidden inputs: batches of length-sorted sequences,
+    each trimmed to its longest sequence (almost no compute on padding), outputs padded back to the split's length
     with zeros (those positions are masked out downstream)."""
     from transferlab.data.batching import trim_padding
 
+    from transferlab.data.batching import length_order
+
     length = int(x.shape[1])
+    # Batches of similar lengths (sorted, stable: the same batches whatever depth the
+    # computation starts from, so chained and direct features are the same bits).
+    order = length_order(x).to(x.device)
     parts = []
     for i in range(0, len(x), batch_size):
-        h = trim_padding(x[i:i + batch_size])
+        h = trim_padding(x[order[i:i + batch_size]])
         for block in blocks:
             h = block(_block_input(h, channels_last))
         h = _block_input(h, channels_last)
         parts.append(_pad_to(h, length) if isinstance(h, TensorTuple) else h)
-    return cat(parts) if parts else x
+    if not parts:
+        return x
+    out = cat(parts)
+    return out[torch.argsort(order)]  # back to the split's order
 
 
 @torch.no_grad()

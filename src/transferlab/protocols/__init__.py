@@ -5,7 +5,7 @@
 """
 
 from transferlab.protocols import (bn_adapt, finetune, freeze, frozen_stats, kinds,  # noqa: F401
-                                   l2sp, linear_probe, probe, reinit)
+                                   l2sp, layer_mix, linear_probe, probe, reinit)
 from transferlab.protocols import keep_head  # noqa: F401  (continue*: transferlab.ensemble)
 from transferlab.protocols.core import (KINDS, Plan, ProtocolConfig, check_model, make_plan,
                                         resolve_train)

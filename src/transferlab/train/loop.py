@@ -63,7 +63,7 @@ def evaluate(model: BlockModel, x: Batched, y: torch.Tensor, start: int = 0,
     x: (N, ...) inputs of block ``start`` (a tensor, or TokenInputs / Hidden, trimmed per
     batch to the longest sequence); y: (N,) int64. Logits are scored in float32.
     """
-    from transferlab.data.batching import trim_padding
+    from transferlab.data.batching import length_order, trim_padding
 
     if len(y) == 0:
         return float("nan"), float("nan")
@@ -71,8 +71,14 @@ def evaluate(model: BlockModel, x: Batched, y: torch.Tensor, start: int = 0,
     model.eval()
     correct, nll = 0, 0.0
     ctx = _autocast(x.device, cfg) if cfg is not None else contextlib.nullcontext()
+    order = length_order(x)  # token sequences: batches of similar length, little padding
     for i in range(0, len(y), batch_size):
-        xb, yb = to_layout(trim_padding(x[i:i + batch_size]), cfg), y[i:i + batch_size]
+        if order is None:
+            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+        else:
+            idx = order[i:i + batch_size].to(y.device)
+            xb, yb = x[idx], y[idx]
+        xb = to_layout(trim_padding(xb), cfg)
         with ctx:
             logits = model.forward_from(xb, start)
         logits = logits.float()

@@ -22,6 +22,7 @@ BUILTIN = (
     "transferlab.studies.fewshot",
     "transferlab.studies.defrost",
     "transferlab.studies.guide",
+    "transferlab.studies.text",
 )
 
 

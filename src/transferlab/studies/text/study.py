@@ -1,0 +1,186 @@
+"""The text study end to end: design -> sweeps (resumable) -> statistics -> findings -> report.
+
+Question (the practitioner's guide, second half): for a pretrained sentence encoder, is the
+feature-based approach (``linear-probe`` on the pooled embedding, ELMo's ``layer-mix``) as
+good as fine-tuning (``freeze:n``, ``finetune`` with ``lr_mult`` 1.0 and 0.1), and at what
+cost? Conditions run on the sweep engine into ``OUT/text.sqlite`` (a rerun resumes: done
+trials are not run again); per (regime, condition) the mean test accuracy with a 95%
+t-interval over episodes (few-shot) or seeds (full set), wall time per trial; findings by
+paired tests over the shared units, Holm-corrected per family; ``text.png``,
+``results.json`` (with provenance) and a self-contained ``report.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from transferlab._atomic import write_text_atomic
+from transferlab.errors import UserError
+from transferlab.provenance import provenance
+from transferlab.studies.kit.stats import mean_std, paired_family, t_interval
+from transferlab.studies.text.config import TextConfig
+
+DB_NAME = "text.sqlite"
+# Budgets of the trained protocols (the feature-based ones have no epochs: L-BFGS).
+BUDGETS = {
+    "quick": {"fewshot_epochs": 10, "full_epochs": 1, "depths": [3, 5], "full_seeds": 1},
+    "standard": {"fewshot_epochs": 20, "full_epochs": 3, "depths": [1, 3, 5], "full_seeds": 2},
+}
+TRAIN = {"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.01, "batch_size": 32}
+LR_MULTS = [1.0, 0.1]
+
+
+def default_out(task: str) -> Path:
+    safe = task.split(":")[0].replace("/", "_")
+    return Path("runs") / f"text-{safe}"
+
+
+def _source_checkpoint(cfg: TextConfig, out: Path) -> str:
+    """The source as a checkpoint file the sweep can hash: a built-in name is saved once."""
+    from transferlab.checkpoint import (builtin_source, checkpoint_paths, load_checkpoint,
+                                        save_checkpoint)
+
+    if not builtin_source(cfg.source):
+        return str(Path(cfg.source).resolve())
+    path = out / "sources" / cfg.source
+    if not checkpoint_paths(path)[1].exists():
+        model, meta = load_checkpoint(cfg.source)
+        save_checkpoint(path, model, meta)
+    return str(path.resolve())
+
+
+def regimes(cfg: TextConfig) -> list[str]:
+    return [f"k={k}" for k in cfg.ks] + (["full"] if cfg.full else [])
+
+
+def sweep_specs(cfg: TextConfig, source: str) -> list[dict]:
+    """Three specs per regime: feature-based, freeze:n, finetune x lr_mult."""
+    b = BUDGETS[cfg.budget]
+    depths = cfg.depths or b["depths"]
+    specs = []
+    for k in cfg.ks + ([None] if cfg.full else []):
+        regime = f"k={k}" if k else "full"
+        target = f"{cfg.task}:max_length={cfg.max_length}" + (f":per_class={k}" if k else "")
+        units = {"episode": list(range(cfg.episodes))} if k else {"seed": b["full_seeds"]}
+        epochs = b["fewshot_epochs"] if k else b["full_epochs"]
+        batch = min(TRAIN["batch_size"], 16) if k and k <= 10 else TRAIN["batch_size"]
+        ft = {**TRAIN, "epochs": epochs, "batch_size": batch}
+        common = {"target": target, "sources": {"encoder": {"checkpoint": source}},
+                  "data_dir": cfg.data_dir}
+        specs += [
+            {**common, "name": f"text-{regime}-features",
+             "axes": {"protocol": ["linear-probe", "layer-mix"], **units}, "train": {}},
+            {**common, "name": f"text-{regime}-freeze",
+             "axes": {"protocol": ["freeze"], "depth": depths, **units}, "train": ft},
+            {**common, "name": f"text-{regime}-finetune",
+             "axes": {"protocol": ["finetune"], "lr_mult": LR_MULTS, **units}, "train": ft},
+        ]
+    return specs
+
+
+def condition(row) -> str:
+    """A readable condition name: linear-probe, layer-mix, freeze:3, finetune@1.0."""
+    proto = str(row["protocol"])
+    if proto.startswith("finetune"):
+        lr = row.get("lr_mult")
+        return f"finetune@{float(lr):g}" if lr is not None and pd.notna(lr) else "finetune"
+    depth = row.get("depth")
+    if ":" not in proto and depth is not None and pd.notna(depth):
+        return f"{proto}:{int(depth)}"  # a depth axis: protocol "freeze", depth 3
+    return proto
+
+
+def _run_sweeps(cfg: TextConfig, out: Path, progress: bool) -> pd.DataFrame:
+    from transferlab.sweep import run_sweep
+
+    source = _source_checkpoint(cfg, out)
+    frames = []
+    for spec in sweep_specs(cfg, source):
+        regime = spec["name"].split("-")[1]
+        f = run_sweep(spec, out / DB_NAME, workers=cfg.workers, backend=cfg.backend,
+                      progress=progress)
+        if not f.empty:
+            frames.append(f.assign(regime=regime))
+    if not frames:
+        raise UserError("the study produced no trials; check --shots and --full")
+    df = pd.concat(frames, ignore_index=True)
+    df = df[df["status"] == "done"].copy()
+    df["condition"] = [condition(r) for _, r in df.iterrows()]
+    df["unit"] = [int(r["episode"]) if "episode" in df and pd.notna(r.get("episode"))
+                  else int(r["seed"]) for _, r in df.iterrows()]
+    df["wall_s"] = pd.to_numeric(df["train_time_s"], errors="coerce").fillna(0) + \
+        pd.to_numeric(df.get("feature_time_s", 0), errors="coerce").fillna(0)
+    return df
+
+
+def statistics(df: pd.DataFrame) -> dict:
+    """regime -> condition -> {mean, std, ci, n, wall_s, values {unit: acc}}."""
+    out: dict = {}
+    for (regime, cond), g in df.groupby(["regime", "condition"], sort=False):
+        acc = [float(v) for v in g["test_acc"]]
+        mean, std = mean_std(acc)
+        out.setdefault(regime, {})[cond] = {
+            "mean": mean, "std": std, "ci": t_interval(acc), "n": len(acc),
+            "wall_s": float(g["wall_s"].mean()),
+            "values": {int(u): float(a) for u, a in zip(g["unit"], g["test_acc"])}}
+    return out
+
+
+def findings(stats: dict) -> list[dict]:
+    """Three claims, each a family over regimes (paired over units, Holm within)."""
+    claims = [("feature-based (layer-mix) vs fine-tuning (finetune@0.1)", "layer-mix",
+               "finetune@0.1"),
+              ("layer-mix vs linear-probe", "layer-mix", "linear-probe"),
+              ("finetune lr_mult 0.1 vs 1.0", "finetune@0.1", "finetune@1")]
+    out = []
+    for title, a, b in claims:
+        groups = [(regime, conds[a]["values"], conds[b]["values"])
+                  for regime, conds in stats.items() if a in conds and b in conds]
+        rows = paired_family(groups, label="regime")
+        out.append({"claim": title, "a": a, "b": b, "tests": rows,
+                    "tested": any(r.get("p") is not None for r in rows)})
+    return out
+
+
+def run_config(cfg: TextConfig, progress: bool = True) -> dict:
+    """Run (or resume) the study; writes results.json, text.png and report.html in out."""
+    from transferlab.studies.text import plot, report
+
+    out = Path(cfg.out) if cfg.out else default_out(cfg.task)
+    out.mkdir(parents=True, exist_ok=True)
+    df = _run_sweeps(cfg, out, progress)
+    stats = statistics(df)
+    found = findings(stats)
+    files = {"results": str(out / "results.json"), "figure": str(out / "text.png"),
+             "report": str(out / "report.html"), "db": str(out / DB_NAME)}
+    result = {"config": {k: v for k, v in vars(cfg).items()}, "budget": BUDGETS[cfg.budget],
+              "train": TRAIN, "regimes": regimes(cfg), "stats": stats, "findings": found,
+              "provenance": provenance(), "files": files}
+    png = plot.figure(stats, regimes(cfg))
+    Path(files["figure"]).write_bytes(png)
+    write_text_atomic(files["results"], json.dumps(result, indent=1, default=str))
+    report.write_report(files["report"], result, png)
+    return result
+
+
+def run(out: str | os.PathLike | None = None, **kwargs) -> dict:
+    """``run_config(TextConfig(out=out, **kwargs))``."""
+    return run_config(TextConfig(out=str(out) if out else None, **kwargs), progress=False)
+
+
+def summarize(result: dict) -> tuple[list[str], dict]:
+    lines = []
+    for regime in result["regimes"]:
+        for cond, s in result["stats"].get(regime, {}).items():
+            lines.append(f"{regime:>6} {cond:<14} acc {s['mean']:.4f} (n={s['n']}) "
+                         f"wall {s['wall_s']:.1f}s")
+    for f in result["findings"]:
+        for t in f["tests"]:
+            lines.append(f"{f['claim']} [{t['regime']}]: diff {t['mean_diff']:+.4f} "
+                         f"p_holm={t['p_holm']}")
+    lines.append(f"report: {result['files']['report']}")
+    return lines, result
