@@ -63,8 +63,8 @@ def test_unknown_study_exits_2_with_one_line():
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines == ["transferlab study: error: study='nope' is invalid: allowed is yosinski, "
-                     "ensembles, fewshot, defrost, guide; run `transferlab study --help` for "
-                     "what each does"]
+                     "ensembles, fewshot, defrost, guide, text; run `transferlab study --help` "
+                     "for what each does"]
 
 
 def test_flags_parse_into_the_config(monkeypatch):
