@@ -19,3 +19,15 @@ def isolated_data(tmp_path, monkeypatch):
     yield
     cache._memo.clear()
     clear_memory_cache()
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: tiny models gain nothing from intra-op threads, and on
+    a shared, oversubscribed CPU their barriers cost 5-7x (measured)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

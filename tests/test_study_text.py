@@ -13,16 +13,7 @@ from transferlab.studies.text.config import TextConfig
 from transferlab.studies.text.study import condition, findings, statistics
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared, oversubscribed CPU
-    their barriers cost 5-7x (measured): these tests run on one thread."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 def table():

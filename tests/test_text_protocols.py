@@ -18,16 +18,7 @@ from transferlab.models.pooling import pool_features  # noqa: E402
 from transferlab.protocols import get_protocol  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared, oversubscribed CPU
-    their barriers cost 5-7x (measured): these tests run on one thread."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 FIT = {"epochs": 3, "optimizer": "adamw", "lr": 1e-2, "batch_size": 16, "weight_decay": 0.0}
 

@@ -23,16 +23,7 @@ from transferlab.inputs import TokenInputs  # noqa: E402
 from transferlab.models import build_model  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared, oversubscribed CPU
-    their barriers cost 5-7x (measured): these tests run on one thread."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 WORDS = {"cards": ["card", "arrive", "lost", "stolen", "delivery"],
          "money": ["rate", "exchange", "currency", "fee", "euro"],
