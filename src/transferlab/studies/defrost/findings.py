@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from transferlab.studies.defrost.curves import by_seed, cell, optimum, seed_optimum
-from transferlab.studies.kit.stats import ALPHA, paired_family
+from transferlab.studies.kit.stats import ALPHA, fmt_p, paired_family
 
 
 @dataclass
@@ -43,10 +43,6 @@ class Finding:
 
 def pp(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:+.1f} pp"
-
-
-def fmt_p(p: float | None) -> str:
-    return "no test" if p is None else ("p < 0.001" if p < 0.001 else f"p = {p:.3f}")
 
 
 def _label(n, level) -> str:

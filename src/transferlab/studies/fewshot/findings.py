@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from transferlab.studies.fewshot.cells import by_unit, cell
 from transferlab.studies.fewshot.weightchange import moved_summary
-from transferlab.studies.kit.stats import ALPHA
+from transferlab.studies.kit.stats import ALPHA, fmt_p, signed_pp
 
 RULE = (f"Each comparison is a two-sided paired t-test over the (seed, episode) units both "
         f"cells share (same support set), Holm-corrected within the finding; a difference "
@@ -35,16 +35,6 @@ class Finding:
 
 def pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
-
-
-def signed_pp(x: float) -> str:
-    return f"{100 * x:+.1f} pp"
-
-
-def fmt_p(p: float | None) -> str:
-    if p is None:
-        return "no test"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def _family(groups):

@@ -200,3 +200,15 @@ def paired_family(groups: Sequence[tuple[Hashable, Mapping, Mapping]], alpha: fl
                      "ci_low": t.ci[0] if t.ci else None, "ci_high": t.ci[1] if t.ci else None,
                      "t": t.statistic, "p": t.p, "p_wilcoxon": w.p})
     return decide(rows, alpha)
+
+
+def fmt_p(p: float | None) -> str:
+    """A p-value as the reports print it: "p < 0.001", "p = 0.042", or "no test" (None)."""
+    if p is None:
+        return "no test"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def signed_pp(x: float) -> str:
+    """An accuracy difference in signed percentage points: 0.031 -> "+3.1 pp"."""
+    return f"{100 * x:+.1f} pp"

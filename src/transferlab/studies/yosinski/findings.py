@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from transferlab.studies.kit.stats import ALPHA, decide, pair_up, paired_family, welch_test
+from transferlab.studies.kit.stats import (ALPHA, decide, fmt_p, pair_up, paired_family,
+                                          signed_pp, welch_test)
 from transferlab.studies.yosinski.curves import REFERENCE, unit_values
 
 
@@ -43,16 +44,6 @@ class Finding:
 def pp(x: float) -> str:
     """An accuracy difference in percentage points."""
     return f"{100 * x:.1f} pp"
-
-
-def signed_pp(x: float) -> str:
-    return f"{100 * x:+.1f} pp"
-
-
-def fmt_p(p: float | None) -> str:
-    if p is None:
-        return "no test"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def fmt_depths(depths: list[int]) -> str:
