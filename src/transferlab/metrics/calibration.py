@@ -18,6 +18,18 @@ from transferlab.errors import bad_value
 from transferlab.metrics._validate import check_probs
 
 
+def _top_label(probs, labels, n_bins) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Checked inputs -> top-label confidence (N,), 0/1 correctness (N,) float64 and the
+    n_bins + 1 equal-width bin edges on [0, 1]."""
+    if not isinstance(n_bins, int) or isinstance(n_bins, bool) or n_bins < 1:
+        raise bad_value("n_bins", n_bins, "an integer >= 1", "use 15 (the usual choice)")
+    p, y = check_probs(probs, labels, members=False)
+    conf, pred = p.max(dim=1)
+    correct = (pred == y).double()
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+    return conf, correct, edges
+
+
 def reliability_bins(probs, labels, n_bins: int = 15) -> dict[str, torch.Tensor]:
     """Per-bin statistics of top-label confidence. ``probs`` (N, C), ``labels`` (N,).
 
@@ -25,12 +37,7 @@ def reliability_bins(probs, labels, n_bins: int = 15) -> dict[str, torch.Tensor]
     (empty bins have accuracy and confidence 0). For the plot, a confidence of exactly 1
     counts in the last bin; ``ece`` keeps it in a bin of its own, as torchmetrics does.
     """
-    if not isinstance(n_bins, int) or isinstance(n_bins, bool) or n_bins < 1:
-        raise bad_value("n_bins", n_bins, "an integer >= 1", "use 15 (the usual choice)")
-    p, y = check_probs(probs, labels, members=False)
-    conf, pred = p.max(dim=1)
-    correct = (pred == y).double()
-    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+    conf, correct, edges = _top_label(probs, labels, n_bins)
     idx = (torch.bucketize(conf, edges, right=True) - 1).clamp(0, n_bins - 1)
     count = torch.zeros(n_bins, dtype=torch.float64).scatter_add_(0, idx, torch.ones_like(conf))
     acc = torch.zeros(n_bins, dtype=torch.float64).scatter_add_(0, idx, correct)
@@ -45,12 +52,7 @@ def ece(probs, labels, n_bins: int = 15) -> float:
 
     Exactly torchmetrics' binning: bins ``[k/B, (k+1)/B)`` plus one for confidence 1.
     """
-    if not isinstance(n_bins, int) or isinstance(n_bins, bool) or n_bins < 1:
-        raise bad_value("n_bins", n_bins, "an integer >= 1", "use 15 (the usual choice)")
-    p, y = check_probs(probs, labels, members=False)
-    conf, pred = p.max(dim=1)
-    correct = (pred == y).double()
-    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+    conf, correct, edges = _top_label(probs, labels, n_bins)
     idx = torch.bucketize(conf, edges, right=True) - 1  # 0..n_bins (n_bins: conf == 1)
     size = n_bins + 1
     count = torch.zeros(size, dtype=torch.float64).scatter_add_(0, idx, torch.ones_like(conf))
