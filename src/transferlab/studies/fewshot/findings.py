@@ -72,13 +72,20 @@ def rises_with_k(cells, protocols, shots) -> Finding:
     return Finding("rises_with_k", f"Accuracy rises from {lo} to {hi} shots", text, rows)
 
 
-def bn_vs_conv(cells, protocols, shots) -> Finding:
-    pairs = [(a, b) for a, b in BN_VS_CONV if a in protocols and b in protocols]
+def _pair_rows(cells, protocols, shots, candidates) -> tuple[list[tuple[str, str]], list[dict]]:
+    """The candidate (a, b) pairs both run, and one Holm family of paired tests of a - b over
+    shared episodes, a row per (pair, k) with its ``comparison`` and ``shots``."""
+    pairs = [(a, b) for a, b in candidates if a in protocols and b in protocols]
     groups = [((a, b, k), by_unit(cells, a, k), by_unit(cells, b, k))
               for a, b in pairs for k in shots]
     rows = [{"comparison": f"{a} − {b}", "shots": k,
              **{x: v for x, v in r.items() if x != "label"}}
             for r in _family(groups) for (a, b, k) in [r["label"]]]
+    return pairs, rows
+
+
+def bn_vs_conv(cells, protocols, shots) -> Finding:
+    pairs, rows = _pair_rows(cells, protocols, shots, BN_VS_CONV)
     if not rows:
         return Finding("bn_vs_conv", "BatchNorm tuning vs convolution tuning",
                        "Not measured: run bn-only and conv-only (or their -frozen-stats "
@@ -105,12 +112,7 @@ def bn_vs_conv(cells, protocols, shots) -> Finding:
 
 
 def frozen_stats(cells, protocols, shots) -> Finding:
-    pairs = [(a, b) for a, b in STATS_PAIRS if a in protocols and b in protocols]
-    groups = [((a, b, k), by_unit(cells, a, k), by_unit(cells, b, k))
-              for a, b in pairs for k in shots]
-    rows = [{"comparison": f"{a} − {b}", "shots": k,
-             **{x: v for x, v in r.items() if x != "label"}}
-            for r in _family(groups) for (a, b, k) in [r["label"]]]
+    _, rows = _pair_rows(cells, protocols, shots, STATS_PAIRS)
     if not rows:
         return Finding("frozen_stats", "Frozen vs adapting BatchNorm statistics",
                        "Not measured: run a protocol with and without -frozen-stats.")
