@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -64,3 +65,75 @@ def test_the_subsample_is_fixed_by_the_data():
     a, ya = lp._path_subsample(x, y)
     b, yb = lp._path_subsample(x, y)
     assert len(ya) == lp.PATH_MAX_SAMPLES and torch.equal(a, b) and torch.equal(ya, yb)
+
+
+def _objective(x, y, w, b, l2):
+    z = x.double() @ w.double().t() + b.double()
+    return (torch.nn.functional.cross_entropy(z, y) + 0.5 * l2 * w.double().pow(2).sum()).item()
+
+
+def _ill_conditioned(n: int, d: int = 10, k: int = 3, seed: int = 0):
+    """Features whose scales span 1e-2..1e2 (a plain L-BFGS crawls along the small ones)."""
+    x, y = _problem(n, d, k, seed)
+    return x * torch.logspace(-2, 2, d), y
+
+
+def _scipy_fit(x, y, k, l2):
+    """An independent solver of the same objective: scipy's L-BFGS-B in float64."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    xd, yd = x.double().numpy(), y.numpy()
+    n, d = xd.shape
+    onehot = np.eye(k)[yd]
+
+    def f(theta):
+        w, b = theta[:k * d].reshape(k, d), theta[k * d:]
+        z = xd @ w.T + b
+        z -= z.max(1, keepdims=True)
+        lse = np.log(np.exp(z).sum(1, keepdims=True))
+        p = np.exp(z - lse)
+        loss = -(onehot * (z - lse)).sum() / n + 0.5 * l2 * (w ** 2).sum()
+        gz = (p - onehot) / n
+        return loss, np.concatenate([(gz.T @ xd + l2 * w).ravel(), gz.sum(0)])
+
+    res = minimize(f, np.zeros(k * d + k), jac=True, method="L-BFGS-B",
+                   options={"maxiter": 20_000, "ftol": 1e-15, "gtol": 1e-10})
+    return res.fun
+
+
+@pytest.mark.parametrize("n,d", [(600, 10), (40, 60)])  # full rank, and D > N
+def test_the_preconditioned_fit_reaches_the_same_optimum_as_an_independent_solver(n, d):
+    x, y = _ill_conditioned(n, d) if d <= n else _problem(n, d, 3)
+    l2 = 1e-3
+    ref = _scipy_fit(x, y, 3, l2)
+    for pre in (True, False):
+        path = lp.LogisticPath(x, y, 3, precondition=pre)
+        path.fit(l2, max_iter=3000, tolerance_grad=1e-9)
+        lin = nn.Linear(x.shape[1], 3)
+        path.write_to(lin)
+        got = _objective(x, y, lin.weight.detach(), lin.bias.detach(), l2)
+        assert got == pytest.approx(ref, abs=1e-5), pre
+
+
+def test_preconditioning_converges_in_fewer_iterations_on_ill_conditioned_features():
+    x, y = _ill_conditioned(2000)
+    l2 = 1e-4
+    ref = _scipy_fit(x, y, 3, l2)
+    gaps = {}
+    for pre in (True, False):
+        path = lp.LogisticPath(x, y, 3, precondition=pre)
+        path.fit(l2, max_iter=30)
+        lin = nn.Linear(x.shape[1], 3)
+        path.write_to(lin)
+        gaps[pre] = _objective(x, y, lin.weight.detach(), lin.bias.detach(), l2) - ref
+    # measured: 1e-4 preconditioned against 0.12 plain after 30 iterations
+    assert gaps[True] < 1e-3 and gaps[False] > 50 * gaps[True]
+
+
+def test_preconditioning_is_chosen_by_its_cost():
+    assert lp._worth_preconditioning(26_463, 128, 5)  # the benchmark's convnet head
+    assert lp._worth_preconditioning(770, 384, 77)  # MiniLM on BANKING77, 10 per class
+    assert not lp._worth_preconditioning(26_463, 1280, 10)  # EfficientNet-Lite0's features
+    assert not lp._worth_preconditioning(50, 1280, 10)  # few-shot: D >> N
+    assert not lp._worth_preconditioning(0, 8, 2)

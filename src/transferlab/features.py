@@ -27,7 +27,6 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
@@ -35,10 +34,13 @@ from transferlab._atomic import atomic_path
 from transferlab._lru import prune_cache
 from transferlab.inputs import Batched, TensorTuple, batch_len, cat, from_flat, to_flat
 from transferlab.models.base import BlockModel
+from transferlab.models.folding import fold_for_inference
 
 SPLITS = ("train", "val", "test")
 # Bump when the stored features of a given (prefix, data, depth, layout) would change.
-FEATURE_FORMAT_VERSION = 2  # 2: keyed by the task's data fingerprint, not its string
+# 2: keyed by the task's data fingerprint, not its string; 3: max-pool before ReLU in the
+# folded prefix (the same values; a zero's sign may differ).
+FEATURE_FORMAT_VERSION = 3
 
 
 # block -> (its state's signature, channels_last, the fused eval copy). Weak keys: an entry
@@ -69,22 +71,13 @@ def _state_signature(block: nn.Module) -> tuple:
 
 
 def _fused_block(block: nn.Module, channels_last: bool) -> nn.Module:
-    """A frozen-inference copy of one block: eval mode, Conv2d+BatchNorm2d pairs folded."""
+    """A frozen-inference copy of one block (``models.folding.fold_for_inference``), kept
+    while the block's state is unchanged."""
     sig = _state_signature(block)
     hit = _FUSED.get(block)
     if hit is not None and hit[0] == sig and hit[1] == channels_last:
         return hit[2]
-    fused = copy.deepcopy(block).eval()
-    for seq in [m for m in fused.modules() if isinstance(m, nn.Sequential)]:
-        for i in range(len(seq) - 1):
-            conv, bn = seq[i], seq[i + 1]
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) \
-                    and bn.track_running_stats:
-                seq[i] = fuse_conv_bn_eval(conv, bn)
-                seq[i + 1] = nn.Identity()
-    if channels_last:
-        fused = fused.to(memory_format=torch.channels_last)
-    fused.requires_grad_(False)
+    fused = fold_for_inference(block, channels_last)
     try:
         _FUSED[block] = (sig, channels_last, fused)
     except TypeError:  # not weak-referenceable: no caching
@@ -97,10 +90,10 @@ def inference_prefix(model: BlockModel, depth: int, start: int = 0,
     """Blocks ``start+1..depth`` specialised for frozen inference (copies; the model is
     not touched).
 
-    Every Conv2d directly followed by a BatchNorm2d in a Sequential is folded into one conv
-    (exact up to float rounding, ~1e-8, since frozen BatchNorm is an affine map), and 4-D
-    tensors use channels_last (unless ``channels_last=False``): together 2-4x faster on CPU
-    than the training-mode layout. The folded copy of each block is kept while the block
+    Conv2d + BatchNorm2d pairs are folded into one conv (exact up to float rounding, ~1e-8),
+    2x2 max-pools run before ReLU and as two strided maxima (exact; see
+    ``models.folding``), and 4-D tensors use channels_last (unless ``channels_last=False``):
+    together 2-4x faster on CPU than the training-mode layout. The folded copy of each block is kept while the block
     lives and its weights are unchanged, so it is prepared once, not once per call: treat
     the result as read-only.
     """

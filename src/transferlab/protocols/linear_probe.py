@@ -51,19 +51,30 @@ def linear_head_input(model: nn.Module, feats) -> tuple[nn.Linear, torch.Tensor]
 
 
 def _loss_grad(xc: torch.Tensor, y: torch.Tensor, onehot: torch.Tensor, w: torch.Tensor,
-               b: torch.Tensor, l2: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mean cross-entropy + l2/2 ||w||^2 and its gradient, by hand: no autograd graph,
-    softmax in place, and (p - y)^T x in the fast (K, N) @ (N, D) order (measured 2x
-    faster than autograd on the benchmark's features).
+               b: torch.Tensor, l2: float, pen: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy + l2/2 sum_j pen_j ||w[:, j]||^2 and its gradient, by hand: no
+    autograd graph, softmax in place, and (p - y)^T x in the fast (K, N) @ (N, D) order
+    (measured 2x faster than autograd on the benchmark's features).
 
-    xc: (N, D) features; y: (N,) int64; onehot: (N, K) float; w: (K, D); b: (K,).
+    xc: (N, D) features; y: (N,) int64; onehot: (N, K) float; w: (K, D); b: (K,);
+    pen: (D,) per-feature penalty weights (None: all 1, the plain ridge).
     """
     z = torch.addmm(b, xc, w.t())
     lse = torch.logsumexp(z, 1, keepdim=True)
+    wp = w if pen is None else w * pen
     loss = (lse.squeeze(1) - z.gather(1, y[:, None]).squeeze(1)).mean() \
-        + 0.5 * l2 * w.pow(2).sum()
+        + 0.5 * l2 * (w * wp).sum()
     p = torch.exp_(z.sub_(lse)).sub_(onehot).div_(len(y))  # (softmax - onehot) / N
-    return loss, torch.addmm(w, p.t(), xc, beta=l2), p.sum(0)
+    return loss, torch.addmm(wp, p.t(), xc, beta=l2), p.sum(0)
+
+
+def _worth_preconditioning(n: int, d: int, k: int) -> bool:
+    """Whether rotating (N, D) features into their covariance's eigenbasis (N·D² + ~10·D³
+    flops) costs less than the ~50 of 100 L-BFGS evaluations (3·N·D·K each) it was
+    measured to save: D + 10·D²/N < 150·K. True for a 128-d convnet head at K = 5 or
+    MiniLM's 384 dims at K = 77; false for EfficientNet's 1280 dims at K = 10."""
+    return n > 0 and d + 10 * d * d / n < 150 * k
 
 
 class LogisticPath:
@@ -72,12 +83,32 @@ class LogisticPath:
     The features are centred once (exact: the unpenalised bias absorbs the mean, so the
     optimum is the same, and L-BFGS needs about a fifth fewer steps); each ``fit`` warm
     starts from the previous one. x: (N, D) float; y: (N,) int64; K classes.
+
+    ``precondition`` (default: when cheap, see ``_worth_preconditioning``) solves the same
+    problem in whitened coordinates: the centred features are rotated into the eigenbasis
+    (V, s) of their covariance and column j scaled by d_j = (s_j / 4 + l2)^-1/2, the inverse
+    square root of the loss's curvature along that direction (softmax curvature is at most
+    1/4) plus the penalty's. With w = (w' * d) V^T the objective, hence the optimum, is the
+    same (V is orthogonal, so ||w||^2 = ||w' * d||^2); only the conditioning changes. On
+    the linear-probe benchmark's features (MNIST 5-9, 128 dims) 30 preconditioned
+    iterations reach the objective that 100 plain ones did.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, num_classes: int, bias: bool = True):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, num_classes: int, bias: bool = True,
+                 precondition: bool | None = None):
         self.bias = bias  # without a bias, centring would change the problem: none
         self.mu = x.mean(0) if bias else x.new_zeros(x.shape[1])
-        self.xc = (x - self.mu).contiguous()
+        xc = (x - self.mu).contiguous()
+        if precondition is None:
+            precondition = _worth_preconditioning(len(x), x.shape[1], num_classes)
+        self.precondition = precondition
+        if precondition:
+            cov = (xc.t() @ xc).double() / max(len(x), 1)
+            s, v = torch.linalg.eigh(cov)
+            self._s, self._v = s.clamp_min(0).to(x.dtype), v.to(x.dtype)
+            self.xc = xc @ self._v  # rotated; scaled per L2 in fit
+        else:
+            self.xc = xc
         self.y = y
         self.onehot = torch.nn.functional.one_hot(y, num_classes).to(x.dtype)
         self.w = x.new_zeros(num_classes, x.shape[1])
@@ -85,7 +116,13 @@ class LogisticPath:
 
     def fit(self, l2: float, max_iter: int = 100, tolerance_grad: float = 1e-6) -> None:
         """Minimise mean CE + l2/2 ||W||^2 from the current weights (L-BFGS, strong Wolfe)."""
-        w = self.w.clone().requires_grad_(True)
+        if self.precondition:
+            d = (self._s / 4 + l2).rsqrt()
+            x, pen = self.xc * d, d * d
+            w0 = (self.w @ self._v) / d
+        else:
+            x, pen, w0 = self.xc, None, self.w
+        w = w0.clone().requires_grad_(True)
         b = self.b.clone().requires_grad_(self.bias)
         opt = torch.optim.LBFGS([w, b] if self.bias else [w], lr=1, max_iter=max_iter,
                                 tolerance_grad=tolerance_grad, tolerance_change=1e-9,
@@ -93,13 +130,15 @@ class LogisticPath:
 
         def closure():
             with torch.no_grad():
-                loss, w.grad, gb = _loss_grad(self.xc, self.y, self.onehot, w, b, l2)
+                loss, w.grad, gb = _loss_grad(x, self.y, self.onehot, w, b, l2, pen)
                 if self.bias:
                     b.grad = gb
             return loss
 
         opt.step(closure)
-        self.w, self.b = w.detach(), b.detach()
+        w = w.detach()
+        self.w = (w * d) @ self._v.t() if self.precondition else w
+        self.b = b.detach()
 
     def write_to(self, linear: nn.Linear) -> None:
         """Copy the fit into ``linear`` (weight (K, D), bias (K,)), undoing the centring."""
@@ -135,6 +174,9 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, linear: nn.Linear, l2: float,
 # convergence from its loose fit.
 PATH_ITERS = 15
 POLISH_ITERS = 100
+# Preconditioned (see LogisticPath), 40 iterations reach the objective 100 plain ones did
+# on the benchmark's features (0.105917 vs 0.105926, MNIST 5-9): the polish then costs 40%.
+PRECONDITIONED_POLISH_ITERS = 40
 # Above this many training examples the path runs on a fixed random subsample of this size
 # (the pick needs validation accuracy, which a loose fit on 8k examples already orders
 # like the full data), and only the polish reads every example.
@@ -176,7 +218,7 @@ def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
         l2 = best[1]
         # the same logits under the full data's centring: w (x - mu_s) + b = w (x - mu) + b'
         path.w, path.b = best[2][0], best[2][1] + best[2][0] @ (path.mu - sub.mu)
-    path.fit(l2, max_iter=POLISH_ITERS)
+    path.fit(l2, max_iter=PRECONDITIONED_POLISH_ITERS if path.precondition else POLISH_ITERS)
     path.write_to(linear)
     with torch.no_grad():
         acc = ((linear(x_va).argmax(1) == y_val).float().mean().item() if len(y_val) else 0.0)

