@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--members", type=int, default=5)
     ap.add_argument("--cache", default=None, help="pretrained members here (default: the "
                     "study's folder runs/ensembles-<pair>/members, shared with it)")
+    ap.add_argument("--shared-init", action="store_true",
+                    help="members pretrained from one initialisation (seed 0's), differing in "
+                         "batch order only (default: one initialisation per member)")
     ap.add_argument("--out", default="benchmarks/results/ensemble.json")
     args = ap.parse_args(argv)
     from transferlab.studies.ensembles.budgets import PAIRS, get_budget
@@ -69,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     train = b.train()
     load0 = _load()
     t0 = time.perf_counter()
-    cache = Path(args.cache) if args.cache else Path("runs") / f"ensembles-{pair}" / "members"
+    cache = Path(args.cache) if args.cache else Path("runs") / f"ensembles-{pair}" / (
+        "members-shared-init" if args.shared_init else "members")
     sources = pretrain_members(src, m + 1, cache, "convnet", b.pretrain(), None, False,
-                               b.arch_kwargs())
+                               b.arch_kwargs(), shared_init=args.shared_init)
     pretrain_s = time.perf_counter() - t0
     print(f"pair {pair}: {src} -> {tgt}; {m + 1} members pretrained/loaded in "
           f"{pretrain_s:.0f} s", flush=True)
@@ -119,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 "shift_minus_matched_independent_accuracy":
                     sh["accuracy"] - rows[f"independent:epochs={k}"]["accuracy"]}
     result = {"benchmark": "ensemble", "pair": pair, "budget": b.to_dict(), "source": src,
+              "shared_init": args.shared_init,
               "target": tgt, "members": m,
               "epochs": e, "tiny_epochs": t, "matched_epochs": k, "train": train,
               "strategies": rows, "addition": added, "ratios": ratios, "goals_met": goals,

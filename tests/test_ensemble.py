@@ -223,3 +223,25 @@ def test_strategy_strings_parse_by_field_type():
         get_strategy("shift:tiny_epochs=0:head=fresh")
     with pytest.raises(UserError, match="tiny_epochs=1 is invalid"):
         get_strategy("shift-only:tiny_epochs=1")
+
+
+def test_shared_init_members_start_from_one_initialisation(tmp_path):
+    """``shared_init``: members pretrained for 0 epochs (their initial weights) have equal
+    encoders (the head is drawn by each member's seed when training replaces it); by
+    default each member has its own initialisation."""
+    from safetensors.torch import load_file
+
+    from transferlab.ensemble.members import pretrain_members
+
+    def weights(paths):
+        return [load_file(p) for p in paths]
+
+    task = "digits:classes=0-2:per_class=5:size=8"
+    own = weights(pretrain_members(task, 2, tmp_path / "own", "mlp", {"epochs": 0}))
+    shared = weights(pretrain_members(task, 2, tmp_path / "shared", "mlp", {"epochs": 0},
+                                      shared_init=True))
+    enc = [k for k in shared[0] if k.startswith("blocks.")]
+    assert enc and shared[0].keys() == shared[1].keys()
+    assert all(torch.equal(shared[0][k], shared[1][k]) for k in enc)
+    assert not all(torch.equal(own[0][k], own[1][k]) for k in enc)
+    assert all(torch.equal(own[0][k], shared[0][k]) for k in enc)  # seed 0's init

@@ -181,10 +181,18 @@ def _transfer(model: BlockModel, task: Task, proto: Protocol, plan: Plan, cfg: T
 
 
 def pretrain(task: Task, arch: str = "convnet", train: TrainConfig | dict | None = None,
-             seed: int = 0, progress: bool = True, **arch_kwargs) -> TransferResult:
-    """Train a source model from scratch on ``task`` (seeded initialisation)."""
+             seed: int = 0, progress: bool = True, init_seed: int | None = None,
+             **arch_kwargs) -> TransferResult:
+    """Train a source model from scratch on ``task`` (seeded initialisation).
+
+    ``seed`` draws the initial weights and the training's randomness (batch order,
+    augmentation, dropout); ``init_seed``, when given, draws the initial weights instead, so
+    that models pretrained with one ``init_seed`` and different ``seed`` start from the same
+    encoder (an ensemble whose members share an initialisation; the training loop draws the
+    head with ``seed``).
+    """
     cfg = train if isinstance(train, TrainConfig) else TrainConfig.from_dict(train)
-    _seed_everything(seed)
+    _seed_everything(seed if init_seed is None else init_seed)
     model = build_model(arch, task.num_classes, **task.model_kwargs, **arch_kwargs)
     # "freeze:0" (nothing frozen, lr_mult 1) trains every parameter at the base lr from the
     # seeded init; "finetune" would slow the backbone to 0.1 x lr.
@@ -203,7 +211,8 @@ def checkpoint_meta(res: TransferResult, **more) -> dict:
 def pretrain_checkpoint(task: str, out_path: str, arch: str = "convnet",
                         arch_kwargs: dict | None = None, train: dict | None = None,
                         seed: int = 0, data_dir: str | None = None,
-                        progress: bool = False, save_diverged: bool = True) -> dict:
+                        progress: bool = False, save_diverged: bool = True,
+                        init_seed: int | None = None) -> dict:
     """Pretrain on the task string ``task`` and save a checkpoint; returns the metrics.
 
     ``train={"epochs": 0}`` saves the seeded random initialisation (a random-features
@@ -212,7 +221,7 @@ def pretrain_checkpoint(task: str, out_path: str, arch: str = "convnet",
     """
     t = make_task(task, data_dir=data_dir)
     res = pretrain(t, arch=arch, train=train, seed=seed, progress=progress,
-                   **(arch_kwargs or {}))
+                   init_seed=init_seed, **(arch_kwargs or {}))
     if save_diverged or res.metrics.get("outcome") != "diverged":
         save_checkpoint(out_path, res.model, checkpoint_meta(res))
     return res.metrics
