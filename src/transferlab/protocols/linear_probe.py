@@ -90,8 +90,8 @@ class LogisticPath:
     square root of the loss's curvature along that direction (softmax curvature is at most
     1/4) plus the penalty's. With w = (w' * d) V^T the objective, hence the optimum, is the
     same (V is orthogonal, so ||w||^2 = ||w' * d||^2); only the conditioning changes. On
-    the linear-probe benchmark's features (MNIST 5-9, 128 dims) 30 preconditioned
-    iterations reach the objective that 100 plain ones did.
+    the linear-probe benchmark's features (MNIST 5-9, 128 dims), warm-started from the L2
+    path, 40 preconditioned iterations reach the objective that 100 plain ones did.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, num_classes: int, bias: bool = True,
