@@ -17,7 +17,6 @@ the cache stores those field by field.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -91,11 +90,11 @@ def inference_prefix(model: BlockModel, depth: int, start: int = 0,
     not touched).
 
     Conv2d + BatchNorm2d pairs are folded into one conv (exact up to float rounding, ~1e-8),
-    2x2 max-pools run before ReLU and as two strided maxima (exact; see
-    ``models.folding``), and 4-D tensors use channels_last (unless ``channels_last=False``):
-    together 2-4x faster on CPU than the training-mode layout. The folded copy of each block is kept while the block
-    lives and its weights are unchanged, so it is prepared once, not once per call: treat
-    the result as read-only.
+    2x2 max-pools run before ReLU and as two strided maxima (exact; see ``models.folding``),
+    and 4-D tensors use channels_last (unless ``channels_last=False``): together 2-4x faster
+    on CPU than the training-mode layout. The folded copy of each block is kept while the
+    block lives and its weights are unchanged, so it is prepared once, not once per call:
+    treat the result as read-only.
     """
     return nn.Sequential(*[_fused_block(b, channels_last) for b in model.blocks[start:depth]])
 

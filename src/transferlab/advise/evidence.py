@@ -143,8 +143,7 @@ def _path_accs(x_tr, y_tr, x_va, y_va, num_classes: int, max_iter: int = PATH_IT
     scale = x_tr.std(0, keepdim=True).clamp_min(1e-6)
     # Plain (unpreconditioned) loose fits: the thresholds that read these accuracies were
     # calibrated on them.
-    path = LogisticPath(x_tr / scale, y_tr, num_classes,
-                        precondition=False)
+    path = LogisticPath(x_tr / scale, y_tr, num_classes, precondition=False)
     accs = []
     for lam in L2_GRID:
         path.fit(lam, max_iter=max_iter)

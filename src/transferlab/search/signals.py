@@ -50,8 +50,7 @@ def loose_probe(holder, feats: dict, view, l2: float | None) -> float:
     _, x_va = linear_head_input(holder, feats["val"])
     # Plain (unpreconditioned) loose fits: the depth search's rules and its benchmark were
     # measured on them.
-    path = LogisticPath(x_tr.float(), view.y_train, linear.out_features,
-                        precondition=False)
+    path = LogisticPath(x_tr.float(), view.y_train, linear.out_features, precondition=False)
     best = 0.0
     for lam in (L2_GRID if l2 is None else (l2,)):
         path.fit(lam, max_iter=PATH_ITERS)
