@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from transferlab.models.folding import MaxPool2x2, fold_for_inference
+from transferlab.models.folding import FrozenConv, MaxPool2x2, _crop, fold_for_inference
 
 
 @pytest.mark.parametrize("ceil_mode", [False, True])
@@ -63,3 +66,87 @@ def test_other_pools_are_left_as_they_are(pool):
 def test_a_non_monotone_activation_is_not_moved_past_the_pool():
     folded = fold_for_inference(nn.Sequential(nn.Conv2d(1, 2, 3), nn.GELU(), nn.MaxPool2d(2)))
     assert [type(m) for m in folded] == [nn.Conv2d, nn.GELU, MaxPool2x2]
+
+
+def _reference(x, conv, bn, pads):
+    """What FrozenConv replaces: explicit zero padding, the conv, then eval BatchNorm."""
+    top, bottom, left, right = pads
+    return bn(conv(F.pad(x, (left, right, top, bottom))))
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (2, 3), (4, 4), (5, 8), (9, 7)])
+@pytest.mark.parametrize("k, stride, pads", [(1, 1, (0, 0, 0, 0)), (3, 1, (1, 1, 1, 1)),
+                                             (3, 2, (0, 1, 0, 1)), (5, 1, (2, 2, 2, 2)),
+                                             (5, 2, (1, 2, 2, 1)), (3, 2, (3, 0, 0, 2))])
+@pytest.mark.parametrize("groups", [1, 4])
+def test_frozen_conv_equals_pad_conv_batchnorm(hw, k, stride, pads, groups):
+    """Every geometry, the kernel cropped or not: the outputs of pad -> conv -> BN (float64,
+    so that only the order of exact sums could differ)."""
+    if hw[0] + pads[0] + pads[1] < k or hw[1] + pads[2] + pads[3] < k:
+        return  # the reference has no output
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 8, k, stride=stride, groups=groups, bias=True).double()
+    bn = nn.BatchNorm2d(8).double()
+    bn.train()(conv(torch.randn(16, 4, k + 4, k + 4, dtype=torch.float64)))  # real statistics
+    bn.eval()
+    x = torch.randn(3, 4, *hw, dtype=torch.float64)
+    frozen = FrozenConv(conv, bn, pads)
+    with torch.no_grad():
+        want = _reference(x, conv, bn, pads)
+        for layout in (torch.contiguous_format, torch.channels_last):
+            got = frozen(x.contiguous(memory_format=layout))
+            assert got.shape == want.shape
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
+def test_a_1x1_input_keeps_only_the_centre_tap_of_a_same_padded_kernel():
+    conv = nn.Conv2d(6, 6, 5, padding=2, groups=6, bias=False)
+    frozen = FrozenConv(conv)
+    with torch.no_grad():
+        out = frozen(torch.randn(2, 6, 1, 1))
+    weight, pads = frozen._plans[(1, 1)]
+    assert weight.shape == (6, 1, 1, 1) and pads == (0, 0, 0, 0)
+    torch.testing.assert_close(weight, conv.weight[:, :, 2:3, 2:3])
+    assert out.shape == (2, 6, 1, 1)
+    frozen.double()  # a dtype / device move drops the cropped copies
+    assert frozen._plans == {}
+
+
+@pytest.mark.parametrize("size, before, after, k, s, want", [
+    (1, 2, 2, 5, 1, (2, 2, 0, 0)),    # 1 x 1, "same" 5 x 5: the centre tap alone
+    (2, 2, 2, 5, 1, (1, 3, 1, 1)),    # two rows: taps 1..3, one zero each side
+    (16, 0, 1, 3, 2, (0, 2, 0, 1)),   # TF "same" stride 2: nothing to crop
+    (3, 0, 0, 3, 1, (0, 2, 0, 0)),    # no padding: every tap reads the input
+    (1, 3, 0, 3, 2, (0, 2, 3, 0)),    # every tap reads padding: left uncropped
+])
+def test_crop_known_answers(size, before, after, k, s, want):
+    assert _crop(size, k, s, before, after) == want
+
+
+def test_frozen_conv_rejects_padding_it_cannot_represent():
+    with pytest.raises(ValueError, match="padding_mode='reflect'"):
+        FrozenConv(nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect"))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("efficientnet_lite_pytorch") is None,
+                    reason="efficientnet extra not installed")
+@pytest.mark.parametrize("size", [32, 64])
+def test_efficientnet_frozen_features_equal_the_eval_blocks(size):
+    """The stages' own frozen form (folded BatchNorm, cropped dead taps) computes what the
+    eval-mode model computes, and the model is left as it was."""
+    from transferlab.features import inference_prefix, prefix_features
+    from transferlab.models import efficientnet_lite0
+
+    model = efficientnet_lite0(num_classes=3).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(4, 3, size, size)
+    with torch.no_grad():
+        want = model.features(x, model.num_blocks)
+        got = prefix_features(model, x, model.num_blocks)
+    torch.testing.assert_close(got.flatten(1), want.flatten(1), rtol=1e-4, atol=1e-4)
+    frozen = inference_prefix(model, model.num_blocks)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in frozen.modules())
+    assert sum(isinstance(m, FrozenConv) for m in frozen.modules()) == 2 + sum(
+        2 + (mb._block_args.expand_ratio != 1) for stage in model.blocks[1:-1]
+        for mb in stage.mbconvs)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

@@ -38,8 +38,9 @@ from transferlab.models.folding import fold_for_inference
 SPLITS = ("train", "val", "test")
 # Bump when the stored features of a given (prefix, data, depth, layout) would change.
 # 2: keyed by the task's data fingerprint, not its string; 3: max-pool before ReLU in the
-# folded prefix (the same values; a zero's sign may differ).
-FEATURE_FORMAT_VERSION = 3
+# folded prefix (the same values; a zero's sign may differ); 4: EfficientNet's stages folded
+# (BatchNorm into the convs, dead taps cropped: the same values to float rounding).
+FEATURE_FORMAT_VERSION = 4
 
 
 # block -> (its state's signature, channels_last, the fused eval copy). Weak keys: an entry

