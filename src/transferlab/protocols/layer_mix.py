@@ -39,7 +39,8 @@ from transferlab.protocols.core import Plan, ProtocolConfig, make_plan
 from transferlab.protocols.registry import register_protocol
 
 MIX_OPTIMIZERS = ("lbfgs", "adam", "sgd")
-LAYER_FEATURES_VERSION = 1
+# 2: batches of 64 texts on CPU (features.default_batch_size), not 256
+LAYER_FEATURES_VERSION = 2
 
 
 class ScalarMix(nn.Module):
@@ -98,9 +99,16 @@ def layer_outputs(model: BlockModel, x: Batched) -> torch.Tensor:
 
 
 @torch.no_grad()
-def layer_features(model: BlockModel, x: Batched, batch_size: int = 256) -> torch.Tensor:
-    """``layer_outputs`` in eval mode over a split, length-sorted batches: (N, B, H)."""
+def layer_features(model: BlockModel, x: Batched, batch_size: int | None = None
+                   ) -> torch.Tensor:
+    """``layer_outputs`` in eval mode over a split, length-sorted batches: (N, B, H).
+
+    ``batch_size`` None: ``features.default_batch_size`` (64 texts on CPU)."""
     from transferlab.data.batching import length_order, trim_padding
+    from transferlab.features import default_batch_size
+
+    if batch_size is None:
+        batch_size = default_batch_size(x)
 
     was = model.training
     model.eval()
