@@ -60,6 +60,36 @@ def test_shift_by_own_delta_reproduces_the_fine_tuned_encoder(models):
     assert re.head.weight.shape == (5, tuned.head.weight.shape[1])
 
 
+
+def test_probe_head_is_the_linear_probe_of_the_shifted_encoder(models):
+    """head='probe': the encoder is exactly the shifted one and the head is what the
+    L-BFGS probe fits on that encoder's own features (computed here independently)."""
+    from transferlab.features import prefix_features
+    from transferlab.models.heads import replace_head
+    from transferlab.protocols.linear_probe import fit_probe
+
+    task = make_task(TGT)
+    src, other = models
+    tuned = transfer(src, task, "finetune", TRAIN, seed=0, progress=False).model
+    delta = shift_vector([src], [tuned], bn="shift")
+    data = (task.x_train, task.y_train, task.x_val, task.y_val)
+    got = apply_shift(other, delta, 2.0, None, task.num_classes,
+                      torch.Generator().manual_seed(0), bn="shift", probe=data)
+    plain = apply_shift(other, delta, 2.0, None, task.num_classes,
+                        torch.Generator().manual_seed(0), bn="shift")
+    for k, v in plain.blocks.state_dict().items():
+        assert torch.equal(got.blocks.state_dict()[k], v), k
+    want = plain
+    replace_head(want, task.num_classes, torch.Generator().manual_seed(0))
+    want.eval()
+    with torch.no_grad():
+        fit_probe(want, prefix_features(want, task.x_train, want.num_blocks), task.y_train,
+                  prefix_features(want, task.x_val, want.num_blocks), task.y_val)
+    torch.testing.assert_close(got.head.weight, want.head.weight, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="probe fits a fresh head"):
+        apply_shift(other, delta, 1.0, tuned, task.num_classes,
+                    torch.Generator().manual_seed(0), bn="shift", probe=data)
+
 def test_continue_protocols_keep_the_head_and_train_what_they_say(models):
     task = make_task(TGT)
     tuned = transfer(models[0], task, "finetune", TRAIN, seed=0, progress=False).model
@@ -245,3 +275,27 @@ def test_shared_init_members_start_from_one_initialisation(tmp_path):
     assert all(torch.equal(shared[0][k], shared[1][k]) for k in enc)
     assert not all(torch.equal(own[0][k], own[1][k]) for k in enc)
     assert all(torch.equal(own[0][k], shared[0][k]) for k in enc)  # seed 0's init
+
+
+def test_alpha_auto_picks_on_validation_and_add_reuses_the_pick(saved, tmp_path):
+    """alpha='auto' scores every candidate alpha on validation and keeps the best (ties:
+    nearest 1), counts that time, and `ensemble add` shifts a new member by the alpha
+    picked."""
+    from transferlab.ensemble.shift import AUTO_ALPHAS
+
+    out, res = saved
+    spec = "shift-only:head=probe:alpha=auto"
+    got = transfer_ensemble(TGT, members=res.members[:2], strategies=[spec], train=TRAIN,
+                            seed=0, workers=1, out=str(tmp_path / "e"),
+                            db=str(tmp_path / "db.sqlite"))
+    extra = got.runs[spec].extra
+    assert set(extra["alpha_val_acc"]) == set(AUTO_ALPHAS)
+    assert extra["alpha"] == max(AUTO_ALPHAS, key=lambda a: (extra["alpha_val_acc"][a],
+                                                             -abs(np.log(a))))
+    assert extra["shift_overhead_s"] > 0
+    manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
+    assert manifest["strategies"][spec]["alpha"] == extra["alpha"]
+    added = add_member(tmp_path / "e", res.members[0], spec)  # a source again: any member
+    assert added["after"]["members"] == 3
+    with pytest.raises(UserError, match="alpha='nope' is invalid"):
+        get_strategy("shift:alpha=nope")

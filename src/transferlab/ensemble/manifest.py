@@ -57,6 +57,8 @@ def save_ensemble(out: str | Path, res, configs: dict) -> Path:
             with atomic_path(folder / "delta.safetensors") as tmp:
                 save_file({k: v.contiguous() for k, v in run.extra["delta"].items()}, str(tmp))
             entry["delta"] = str((folder / "delta.safetensors").relative_to(out))
+        if "alpha" in run.extra:  # the alpha used (alpha='auto' picks one on validation)
+            entry["alpha"] = run.extra["alpha"]
         strategies[label] = entry
     manifest = {"format": FORMAT, "task": ctx.task, "data_dir": ctx.data_dir,
                 "train": ctx.train, "seed": ctx.seed,
@@ -152,7 +154,7 @@ def add_member(out: str | Path, source: str, strategy: str | None = None,
     from transferlab.data import make_task
     from transferlab.ensemble.members import _signature, apply_shift
     from transferlab.ensemble.registry import get_strategy
-    from transferlab.ensemble.shift import CONTINUE
+    from transferlab.ensemble.shift import CONTINUE, probe_data
     from transferlab.metrics import ensemble_metrics
 
     out = Path(out)
@@ -173,9 +175,11 @@ def add_member(out: str | Path, source: str, strategy: str | None = None,
     index = len(entry["members"])
     gen = torch.Generator().manual_seed(int(manifest["seed"]) * 1_000_003 + index)
     t0 = time.perf_counter()  # as in the strategy: the shift and BN statistics, not I/O
-    shifted = apply_shift(new, delta, cfg.alpha, ref if cfg.head == "reference" else None,
+    alpha = entry.get("alpha", cfg.alpha)
+    shifted = apply_shift(new, delta, alpha, ref if cfg.head == "reference" else None,
                           task.num_classes, gen, cfg.bn, task.x_train,
-                          int(train.get("batch_size", 128)))
+                          int(train.get("batch_size", 128)),
+                          probe=probe_data(task) if cfg.head == "probe" else None)
     shift_s = time.perf_counter() - t0
     tiny = transfer(shifted, task, CONTINUE[cfg.scope], {**train, "epochs": cfg.tiny_epochs},
                     seed=int(manifest["seed"]), progress=progress)

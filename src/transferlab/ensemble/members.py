@@ -17,7 +17,7 @@ from transferlab.errors import UserError, bad_value
 from transferlab.models.base import BlockModel
 
 BN_CHOICES = ("reestimate", "shift")
-HEAD_CHOICES = ("reference", "fresh")
+HEAD_CHOICES = ("reference", "fresh", "probe")
 
 
 def _weights_path(path: str | Path) -> str:
@@ -130,10 +130,16 @@ def shift_vector(sources: list[BlockModel], tuned: list[BlockModel],
 def apply_shift(source: BlockModel, delta: dict[str, torch.Tensor], alpha: float,
                 head_from: BlockModel | None, num_classes: int, generator: torch.Generator,
                 bn: str = "reestimate", target_x: torch.Tensor | None = None,
-                batch_size: int = 128) -> BlockModel:
+                batch_size: int = 128, probe: tuple | None = None) -> BlockModel:
     """A copy of ``source`` with ``theta + alpha * delta`` in its encoder and a head for
     ``num_classes``: a copy of ``head_from``'s (the reference's) or, when ``head_from`` is
     None, a fresh one seeded by ``generator``.
+
+    ``probe=(x_train, y_train, x_val, y_val)`` (with ``head_from=None``): the fresh head is
+    then fitted by the L-BFGS linear probe on the shifted encoder's own features (L2 picked
+    on the validation split): a member's features are its own coordinates, in which the
+    reference's head need not read anything (independently pretrained members differ by
+    more than a permutation of units).
 
     ``bn="reestimate"``: BatchNorm statistics re-estimated on ``target_x`` (N, ...) (AdaBN,
     a size-weighted pass in train mode); ``"shift"``: they were shifted with ``delta``
@@ -162,4 +168,14 @@ def apply_shift(source: BlockModel, delta: dict[str, torch.Tensor], alpha: float
             if target_x is None:
                 raise UserError("bn='reestimate' needs the target's training inputs")
             adapt_bn_stats(model, target_x, batch_size, bns)
+    if probe is not None:
+        if head_from is not None:
+            raise ValueError("apply_shift: probe fits a fresh head; pass head_from=None")
+        from transferlab.features import prefix_features
+        from transferlab.protocols.linear_probe import fit_probe
+
+        x_tr, y_tr, x_va, y_va = probe
+        model.eval()
+        fit_probe(model, prefix_features(model, x_tr, model.num_blocks), y_tr,
+                  prefix_features(model, x_va, model.num_blocks), y_va)
     return model.eval()

@@ -28,21 +28,32 @@ from transferlab.ensemble.tiny import check_scope
 from transferlab.errors import bad_value
 
 CONTINUE = {"all": "continue", "norm": "continue-norm-only", "head": "continue-head-only"}
+# alpha='auto' candidates. Independently pretrained members are not the reference: how far
+# to move them along its change is not 1 by any argument, so it is measured, on validation.
+AUTO_ALPHAS = (0.5, 1.0, 2.0, 4.0)
+
+
+def probe_data(task) -> tuple:
+    """(x_train, y_train, x_val, y_val) for ``head='probe'``: train fits, validation picks L2."""
+    return task.x_train, task.y_train, task.x_val, task.y_val
 
 
 @dataclass
 class ShiftConfig(StrategyConfig):
     references: int = field(default=1, metadata={
         "help": "members fine-tuned fully; their mean weight change is the shift vector"})
-    alpha: float = field(default=1.0, metadata={
-        "help": "step along the shift vector: theta_i + alpha * delta (finite)"})
+    alpha: float | str = field(default=1.0, metadata={
+        "help": "step along the shift vector: theta_i + alpha * delta (finite), or 'auto': "
+                f"the best of {'/'.join(map(str, AUTO_ALPHAS))} by the validation accuracy "
+                "of the first shifted member (before its tiny fine-tune)"})
     tiny_epochs: int = field(default=1, metadata={
         "help": "epochs of the tiny fine-tune of each shifted member (0: shift only)"})
     scope: str = field(default="all", metadata={
         "help": "what the tiny fine-tune trains: all, norm (normalisation affine + head), head"})
     head: str = field(default="reference", metadata={
         "help": "head of a shifted member: 'reference' (a copy of the first reference's "
-                "fine-tuned head) or 'fresh' (new, seeded)"})
+                "fine-tuned head), 'fresh' (new, seeded) or 'probe' (fitted by the L-BFGS "
+                "linear probe on the shifted member's own features, L2 picked on validation)"})
     bn: str = field(default="reestimate", metadata={
         "help": "BatchNorm statistics of a shifted member: 'reestimate' on the target's "
                 "training inputs (AdaBN) or 'shift' (moved with delta like the weights)"})
@@ -55,9 +66,9 @@ class ShiftConfig(StrategyConfig):
         check_epochs("references", self.references, allow_none=False)
         check_epochs("tiny_epochs", self.tiny_epochs, allow_none=False, minimum=0)
         check_epochs("ref_epochs", self.ref_epochs)
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) \
-                or not math.isfinite(self.alpha):
-            raise bad_value("alpha", self.alpha, "a finite number", "try alpha=1.0")
+        if self.alpha != "auto" and (isinstance(self.alpha, bool) or not isinstance(
+                self.alpha, (int, float)) or not math.isfinite(self.alpha)):
+            raise bad_value("alpha", self.alpha, "a finite number or 'auto'", "try alpha=1.0")
         check_scope(self.scope)
         if self.head not in HEAD_CHOICES:
             raise bad_value("head", self.head, " or ".join(HEAD_CHOICES))
@@ -74,9 +85,9 @@ class ShiftConfig(StrategyConfig):
                             "fine-tuned, the others shifted)",
                             "pass more members, or use 'independent'")
 
-    def recipe(self, ctx: Context, reference_keys: list[str]) -> dict:
+    def recipe(self, ctx: Context, reference_keys: list[str], alpha: float) -> dict:
         """What a shifted member is made from (names its checkpoint; resumable)."""
-        return {"references": reference_keys, "alpha": float(self.alpha), "head": self.head,
+        return {"references": reference_keys, "alpha": float(alpha), "head": self.head,
                 "bn": self.bn, "task": ctx.task, "seed": ctx.seed,
                 "batch_size": ctx.train.get("batch_size", 128)}
 
@@ -97,8 +108,9 @@ class ShiftConfig(StrategyConfig):
         source, meta = load_checkpoint(source_path)
         gen = torch.Generator().manual_seed(ctx.seed * 1_000_003 + index)
         t0 = time.perf_counter()
-        model = apply_shift(source, delta, self.alpha, head_from, task.num_classes, gen,
-                            self.bn, task.x_train, int(ctx.train.get("batch_size", 128)))
+        model = apply_shift(source, delta, recipe["alpha"], head_from, task.num_classes, gen,
+                            self.bn, task.x_train, int(ctx.train.get("batch_size", 128)),
+                            probe=probe_data(task) if self.head == "probe" else None)
         seconds = time.perf_counter() - t0
         # Writing the checkpoint is the sweep engine's I/O (as a trial's kept outputs are):
         # not counted in the strategy's time.
@@ -121,16 +133,44 @@ class ShiftConfig(StrategyConfig):
         delta = shift_vector(sources, tuned, self.bn)
         delta_s = time.perf_counter() - t0
         head_from = tuned[0] if self.head == "reference" else None
-        recipe = self.recipe(ctx, [t.key for t in refs])
+        alpha, scores, pick_s = (self.pick_alpha(ctx, delta, head_from)
+                                 if self.alpha == "auto" else (float(self.alpha), {}, 0.0))
+        recipe = self.recipe(ctx, [t.key for t in refs], alpha)
         made = [self.shifted_member(ctx, p, i, delta, head_from, recipe)
                 for i, p in enumerate(ctx.members) if i >= self.references]
-        overhead = delta_s + sum(sec for _, sec in made)
+        overhead = delta_s + pick_s + sum(sec for _, sec in made)
         tiny = run_stage(ctx, "shifted", [p for p, _ in made], CONTINUE[self.scope],
                          self.tiny_epochs)
         norm = math.sqrt(sum(float((d ** 2).sum()) for d in delta.values()))
         return StrategyRun(refs + tiny, overhead, {
             "delta": delta, "delta_norm": norm, "reference_keys": recipe["references"],
-            "shift_overhead_s": overhead})
+            "shift_overhead_s": overhead, "alpha": alpha, "alpha_val_acc": scores})
+
+    def pick_alpha(self, ctx: Context, delta: dict, head_from) -> tuple[float, dict, float]:
+        """alpha='auto': shift the first non-reference member by each of ``AUTO_ALPHAS``
+        (BatchNorm and head as configured) and keep the best validation accuracy; ties go
+        to the alpha nearest 1. Returns (alpha, {alpha: val_acc}, seconds); the seconds
+        count in the strategy's time. Test data is never read."""
+        from transferlab.checkpoint import load_checkpoint
+        from transferlab.sweep.artifacts import predict_probs
+
+        task = ctx.target()
+        if len(task.y_val) == 0:
+            raise bad_value("alpha", "auto", "a number when the task has no validation "
+                            "split", "pass alpha=1.0 or give the task a validation split")
+        index = self.references
+        source, _ = load_checkpoint(ctx.members[index])
+        t0 = time.perf_counter()
+        scores = {}
+        for a in AUTO_ALPHAS:
+            gen = torch.Generator().manual_seed(ctx.seed * 1_000_003 + index)
+            model = apply_shift(source, delta, a, head_from, task.num_classes, gen, self.bn,
+                                task.x_train, int(ctx.train.get("batch_size", 128)),
+                                probe=probe_data(task) if self.head == "probe" else None)
+            pred = predict_probs(model, task.x_val).argmax(1)
+            scores[a] = float((pred == task.y_val.cpu()).float().mean())
+        best = max(AUTO_ALPHAS, key=lambda a: (scores[a], -abs(math.log(a))))
+        return best, scores, time.perf_counter() - t0
 
 
 @dataclass
