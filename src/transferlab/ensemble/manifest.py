@@ -59,7 +59,6 @@ def save_ensemble(out: str | Path, res, configs: dict) -> Path:
             entry["delta"] = str((folder / "delta.safetensors").relative_to(out))
         if "alpha" in run.extra:  # the alpha used (alpha='auto' picks one on validation)
             entry["alpha"] = run.extra["alpha"]
-            entry["probe_l2"] = run.extra.get("probe_l2")
         strategies[label] = entry
     manifest = {"format": FORMAT, "task": ctx.task, "data_dir": ctx.data_dir,
                 "train": ctx.train, "seed": ctx.seed,
@@ -180,8 +179,7 @@ def add_member(out: str | Path, source: str, strategy: str | None = None,
     shifted = apply_shift(new, delta, alpha, ref if cfg.head == "reference" else None,
                           task.num_classes, gen, cfg.bn, task.x_train,
                           int(train.get("batch_size", 128)),
-                          probe=probe_data(task) if cfg.head == "probe" else None,
-                          probe_l2=entry.get("probe_l2"))
+                          probe=probe_data(task) if cfg.head == "probe" else None)
     shift_s = time.perf_counter() - t0
     tiny = transfer(shifted, task, CONTINUE[cfg.scope], {**train, "epochs": cfg.tiny_epochs},
                     seed=int(manifest["seed"]), progress=progress)

@@ -130,8 +130,7 @@ def shift_vector(sources: list[BlockModel], tuned: list[BlockModel],
 def apply_shift(source: BlockModel, delta: dict[str, torch.Tensor], alpha: float,
                 head_from: BlockModel | None, num_classes: int, generator: torch.Generator,
                 bn: str = "reestimate", target_x: torch.Tensor | None = None,
-                batch_size: int = 128, probe: tuple | None = None,
-                probe_l2: float | None = None) -> BlockModel:
+                batch_size: int = 128, probe: tuple | None = None) -> BlockModel:
     """A copy of ``source`` with ``theta + alpha * delta`` in its encoder and a head for
     ``num_classes``: a copy of ``head_from``'s (the reference's) or, when ``head_from`` is
     None, a fresh one seeded by ``generator``.
@@ -140,7 +139,7 @@ def apply_shift(source: BlockModel, delta: dict[str, torch.Tensor], alpha: float
     then fitted by the L-BFGS linear probe on the shifted encoder's own features (L2 picked
     on the validation split): a member's features are its own coordinates, in which the
     reference's head need not read anything (independently pretrained members differ by
-    more than a permutation of units). ``probe_l2`` fixes the penalty (no validation path).
+    more than a permutation of units).
 
     ``bn="reestimate"``: BatchNorm statistics re-estimated on ``target_x`` (N, ...) (AdaBN,
     a size-weighted pass in train mode); ``"shift"``: they were shifted with ``delta``
@@ -172,19 +171,11 @@ def apply_shift(source: BlockModel, delta: dict[str, torch.Tensor], alpha: float
     if probe is not None:
         if head_from is not None:
             raise ValueError("apply_shift: probe fits a fresh head; pass head_from=None")
-        fit_probe_head(model, probe, probe_l2)
+        from transferlab.features import prefix_features
+        from transferlab.protocols.linear_probe import fit_probe
+
+        x_tr, y_tr, x_va, y_va = probe
+        model.eval()
+        fit_probe(model, prefix_features(model, x_tr, model.num_blocks), y_tr,
+                  prefix_features(model, x_va, model.num_blocks), y_va)
     return model.eval()
-
-
-@torch.no_grad()
-def fit_probe_head(model: BlockModel, data: tuple, l2: float | None = None) -> dict:
-    """Fit ``model``'s head (in place) by the L-BFGS probe on its frozen features of
-    ``data = (x_train, y_train, x_val, y_val)``; L2 picked on validation unless given.
-    Returns ``{"l2", "val_acc"}`` (the validation accuracy of the fitted head)."""
-    from transferlab.features import prefix_features
-    from transferlab.protocols.linear_probe import fit_probe
-
-    x_tr, y_tr, x_va, y_va = data
-    model.eval()
-    return fit_probe(model, prefix_features(model, x_tr, model.num_blocks), y_tr,
-                     prefix_features(model, x_va, model.num_blocks), y_va, l2)

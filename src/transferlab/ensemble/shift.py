@@ -85,11 +85,9 @@ class ShiftConfig(StrategyConfig):
                             "fine-tuned, the others shifted)",
                             "pass more members, or use 'independent'")
 
-    def recipe(self, ctx: Context, reference_keys: list[str], alpha: float,
-               probe_l2: float | None = None) -> dict:
+    def recipe(self, ctx: Context, reference_keys: list[str], alpha: float) -> dict:
         """What a shifted member is made from (names its checkpoint; resumable)."""
-        return {"references": reference_keys, "alpha": float(alpha), "probe_l2": probe_l2,
-                "head": self.head,
+        return {"references": reference_keys, "alpha": float(alpha), "head": self.head,
                 "bn": self.bn, "task": ctx.task, "seed": ctx.seed,
                 "batch_size": ctx.train.get("batch_size", 128)}
 
@@ -112,8 +110,7 @@ class ShiftConfig(StrategyConfig):
         t0 = time.perf_counter()
         model = apply_shift(source, delta, recipe["alpha"], head_from, task.num_classes, gen,
                             self.bn, task.x_train, int(ctx.train.get("batch_size", 128)),
-                            probe=probe_data(task) if self.head == "probe" else None,
-                            probe_l2=recipe.get("probe_l2"))
+                            probe=probe_data(task) if self.head == "probe" else None)
         seconds = time.perf_counter() - t0
         # Writing the checkpoint is the sweep engine's I/O (as a trial's kept outputs are):
         # not counted in the strategy's time.
@@ -136,10 +133,9 @@ class ShiftConfig(StrategyConfig):
         delta = shift_vector(sources, tuned, self.bn)
         delta_s = time.perf_counter() - t0
         head_from = tuned[0] if self.head == "reference" else None
-        alpha, scores, l2, pick_s = (self.pick_alpha(ctx, delta, head_from)
-                                     if self.alpha == "auto"
-                                     else (float(self.alpha), {}, None, 0.0))
-        recipe = self.recipe(ctx, [t.key for t in refs], alpha, l2)
+        alpha, scores, pick_s = (self.pick_alpha(ctx, delta, head_from)
+                                 if self.alpha == "auto" else (float(self.alpha), {}, 0.0))
+        recipe = self.recipe(ctx, [t.key for t in refs], alpha)
         made = [self.shifted_member(ctx, p, i, delta, head_from, recipe)
                 for i, p in enumerate(ctx.members) if i >= self.references]
         overhead = delta_s + pick_s + sum(sec for _, sec in made)
@@ -148,19 +144,14 @@ class ShiftConfig(StrategyConfig):
         norm = math.sqrt(sum(float((d ** 2).sum()) for d in delta.values()))
         return StrategyRun(refs + tiny, overhead, {
             "delta": delta, "delta_norm": norm, "reference_keys": recipe["references"],
-            "shift_overhead_s": overhead, "alpha": alpha, "alpha_val_acc": scores,
-            "probe_l2": l2})
+            "shift_overhead_s": overhead, "alpha": alpha, "alpha_val_acc": scores})
 
-    def pick_alpha(self, ctx: Context, delta: dict, head_from
-                   ) -> tuple[float, dict, float | None, float]:
+    def pick_alpha(self, ctx: Context, delta: dict, head_from) -> tuple[float, dict, float]:
         """alpha='auto': shift the first non-reference member by each of ``AUTO_ALPHAS``
         (BatchNorm and head as configured) and keep the best validation accuracy; ties go
-        to the alpha nearest 1. With head='probe' the first alpha's probe picks L2 on
-        validation and the others (and every member after) reuse it: one validation path,
-        not one per fit. Returns (alpha, {alpha: val_acc}, probe L2 or None, seconds); the
-        seconds count in the strategy's time. Test data is never read."""
+        to the alpha nearest 1. Returns (alpha, {alpha: val_acc}, seconds); the seconds
+        count in the strategy's time. Test data is never read."""
         from transferlab.checkpoint import load_checkpoint
-        from transferlab.ensemble.members import fit_probe_head
         from transferlab.sweep.artifacts import predict_probs
 
         task = ctx.target()
@@ -170,19 +161,16 @@ class ShiftConfig(StrategyConfig):
         index = self.references
         source, _ = load_checkpoint(ctx.members[index])
         t0 = time.perf_counter()
-        scores, l2 = {}, None
+        scores = {}
         for a in AUTO_ALPHAS:
             gen = torch.Generator().manual_seed(ctx.seed * 1_000_003 + index)
             model = apply_shift(source, delta, a, head_from, task.num_classes, gen, self.bn,
-                                task.x_train, int(ctx.train.get("batch_size", 128)))
-            if self.head == "probe":
-                fit = fit_probe_head(model, probe_data(task), l2)
-                l2, scores[a] = fit["l2"], float(fit["val_acc"])
-            else:
-                pred = predict_probs(model, task.x_val).argmax(1)
-                scores[a] = float((pred == task.y_val.cpu()).float().mean())
+                                task.x_train, int(ctx.train.get("batch_size", 128)),
+                                probe=probe_data(task) if self.head == "probe" else None)
+            pred = predict_probs(model, task.x_val).argmax(1)
+            scores[a] = float((pred == task.y_val.cpu()).float().mean())
         best = max(AUTO_ALPHAS, key=lambda a: (scores[a], -abs(math.log(a))))
-        return best, scores, l2, time.perf_counter() - t0
+        return best, scores, time.perf_counter() - t0
 
 
 @dataclass
