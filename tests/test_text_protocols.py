@@ -147,3 +147,19 @@ def test_minilm_equals_package_and_frozen_honesty():
     task = make_task("mini", dataset=ds)
     res, changed, _ = _run(model, task, "freeze:6")
     assert changed and all(k.startswith("blocks.6.") for k in changed)
+
+
+def test_test_probs_are_in_the_split_order_for_length_sorted_batches(tiny):
+    """evaluate() scores token inputs in length-sorted batches; the probabilities a trial
+    keeps (TransferResult.test_probs) must come back in the split's own order, equal to
+    a per-example forward pass."""
+    task = token_task(n=45, seed=3)
+    res = tl.transfer(tiny, task, "linear-probe", train=FIT, progress=False)
+    model = res.model.eval()
+    with torch.no_grad():
+        each = torch.cat([torch.softmax(model(task.x_test[i:i + 1]).float(), 1)
+                          for i in range(len(task.y_test))])
+    assert res.test_probs.shape == each.shape
+    torch.testing.assert_close(res.test_probs, each, rtol=0, atol=1e-5)
+    acc = (res.test_probs.argmax(1) == task.y_test).double().mean().item()
+    assert acc == pytest.approx(res.metrics["test_acc"], abs=1e-9)

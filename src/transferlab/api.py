@@ -39,6 +39,9 @@ class TransferResult:
     metrics: dict
     history: list[dict] = field(default_factory=list)
     config: dict = field(default_factory=dict)
+    # (n_test, C) float32 softmax on the test split, as scored for test_acc (kept trials
+    # store it instead of running the test set again); None without a test split
+    test_probs: torch.Tensor | None = field(default=None, repr=False)
 
 
 def _seed_everything(seed: int) -> torch.Generator:
@@ -147,7 +150,8 @@ def _transfer(model: BlockModel, task: Task, proto: Protocol, plan: Plan, cfg: T
                       generator=generator, progress=progress, desc=proto.name,
                       **_step_hooks(proto.config, plan))
         train_time, sps = fit_res.train_time_s, fit_res.samples_per_s
-    test_acc, test_nll = evaluate(model, feats["test"], task.y_test, start, cfg=cfg)
+    test_acc, test_nll, test_probs = evaluate(model, feats["test"], task.y_test, start,
+                                              cfg=cfg, return_probs=True)
     val_acc, _ = evaluate(model, feats["val"], task.y_val, start, cfg=cfg)
     trainable, frozen = _param_counts(model)
     outcome, reason = (fit_res.outcome, fit_res.reason) if fit_res else ("ok", "")
@@ -177,7 +181,7 @@ def _transfer(model: BlockModel, task: Task, proto: Protocol, plan: Plan, cfg: T
               "classes": list(task.classes)}
     model = model.cpu().to(memory_format=torch.contiguous_format).eval()
     return TransferResult(model, metrics,
-                          fit_res.history if fit_res else [], config)
+                          fit_res.history if fit_res else [], config, test_probs)
 
 
 def pretrain(task: Task, arch: str = "convnet", train: TrainConfig | dict | None = None,
@@ -271,5 +275,6 @@ def run_trial(cfg: dict, feature_cache_dir: str | None = None, progress: bool = 
     from transferlab.sweep.artifacts import save_trial_outputs
 
     meta = checkpoint_meta(res, trial_config=cfg, task_fingerprint=task.fingerprint)
-    written = save_trial_outputs(artifacts_dir, keep, res.model, task, meta)
+    written = save_trial_outputs(artifacts_dir, keep, res.model, task, meta,
+                                 probs=res.test_probs)
     return {**res.metrics, "artifacts": written}

@@ -67,11 +67,12 @@ def predict_probs(model, x, batch_size: int = 256):
 
 
 def save_trial_outputs(out_dir: str | os.PathLike, keep: Iterable[str], model, task,
-                       meta: dict) -> dict[str, str]:
+                       meta: dict, probs=None) -> dict[str, str]:
     """Write what ``keep`` asks for into ``out_dir``; returns ``{kind: absolute path}``.
 
     ``model``: the trained BlockModel (CPU, eval); ``task``: the Task it was trained for;
-    ``meta``: JSON-able facts for the weights sidecar.
+    ``meta``: JSON-able facts for the weights sidecar; ``probs``: the (n_test, C) test
+    softmax if already computed (``TransferResult.test_probs``), else predicted here.
     """
     from safetensors.torch import save_file
 
@@ -83,7 +84,9 @@ def save_trial_outputs(out_dir: str | os.PathLike, keep: Iterable[str], model, t
     written: dict[str, str] = {}
     keep = check_keep(keep)
     if "probs" in keep:
-        probs = predict_probs(model, task.x_test).contiguous()
+        if probs is None or len(probs) != len(task.y_test):
+            probs = predict_probs(model, task.x_test)
+        probs = probs.float().cpu().contiguous()
         labels = task.y_test.detach().cpu().long().contiguous()
         with atomic_path(out_dir / PROBS_NAME) as tmp:
             save_file({"probs": probs, "labels": labels}, str(tmp),

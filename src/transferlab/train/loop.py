@@ -57,19 +57,22 @@ def to_layout(x: Batched, cfg: TrainConfig | None) -> Batched:
 
 @torch.no_grad()
 def evaluate(model: BlockModel, x: Batched, y: torch.Tensor, start: int = 0,
-             batch_size: int = 1024, cfg: TrainConfig | None = None) -> tuple[float, float]:
+             batch_size: int = 1024, cfg: TrainConfig | None = None,
+             return_probs: bool = False) -> tuple:
     """Accuracy and mean negative log-likelihood of ``model`` on (x, y).
 
     x: (N, ...) inputs of block ``start`` (a tensor, or TokenInputs / Hidden, trimmed per
     batch to the longest sequence); y: (N,) int64. Logits are scored in float32.
+    ``return_probs``: also the softmax, (N, C) float32 on the CPU in x's order, so that a
+    trial that keeps its test probabilities need not run the test set twice.
     """
     from transferlab.data.batching import length_order, trim_padding
 
     if len(y) == 0:
-        return float("nan"), float("nan")
+        return (float("nan"), float("nan")) + ((None,) if return_probs else ())
     was_training = model.training
     model.eval()
-    correct, nll = 0, 0.0
+    correct, nll, probs = 0, 0.0, []
     ctx = _autocast(x.device, cfg) if cfg is not None else contextlib.nullcontext()
     order = length_order(x)  # token sequences: batches of similar length, little padding
     for i in range(0, len(y), batch_size):
@@ -84,8 +87,15 @@ def evaluate(model: BlockModel, x: Batched, y: torch.Tensor, start: int = 0,
         logits = logits.float()
         correct += (logits.argmax(1) == yb).sum().item()
         nll += F.cross_entropy(logits, yb, reduction="sum").item()
+        if return_probs:
+            probs.append(torch.softmax(logits, dim=1).cpu())
     model.train(was_training)
-    return correct / len(y), nll / len(y)
+    if not return_probs:
+        return correct / len(y), nll / len(y)
+    p = torch.cat(probs)
+    if order is not None:  # back to x's order
+        p = p[torch.argsort(order.cpu())]
+    return correct / len(y), nll / len(y), p.contiguous()
 
 
 def build_optimizer(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
