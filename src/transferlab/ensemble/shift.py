@@ -92,9 +92,11 @@ class ShiftConfig(StrategyConfig):
                 "batch_size": ctx.train.get("batch_size", 128)}
 
     def shifted_member(self, ctx: Context, source_path: str, index: int, delta: dict,
-                       head_from, recipe: dict) -> tuple[str, float]:
+                       head_from, recipe: dict, built=None) -> tuple[str, float]:
         """Write (or reuse) member ``index``'s shifted checkpoint: (weights path, seconds the
-        shift and the BatchNorm statistics took; kept in the sidecar for a resumed run)."""
+        shift and the BatchNorm statistics took; kept in the sidecar for a resumed run).
+        ``built``: the member already made (alpha='auto' makes the first one while picking;
+        its seconds are counted there, so 0 here)."""
         from transferlab.checkpoint import (checkpoint_sha256, load_checkpoint, read_meta,
                                             save_checkpoint)
 
@@ -108,10 +110,11 @@ class ShiftConfig(StrategyConfig):
         source, meta = load_checkpoint(source_path)
         gen = torch.Generator().manual_seed(ctx.seed * 1_000_003 + index)
         t0 = time.perf_counter()
-        model = apply_shift(source, delta, recipe["alpha"], head_from, task.num_classes, gen,
-                            self.bn, task.x_train, int(ctx.train.get("batch_size", 128)),
-                            probe=probe_data(task) if self.head == "probe" else None)
-        seconds = time.perf_counter() - t0
+        model = built if built is not None else apply_shift(
+            source, delta, recipe["alpha"], head_from, task.num_classes, gen, self.bn,
+            task.x_train, int(ctx.train.get("batch_size", 128)),
+            probe=probe_data(task) if self.head == "probe" else None)
+        seconds = 0.0 if built is not None else time.perf_counter() - t0
         # Writing the checkpoint is the sweep engine's I/O (as a trial's kept outputs are):
         # not counted in the strategy's time.
         save_checkpoint(path, model, {"task": ctx.task, "classes": list(task.classes),
@@ -133,10 +136,12 @@ class ShiftConfig(StrategyConfig):
         delta = shift_vector(sources, tuned, self.bn)
         delta_s = time.perf_counter() - t0
         head_from = tuned[0] if self.head == "reference" else None
-        alpha, scores, pick_s = (self.pick_alpha(ctx, delta, head_from)
-                                 if self.alpha == "auto" else (float(self.alpha), {}, 0.0))
+        alpha, scores, first, pick_s = (self.pick_alpha(ctx, delta, head_from)
+                                        if self.alpha == "auto"
+                                        else (float(self.alpha), {}, None, 0.0))
         recipe = self.recipe(ctx, [t.key for t in refs], alpha)
-        made = [self.shifted_member(ctx, p, i, delta, head_from, recipe)
+        made = [self.shifted_member(ctx, p, i, delta, head_from, recipe,
+                                    first if i == self.references else None)
                 for i, p in enumerate(ctx.members) if i >= self.references]
         overhead = delta_s + pick_s + sum(sec for _, sec in made)
         tiny = run_stage(ctx, "shifted", [p for p, _ in made], CONTINUE[self.scope],
@@ -146,12 +151,18 @@ class ShiftConfig(StrategyConfig):
             "delta": delta, "delta_norm": norm, "reference_keys": recipe["references"],
             "shift_overhead_s": overhead, "alpha": alpha, "alpha_val_acc": scores})
 
-    def pick_alpha(self, ctx: Context, delta: dict, head_from) -> tuple[float, dict, float]:
+    def pick_alpha(self, ctx: Context, delta: dict, head_from) -> tuple:
         """alpha='auto': shift the first non-reference member by each of ``AUTO_ALPHAS``
         (BatchNorm and head as configured) and keep the best validation accuracy; ties go
-        to the alpha nearest 1. Returns (alpha, {alpha: val_acc}, seconds); the seconds
-        count in the strategy's time. Test data is never read."""
+        to the alpha nearest 1. With head='probe' the candidates are compared by their L2
+        paths' loose fits and only the winner is polished: it is then exactly the member
+        ``shifted_member`` would build, and is used as that member.
+
+        Returns (alpha, {alpha: val_acc}, the first shifted member at that alpha, seconds);
+        the seconds count in the strategy's time. Test data is never read."""
         from transferlab.checkpoint import load_checkpoint
+        from transferlab.features import prefix_features
+        from transferlab.protocols.linear_probe import fit_probe
         from transferlab.sweep.artifacts import predict_probs
 
         task = ctx.target()
@@ -161,16 +172,27 @@ class ShiftConfig(StrategyConfig):
         index = self.references
         source, _ = load_checkpoint(ctx.members[index])
         t0 = time.perf_counter()
-        scores = {}
+        scores, built = {}, {}
         for a in AUTO_ALPHAS:
             gen = torch.Generator().manual_seed(ctx.seed * 1_000_003 + index)
             model = apply_shift(source, delta, a, head_from, task.num_classes, gen, self.bn,
-                                task.x_train, int(ctx.train.get("batch_size", 128)),
-                                probe=probe_data(task) if self.head == "probe" else None)
-            pred = predict_probs(model, task.x_val).argmax(1)
-            scores[a] = float((pred == task.y_val.cpu()).float().mean())
+                                task.x_train, int(ctx.train.get("batch_size", 128)))
+            finish = None
+            if self.head == "probe":  # as apply_shift(probe=...) does, without the polish
+                x_tr, y_tr, x_va, y_va = probe_data(task)
+                n = model.num_blocks
+                fit = fit_probe(model.eval(), prefix_features(model, x_tr, n), y_tr,
+                                prefix_features(model, x_va, n), y_va, polish=False)
+                scores[a], finish = float(fit["val_acc"]), fit.get("polish")
+            else:
+                pred = predict_probs(model, task.x_val).argmax(1)
+                scores[a] = float((pred == task.y_val.cpu()).float().mean())
+            built[a] = (model, finish)
         best = max(AUTO_ALPHAS, key=lambda a: (scores[a], -abs(math.log(a))))
-        return best, scores, time.perf_counter() - t0
+        model, finish = built[best]
+        if finish is not None:
+            finish()
+        return best, scores, model.eval(), time.perf_counter() - t0
 
 
 @dataclass
