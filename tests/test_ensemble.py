@@ -302,8 +302,8 @@ def test_alpha_auto_picks_on_validation_and_add_reuses_the_pick(saved, tmp_path)
 
 
 def test_alpha_auto_first_member_is_the_member_a_fixed_alpha_builds(saved, tmp_path):
-    """The member alpha='auto' builds while picking (loose paths, the winner polished) is
-    bit for bit the one shift:alpha=<that alpha> builds directly."""
+    """The member alpha='auto' builds while picking (and then uses) is bit for bit the one
+    shift:alpha=<that alpha> builds directly."""
     out, res = saved
     auto = transfer_ensemble(TGT, members=res.members[:2], strategies=[
         "shift-only:head=probe:alpha=auto"], train=TRAIN, seed=0, workers=1,
@@ -315,20 +315,3 @@ def test_alpha_auto_first_member_is_the_member_a_fixed_alpha_builds(saved, tmp_p
     np.testing.assert_array_equal(auto.runs["shift-only:head=probe:alpha=auto"].member_probs,
                                   direct.runs[fixed].member_probs)
 
-
-def test_fit_probe_without_polish_then_polish_equals_one_call():
-    from transferlab.models import build_model
-    from transferlab.models.heads import head_linear
-    from transferlab.protocols.linear_probe import fit_probe
-
-    a, b = (build_model("mlp", 3, in_channels=1, image_size=4, width=8) for _ in range(2))
-    dim = head_linear(a).in_features
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(60, dim, generator=g), torch.arange(60) % 3
-    xv, yv = torch.randn(30, dim, generator=g), torch.arange(30) % 3
-    one = fit_probe(a, x, y, xv, yv)
-    loose = fit_probe(b, x, y, xv, yv, polish=False)
-    assert loose["l2"] == one["l2"] and callable(loose["polish"])
-    assert loose["polish"]() == one
-    wa, wb = head_linear(a), head_linear(b)
-    assert torch.equal(wa.weight, wb.weight) and torch.equal(wa.bias, wb.bias)

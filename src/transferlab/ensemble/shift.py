@@ -154,15 +154,12 @@ class ShiftConfig(StrategyConfig):
     def pick_alpha(self, ctx: Context, delta: dict, head_from) -> tuple:
         """alpha='auto': shift the first non-reference member by each of ``AUTO_ALPHAS``
         (BatchNorm and head as configured) and keep the best validation accuracy; ties go
-        to the alpha nearest 1. With head='probe' the candidates are compared by their L2
-        paths' loose fits and only the winner is polished: it is then exactly the member
-        ``shifted_member`` would build, and is used as that member.
+        to the alpha nearest 1. The winner is exactly the member ``shifted_member`` would
+        build, and is used as that member (one shift and probe fewer).
 
         Returns (alpha, {alpha: val_acc}, the first shifted member at that alpha, seconds);
         the seconds count in the strategy's time. Test data is never read."""
         from transferlab.checkpoint import load_checkpoint
-        from transferlab.features import prefix_features
-        from transferlab.protocols.linear_probe import fit_probe
         from transferlab.sweep.artifacts import predict_probs
 
         task = ctx.target()
@@ -176,23 +173,13 @@ class ShiftConfig(StrategyConfig):
         for a in AUTO_ALPHAS:
             gen = torch.Generator().manual_seed(ctx.seed * 1_000_003 + index)
             model = apply_shift(source, delta, a, head_from, task.num_classes, gen, self.bn,
-                                task.x_train, int(ctx.train.get("batch_size", 128)))
-            finish = None
-            if self.head == "probe":  # as apply_shift(probe=...) does, without the polish
-                x_tr, y_tr, x_va, y_va = probe_data(task)
-                n = model.num_blocks
-                fit = fit_probe(model.eval(), prefix_features(model, x_tr, n), y_tr,
-                                prefix_features(model, x_va, n), y_va, polish=False)
-                scores[a], finish = float(fit["val_acc"]), fit.get("polish")
-            else:
-                pred = predict_probs(model, task.x_val).argmax(1)
-                scores[a] = float((pred == task.y_val.cpu()).float().mean())
-            built[a] = (model, finish)
+                                task.x_train, int(ctx.train.get("batch_size", 128)),
+                                probe=probe_data(task) if self.head == "probe" else None)
+            pred = predict_probs(model, task.x_val).argmax(1)
+            scores[a] = float((pred == task.y_val.cpu()).float().mean())
+            built[a] = model
         best = max(AUTO_ALPHAS, key=lambda a: (scores[a], -abs(math.log(a))))
-        model, finish = built[best]
-        if finish is not None:
-            finish()
-        return best, scores, model.eval(), time.perf_counter() - t0
+        return best, scores, built[best].eval(), time.perf_counter() - t0
 
 
 @dataclass

@@ -194,22 +194,16 @@ def _path_subsample(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, tor
 
 
 def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
-              f_val: torch.Tensor, y_val: torch.Tensor, l2: float | None = None,
-              polish: bool = True) -> dict:
+              f_val: torch.Tensor, y_val: torch.Tensor, l2: float | None = None) -> dict:
     """Fit ``model``'s head by L-BFGS on features, picking L2 on validation if not given.
 
     f_*: (N, ...) outputs of the last block; y_*: (N,) int64. Returns ``{"l2", "val_acc"}``
     (val_acc 0.0 when there is no validation data: the first, strongest penalty is kept).
-    ``polish=False``: stop after the L2 path (loose fits; ``val_acc`` is the chosen loose
-    fit's, the head is left as it was) and return a ``"polish"`` callable that finishes
-    the fit exactly as ``polish=True`` would have, for a caller comparing several feature
-    sets before paying for one polish.
     """
     linear, x_tr = linear_head_input(model, f_train)
     _, x_va = linear_head_input(model, f_val)
     bias = linear.bias is not None
     path = LogisticPath(x_tr.float(), y_train, linear.out_features, bias=bias)
-    best = None
     if l2 is None:
         sub = LogisticPath(*_path_subsample(x_tr.float(), y_train), linear.out_features,
                            bias=bias) if len(y_train) > PATH_MAX_SAMPLES else path
@@ -224,19 +218,11 @@ def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
         l2 = best[1]
         # the same logits under the full data's centring: w (x - mu_s) + b = w (x - mu) + b'
         path.w, path.b = best[2][0], best[2][1] + best[2][0] @ (path.mu - sub.mu)
-
-    def finish() -> dict:
-        path.fit(l2, max_iter=PRECONDITIONED_POLISH_ITERS if path.precondition
-                 else POLISH_ITERS)
-        path.write_to(linear)
-        with torch.no_grad():
-            acc = ((linear(x_va).argmax(1) == y_val).float().mean().item()
-                   if len(y_val) else 0.0)
-        return {"l2": l2, "val_acc": acc}
-
-    if not polish and best is not None:
-        return {"l2": l2, "val_acc": best[0], "polish": finish}
-    return finish()
+    path.fit(l2, max_iter=PRECONDITIONED_POLISH_ITERS if path.precondition else POLISH_ITERS)
+    path.write_to(linear)
+    with torch.no_grad():
+        acc = ((linear(x_va).argmax(1) == y_val).float().mean().item() if len(y_val) else 0.0)
+    return {"l2": l2, "val_acc": acc}
 
 
 register_protocol("linear-probe", LinearProbeConfig, takes_depth=False,
