@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from transferlab.models.folding import FrozenConv, MaxPool2x2, _crop, fold_for_inference
+from transferlab.models.folding import FrozenConv, MaxPool2x2, fold_for_inference
+from transferlab.models.padded_conv import PaddedConv2d, crop_taps
 
 
 @pytest.mark.parametrize("ceil_mode", [False, True])
@@ -120,7 +121,7 @@ def test_a_1x1_input_keeps_only_the_centre_tap_of_a_same_padded_kernel():
     (1, 3, 0, 3, 2, (0, 2, 3, 0)),    # every tap reads padding: left uncropped
 ])
 def test_crop_known_answers(size, before, after, k, s, want):
-    assert _crop(size, k, s, before, after) == want
+    assert crop_taps(size, k, s, before, after) == want
 
 
 def test_frozen_conv_rejects_padding_it_cannot_represent():

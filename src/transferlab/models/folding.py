@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from transferlab.models.padded_conv import crop_taps, zero_pad
+
 # Elementwise, monotone non-decreasing: they commute with max.
 _MONOTONE = (nn.ReLU, nn.ReLU6)
 
@@ -99,50 +101,13 @@ def fold_for_inference(block: nn.Module, channels_last: bool = True) -> nn.Modul
     return folded.requires_grad_(False)
 
 
-def _crop(size: int, k: int, s: int, before: int, after: int) -> tuple[int, int, int, int]:
-    """One spatial dim of a zero-padded conv (input ``size``, kernel ``k``, stride ``s``,
-    ``before`` / ``after`` zeros): the kernel taps ``a0..a1`` that read the input for some
-    output, and the padding that keeps every output where it was.
-
-    Output i reads padded row i*s + a, input row i*s + a - before; taps outside a0..a1 only
-    ever multiply padding zeros, so dropping them changes no output (the 5x5 depthwise convs
-    of EfficientNet's last stages see a 1x1 input at 32 px, where 24 of 25 taps are dead and
-    oneDNN's padded depthwise path is ~100x slower than the one live tap).
-    Returns (a0, a1, before', after').
-    """
-    n_out = (size + before + after - k) // s + 1
-    a0 = max(0, before - (n_out - 1) * s)
-    a1 = min(k - 1, size - 1 + before)
-    if a0 > a1:  # no tap ever reads the input (padding alone): leave the conv as it is
-        return 0, k - 1, before, after
-    before_c = before - a0
-    last_read = (n_out - 1) * s - before_c + (a1 - a0)  # input row read by the last output
-    return a0, a1, before_c, max(0, last_read - (size - 1))
-
-
-def _zero_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
-    """Zero padding that writes zeros only on the border and keeps x's memory layout
-    (``F.pad`` fills the whole new tensor first: 16 ms of a 19 ms conv on 200 x 1152 x 1 x 1)."""
-    n, c, h, w = x.shape
-    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) \
-        and not x.is_contiguous() else torch.contiguous_format
-    out = torch.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype,
-                      device=x.device, memory_format=fmt)
-    out[:, :, top:top + h, left:left + w] = x
-    out[:, :, :top].zero_()
-    out[:, :, top + h:].zero_()
-    out[:, :, top:top + h, :left].zero_()
-    out[:, :, top:top + h, left + w:].zero_()
-    return out
-
-
 class FrozenConv(nn.Module):
     """A frozen Conv2d over zero padding ``pads = (top, bottom, left, right)``, with an
     optional BatchNorm (running statistics) folded into its weight and bias.
 
     (N, C, H, W) -> (N, C', H', W'), the outputs of ``conv(F.pad(x, (left, right, top,
     bottom)))`` then ``bn``; for each input size the kernel is cropped to its live taps
-    (``_crop``), and symmetric remaining padding goes to the conv itself.
+    (``padded_conv.crop_taps``), and symmetric remaining padding goes to the conv itself.
     """
 
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None = None,
@@ -172,8 +137,8 @@ class FrozenConv(nn.Module):
         kh, kw = self.weight.shape[-2:]
         if self.dilation != (1, 1):  # no cropping: taps are spread out
             return self.weight, self.pads
-        a0, a1, t, bt = _crop(h, kh, self.stride[0], *self.pads[:2])
-        b0, b1, lf, r = _crop(w, kw, self.stride[1], *self.pads[2:])
+        a0, a1, t, bt = crop_taps(h, kh, self.stride[0], *self.pads[:2])
+        b0, b1, lf, r = crop_taps(w, kw, self.stride[1], *self.pads[2:])
         weight = self.weight
         if (a0, a1, b0, b1) != (0, kh - 1, 0, kw - 1):
             fmt = torch.channels_last if weight.is_contiguous(
@@ -193,7 +158,7 @@ class FrozenConv(nn.Module):
         w, (t, bt, lf, r) = plan
         if t == bt and lf == r:
             return F.conv2d(x, w, self.bias, self.stride, (t, lf), self.dilation, self.groups)
-        return F.conv2d(_zero_pad(x, t, bt, lf, r), w, self.bias, self.stride, 0,
+        return F.conv2d(zero_pad(x, t, bt, lf, r), w, self.bias, self.stride, 0,
                         self.dilation, self.groups)
 
     def extra_repr(self) -> str:
