@@ -96,8 +96,8 @@ class _Stage(nn.Module):
 
     def for_inference(self) -> nn.Module:
         """The stage's frozen eval form for ``models.folding.fold_for_inference``: the same
-        outputs (to float rounding), BatchNorm folded, dead kernel taps cropped (3-4x faster
-        than the eval stage on 32 px inputs, whose last stages are 1 x 1)."""
+        outputs (to float rounding), BatchNorm folded into the convs, each input size's
+        cropped kernel prepared once (the stage itself crops per call: ``PaddedConv2d``)."""
         return nn.Sequential(*[_FrozenMBConv(mb) for mb in self.mbconvs])
 
 
