@@ -204,3 +204,26 @@ def test_digits_task_and_to():
     assert task.x_train.shape[1:] == (1, 16, 16) and task.image_size == 16
     assert task.to("cpu").x_train.device.type == "cpu"
     assert task.spec == TaskSpec("digits", size=16)
+
+
+def test_make_task_keeps_built_tasks_but_hands_out_copies():
+    """A second make_task of one spec reuses the built tensors (no second conversion) and
+    returns copies: writing into one task's tensors leaves the next one alone."""
+    from transferlab.data import clear_memory_cache
+    from transferlab.data import tasks as tasks_mod
+
+    clear_memory_cache()
+    spec = "digits:classes=0-4:per_class=10:size=8"
+    a = make_task(spec)
+    assert len(tasks_mod._TASKS) == 1
+    fp = a.fingerprint
+    a.x_train.add_(1.0)
+    a.y_train.zero_()
+    b = make_task(spec)
+    assert b.__dict__.get("_fingerprint") == fp  # carried over, not hashed again
+    torch.testing.assert_close(b.x_train, a.x_train - 1.0)
+    assert b.x_train.data_ptr() != a.x_train.data_ptr()
+    from transferlab.data.tasks import task_fingerprint
+    assert task_fingerprint(b) == fp  # the data itself, not a carried-over string
+    clear_memory_cache()
+    assert not tasks_mod._TASKS

@@ -143,8 +143,12 @@ LRU_SIZE = 4  # decoded datasets kept in this process (cached ones are memory ma
 
 
 def clear_memory_cache() -> None:
-    """Forget the datasets kept in this process (the on-disk decode cache stays)."""
+    """Forget the datasets and built tasks kept in this process (the on-disk decode cache
+    stays)."""
+    from transferlab.data.tasks import clear_task_memo
+
     _LRU.clear()
+    clear_task_memo()
 
 
 def _stamp(paths: list[Path]) -> tuple:
