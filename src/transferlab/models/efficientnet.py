@@ -45,13 +45,12 @@ def _use_padded_convs(net: nn.Module) -> None:
                 setattr(parent, name, PaddedConv2d.from_conv(child, _static_pads(child)))
 
 
-def _frozen(conv: nn.Conv2d, bn: nn.Module | None = None) -> nn.Module:
-    """A conv (a ``PaddedConv2d``, or the package's own TF-"same" conv) and its BatchNorm as
-    one ``FrozenConv``."""
+def _frozen(conv: nn.Module, bn: nn.Module | None = None) -> nn.Module:
+    """A ``PaddedConv2d`` (every conv of the model is one, ``_use_padded_convs``) and its
+    BatchNorm as one ``FrozenConv``."""
     from transferlab.models.folding import FrozenConv
 
-    pads = getattr(conv, "pads", None) or _static_pads(conv)
-    return FrozenConv(conv, bn, pads)
+    return FrozenConv(conv, bn, conv.pads)
 
 
 class _FrozenMBConv(nn.Module):

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from transferlab.models.padded_conv import crop_taps, zero_pad
+from transferlab.models.padded_conv import conv_over_pads, live_kernel
 
 # Elementwise, monotone non-decreasing: they commute with max.
 _MONOTONE = (nn.ReLU, nn.ReLU6)
@@ -107,7 +107,7 @@ class FrozenConv(nn.Module):
 
     (N, C, H, W) -> (N, C', H', W'), the outputs of ``conv(F.pad(x, (left, right, top,
     bottom)))`` then ``bn``; for each input size the kernel is cropped to its live taps
-    (``padded_conv.crop_taps``), and symmetric remaining padding goes to the conv itself.
+    (``padded_conv.live_kernel``), and symmetric remaining padding goes to the conv itself.
     """
 
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d | None = None,
@@ -134,17 +134,14 @@ class FrozenConv(nn.Module):
 
     def _plan(self, h: int, w: int) -> tuple:
         """(the cropped weight, the remaining pads) for an h x w input."""
-        kh, kw = self.weight.shape[-2:]
-        if self.dilation != (1, 1):  # no cropping: taps are spread out
-            return self.weight, self.pads
-        a0, a1, t, bt = crop_taps(h, kh, self.stride[0], *self.pads[:2])
-        b0, b1, lf, r = crop_taps(w, kw, self.stride[1], *self.pads[2:])
+        kernel = tuple(self.weight.shape[-2:])
+        rows, cols, pads = live_kernel(h, w, kernel, self.stride, self.dilation, self.pads)
         weight = self.weight
-        if (a0, a1, b0, b1) != (0, kh - 1, 0, kw - 1):
+        if (rows.stop - rows.start, cols.stop - cols.start) != kernel:
             fmt = torch.channels_last if weight.is_contiguous(
                 memory_format=torch.channels_last) else torch.contiguous_format
-            weight = weight[:, :, a0:a1 + 1, b0:b1 + 1].contiguous(memory_format=fmt)
-        return weight, (t, bt, lf, r)
+            weight = weight[:, :, rows, cols].contiguous(memory_format=fmt)
+        return weight, pads
 
     def _apply(self, fn, *args, **kwargs):
         self._plans = {}  # cropped weights are copies: rebuild them after .to() and friends
@@ -155,11 +152,9 @@ class FrozenConv(nn.Module):
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self._plan(*key)
-        w, (t, bt, lf, r) = plan
-        if t == bt and lf == r:
-            return F.conv2d(x, w, self.bias, self.stride, (t, lf), self.dilation, self.groups)
-        return F.conv2d(zero_pad(x, t, bt, lf, r), w, self.bias, self.stride, 0,
-                        self.dilation, self.groups)
+        weight, pads = plan
+        return conv_over_pads(x, weight, self.bias, self.stride, pads, self.dilation,
+                              self.groups)
 
     def extra_repr(self) -> str:
         return (f"{self.weight.shape[1] * self.groups}, {self.weight.shape[0]}, "

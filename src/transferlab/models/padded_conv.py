@@ -57,6 +57,29 @@ def zero_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> t
     return out
 
 
+def live_kernel(h: int, w: int, kernel: tuple[int, int], stride, dilation,
+                pads: tuple[int, int, int, int]) -> tuple[slice, slice, tuple[int, ...]]:
+    """For an h x w input: the kernel rows and columns that can reach it (``crop_taps`` in
+    both dims; none cropped for a dilated kernel) and the pads (top, bottom, left, right)
+    the cropped kernel still needs."""
+    kh, kw = kernel
+    if tuple(dilation) != (1, 1):  # spread taps: no cropping
+        return slice(0, kh), slice(0, kw), tuple(pads)
+    a0, a1, t, bt = crop_taps(h, kh, stride[0], *pads[:2])
+    b0, b1, lf, r = crop_taps(w, kw, stride[1], *pads[2:])
+    return slice(a0, a1 + 1), slice(b0, b1 + 1), (t, bt, lf, r)
+
+
+def conv_over_pads(x: torch.Tensor, weight: torch.Tensor, bias, stride, pads, dilation,
+                   groups: int) -> torch.Tensor:
+    """``conv2d`` of x zero-padded by ``pads`` (top, bottom, left, right): symmetric
+    padding goes to the conv itself, asymmetric through ``zero_pad``."""
+    t, bt, lf, r = pads
+    if t == bt and lf == r:
+        return F.conv2d(x, weight, bias, stride, (t, lf), dilation, groups)
+    return F.conv2d(zero_pad(x, t, bt, lf, r), weight, bias, stride, 0, dilation, groups)
+
+
 class PaddedConv2d(nn.Conv2d):
     """``Conv2d`` over zero padding ``pads = (top, bottom, left, right)`` (any, also
     asymmetric), with the kernel cropped per input size to its live taps.
@@ -86,20 +109,13 @@ class PaddedConv2d(nn.Conv2d):
         return new
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        kh, kw = self.kernel_size
-        t, bt, lf, r = self.pads
+        rows, cols, pads = live_kernel(*x.shape[-2:], self.kernel_size, self.stride,
+                                       self.dilation, self.pads)
         weight = self.weight
-        if tuple(self.dilation) == (1, 1):  # spread taps: no cropping
-            a0, a1, t, bt = crop_taps(h, kh, self.stride[0], t, bt)
-            b0, b1, lf, r = crop_taps(w, kw, self.stride[1], lf, r)
-            if (a0, a1, b0, b1) != (0, kh - 1, 0, kw - 1):
-                weight = weight[:, :, a0:a1 + 1, b0:b1 + 1]
-        if t == bt and lf == r:
-            return F.conv2d(x, weight, self.bias, self.stride, (t, lf), self.dilation,
-                            self.groups)
-        return F.conv2d(zero_pad(x, t, bt, lf, r), weight, self.bias, self.stride, 0,
-                        self.dilation, self.groups)
+        if (rows.stop - rows.start, cols.stop - cols.start) != tuple(self.kernel_size):
+            weight = weight[:, :, rows, cols]
+        return conv_over_pads(x, weight, self.bias, self.stride, pads, self.dilation,
+                              self.groups)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", pads={self.pads}"
