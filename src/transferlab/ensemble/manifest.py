@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from transferlab.errors import UserError
 
@@ -152,9 +151,9 @@ def add_member(out: str | Path, source: str, strategy: str | None = None,
     from transferlab.api import checkpoint_meta, transfer
     from transferlab.checkpoint import load_checkpoint, save_checkpoint
     from transferlab.data import make_task
-    from transferlab.ensemble.members import _signature, apply_shift
+    from transferlab.ensemble.members import _signature
     from transferlab.ensemble.registry import get_strategy
-    from transferlab.ensemble.shift import CONTINUE, probe_data
+    from transferlab.ensemble.shift import CONTINUE
     from transferlab.metrics import ensemble_metrics
 
     out = Path(out)
@@ -173,13 +172,10 @@ def add_member(out: str | Path, source: str, strategy: str | None = None,
     before = member_probs(out, entry["members"], task)
     delta = {k: v for k, v in load_file(str(out / entry["delta"])).items()}
     index = len(entry["members"])
-    gen = torch.Generator().manual_seed(int(manifest["seed"]) * 1_000_003 + index)
     t0 = time.perf_counter()  # as in the strategy: the shift and BN statistics, not I/O
-    alpha = entry.get("alpha", cfg.alpha)
-    shifted = apply_shift(new, delta, alpha, ref if cfg.head == "reference" else None,
-                          task.num_classes, gen, cfg.bn, task.x_train,
-                          int(train.get("batch_size", 128)),
-                          probe=probe_data(task) if cfg.head == "probe" else None)
+    shifted = cfg.shift_member(new, delta, entry.get("alpha", cfg.alpha),
+                               ref if cfg.head == "reference" else None, task,
+                               int(manifest["seed"]), index, int(train.get("batch_size", 128)))
     shift_s = time.perf_counter() - t0
     tiny = transfer(shifted, task, CONTINUE[cfg.scope], {**train, "epochs": cfg.tiny_epochs},
                     seed=int(manifest["seed"]), progress=progress)

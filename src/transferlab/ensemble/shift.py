@@ -91,6 +91,17 @@ class ShiftConfig(StrategyConfig):
                 "bn": self.bn, "task": ctx.task, "seed": ctx.seed,
                 "batch_size": ctx.train.get("batch_size", 128)}
 
+    def shift_member(self, source, delta: dict, alpha: float, head_from, task, seed: int,
+                     index: int, batch_size: int):
+        """Member ``index`` (its source ``source``) moved by ``alpha * delta``, with its head
+        and BatchNorm statistics as configured; its generator is seeded by ``seed`` and
+        ``index``, so the strategy, the alpha pick and ``ensemble add`` build one member
+        alike."""
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
+        return apply_shift(source, delta, alpha, head_from, task.num_classes, gen, self.bn,
+                           task.x_train, batch_size,
+                           probe=probe_data(task) if self.head == "probe" else None)
+
     def shifted_member(self, ctx: Context, source_path: str, index: int, delta: dict,
                        head_from, recipe: dict, built=None) -> tuple[str, float]:
         """Write (or reuse) member ``index``'s shifted checkpoint: (weights path, seconds the
@@ -108,12 +119,10 @@ class ShiftConfig(StrategyConfig):
             return str(weights), float(read_meta(str(weights)).get("shift_time_s", 0.0))
         task = ctx.target()
         source, meta = load_checkpoint(source_path)
-        gen = torch.Generator().manual_seed(ctx.seed * 1_000_003 + index)
         t0 = time.perf_counter()
-        model = built if built is not None else apply_shift(
-            source, delta, recipe["alpha"], head_from, task.num_classes, gen, self.bn,
-            task.x_train, int(ctx.train.get("batch_size", 128)),
-            probe=probe_data(task) if self.head == "probe" else None)
+        model = built if built is not None else self.shift_member(
+            source, delta, recipe["alpha"], head_from, task, ctx.seed, index,
+            int(ctx.train.get("batch_size", 128)))
         seconds = 0.0 if built is not None else time.perf_counter() - t0
         # Writing the checkpoint is the sweep engine's I/O (as a trial's kept outputs are):
         # not counted in the strategy's time.
@@ -171,10 +180,8 @@ class ShiftConfig(StrategyConfig):
         t0 = time.perf_counter()
         scores, built = {}, {}
         for a in AUTO_ALPHAS:
-            gen = torch.Generator().manual_seed(ctx.seed * 1_000_003 + index)
-            model = apply_shift(source, delta, a, head_from, task.num_classes, gen, self.bn,
-                                task.x_train, int(ctx.train.get("batch_size", 128)),
-                                probe=probe_data(task) if self.head == "probe" else None)
+            model = self.shift_member(source, delta, a, head_from, task, ctx.seed, index,
+                                      int(ctx.train.get("batch_size", 128)))
             pred = predict_probs(model, task.x_val).argmax(1)
             scores[a] = float((pred == task.y_val.cpu()).float().mean())
             built[a] = model
