@@ -282,9 +282,10 @@ def make_task(spec: TaskSpec | str, data_dir: DataDir = None, device: str | torc
                                                           keys=spec.source_keys)
     # A dataset loaded here (by name) is kept by load_dataset's LRU and never changes, so
     # the task built from it can be kept too; one passed in may be edited by its owner.
+    # Each entry holds its dataset, so no other dataset can take its id while it is kept.
     key = (id(ds), str(spec), str(torch.device(device))) if dataset is None else None
     hit = _TASKS.get(key) if key is not None else None
-    if hit is not None and hit[0] is ds:
+    if hit is not None:
         _TASKS.move_to_end(key)
         return _copy_task(hit[1])
     task = _build_task(spec, ds, device)
