@@ -29,6 +29,7 @@ from torch import nn
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from transferlab._allocator import keep_freed_memory
 from transferlab._atomic import atomic_path
 from transferlab._lru import prune_cache
 from transferlab.inputs import Batched, TensorTuple, batch_len, cat, from_flat, to_flat
@@ -184,6 +185,7 @@ def prefix_features(model: BlockModel, x: Batched, depth: int,
         raise ValueError(f"start={start} must lie in 0..depth={depth}")
     if depth == start:
         return x
+    keep_freed_memory()
     if batch_size is None:
         batch_size = default_batch_size(x)
     blocks = [inference_prefix(model, k + 1, start=k, channels_last=channels_last)

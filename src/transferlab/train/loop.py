@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from transferlab._allocator import keep_freed_memory
 from transferlab.inputs import Batched
 from transferlab.models.base import BlockModel
 from transferlab.train.config import TrainConfig
@@ -68,6 +69,7 @@ def evaluate(model: BlockModel, x: Batched, y: torch.Tensor, start: int = 0,
     """
     from transferlab.data.batching import length_order, trim_padding
 
+    keep_freed_memory()
     if len(y) == 0:
         return (float("nan"), float("nan")) + ((None,) if return_probs else ())
     was_training = model.training
@@ -154,6 +156,7 @@ def fit(model: BlockModel, x_train: Batched, y_train: torch.Tensor,
     """
     from transferlab.data import Augment, batches
 
+    keep_freed_memory()  # every batch's activations on warm pages (see _allocator)
     frozen_modules = frozen_modules or []
     result = FitResult()
     if cfg.epochs == 0:
