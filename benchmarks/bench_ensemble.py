@@ -14,8 +14,8 @@ On the same M source members (the convnet pretrained with seeds 0..M-1) and targ
      with the tiny fine-tune on the norm scope, or without it.
 Each strategy runs into its own fresh store (no trial shared), one worker, and its
 wall-clock time is measured end to end (sweep engine included), after an untimed warm-up
-that pays the process's one-time imports (before 2026-12-01 evening, the first strategy,
-independent, paid them: about 2.5 s of its 4.6 s on cifar10); ``compute_s`` is the sum of
+that pays the process's one-time imports (until commit a817bb5 the first strategy,
+independent, paid them: on cifar10 it took 4.6 s instead of 3.2 s); ``compute_s`` is the sum of
 its trials' training time, ``cpu_s`` the process's CPU seconds (robust to other users of
 a shared machine), ``epochs`` the trainer epochs. Goals: B's wall time <= 0.35x A's,
 ensemble accuracy within 1 point, NLL within +5%, disagreement >= A's; addition <= 0.2x
@@ -73,10 +73,10 @@ def _load() -> list[float]:
 def _warm_up(tgt: str, sources: list[str], train: dict, work: Path) -> float:
     """One untimed one-epoch ensemble through every code path the timed strategies take.
 
-    A process pays once for imports on first use: the first optimiser imports
-    torch._dynamo (1.8 s on the 2-core CPU), the first metrics row torchmetrics (0.7 s).
-    Without this, whichever strategy runs first (independent) would pay them, and its
-    2-3 s of real work would look like 5-6 s. Returns the seconds it took."""
+    A process pays once for imports and set-up on first use: the first optimiser alone
+    imports torch._dynamo (1.8 s on the 2-core CPU). Without this, whichever strategy runs
+    first (independent) paid them: on cifar10 its 3.2 s looked like 4.6 s. Returns the
+    seconds the warm-up took."""
     from transferlab.ensemble import transfer_ensemble
 
     t0 = time.perf_counter()
