@@ -151,3 +151,44 @@ def test_efficientnet_frozen_features_equal_the_eval_blocks(size):
         2 + (mb._block_args.expand_ratio != 1) for stage in model.blocks[1:-1]
         for mb in stage.mbconvs)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("start", [0, 2])
+def test_a_folded_evaluation_scores_like_the_eval_model(start):
+    """evaluate(fold=True) (a trial's test split) is the eval model's function: the same
+    softmax to float rounding, and the model itself is left in the mode it was in."""
+    from transferlab.models import build_model
+    from transferlab.train.loop import evaluate
+
+    torch.manual_seed(0)
+    model = build_model("convnet", num_classes=3, in_channels=1, image_size=16)
+    with torch.no_grad():  # BatchNorm statistics that are not the identity
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2)
+                m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.5, 0.5)
+    x, y = torch.randn(300, 1, 16, 16), torch.randint(0, 3, (300,))
+    h = model.eval().features(x, start).detach()
+    model.train()
+    plain = evaluate(model, h, y, start, batch_size=64, return_probs=True)
+    folded = evaluate(model, h, y, start, batch_size=64, return_probs=True, fold=True)
+    assert model.training
+    assert torch.allclose(plain[2], folded[2], atol=1e-5)
+    assert abs(plain[1] - folded[1]) < 1e-5
+    assert plain[0] == folded[0]
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # not folded in place
+
+
+def test_a_model_with_its_own_forward_from_is_not_folded():
+    """layer-mix reads cached per-layer features through its own forward_from: fold=True
+    must score it that way, not push its features through the blocks."""
+    from transferlab.models.base import BlockModel
+    from transferlab.train.loop import evaluate
+
+    class Own(BlockModel):
+        def forward_from(self, h, start):
+            return self.head(h.mean(1))
+
+    model = Own(nn.ModuleList([nn.Linear(4, 4)]), nn.Linear(4, 2), ["b1"])
+    h, y = torch.randn(10, 3, 4), torch.randint(0, 2, (10,))
+    assert evaluate(model, h, y, fold=True) == evaluate(model, h, y)

@@ -76,5 +76,9 @@ def keep_freed_memory() -> bool:
 
 
 def allocator_state() -> dict:
-    """``{"kept": bool, "why_not": str | None}`` for provenance (after ``keep_freed_memory``)."""
+    """``{"kept": bool, "why_not": str | None}`` for provenance.
+
+    It settles the choice first (``keep_freed_memory``): a result's provenance is written
+    by a process that trains or extracts features, which makes the same call anyway."""
+    keep_freed_memory()
     return {"kept": bool(_state.get("set")), "why_not": _state.get("why_not")}

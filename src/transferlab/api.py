@@ -150,8 +150,9 @@ def _transfer(model: BlockModel, task: Task, proto: Protocol, plan: Plan, cfg: T
                       generator=generator, progress=progress, desc=proto.name,
                       **_step_hooks(proto.config, plan))
         train_time, sps = fit_res.train_time_s, fit_res.samples_per_s
+    # The test split is scored once, through the folded blocks (evaluate's ``fold``).
     test_acc, test_nll, test_probs = evaluate(model, feats["test"], task.y_test, start,
-                                              cfg=cfg, return_probs=True)
+                                              cfg=cfg, return_probs=True, fold=True)
     val_acc, _ = evaluate(model, feats["val"], task.y_val, start, cfg=cfg)
     trainable, frozen = _param_counts(model)
     outcome, reason = (fit_res.outcome, fit_res.reason) if fit_res else ("ok", "")
