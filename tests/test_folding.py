@@ -192,3 +192,39 @@ def test_a_model_with_its_own_forward_from_is_not_folded():
     model = Own(nn.ModuleList([nn.Linear(4, 4)]), nn.Linear(4, 2), ["b1"])
     h, y = torch.randn(10, 3, 4), torch.randint(0, 2, (10,))
     assert evaluate(model, h, y, fold=True) == evaluate(model, h, y)
+
+
+@pytest.mark.parametrize("k, pad", [(1, 0), (3, 1), (5, 2)])
+@pytest.mark.parametrize("c_out, groups", [(8, 1), (4, 4), (8, 4)])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("bias, with_bn", [(True, True), (False, True), (False, False)])
+def test_a_one_tap_conv_on_a_1x1_input_is_a_matrix_product(k, pad, c_out, groups, stride,
+                                                           bias, with_bn, monkeypatch):
+    """At 1 x 1 the cropped conv runs as addmm (groups=1) or a per-channel scale
+    (depthwise) -- the conv's outputs (float64, 1e-12) -- and only there: a grouped conv
+    that is neither falls back to the conv."""
+    import transferlab.models.folding as folding
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, c_out, k, stride=stride, padding=pad, groups=groups,
+                     bias=bias).double()
+    bn = nn.BatchNorm2d(c_out).double()
+    bn.train()(conv(torch.randn(16, 4, 5, 5, dtype=torch.float64)))
+    bn.eval()
+    if not with_bn:  # no bias at all: the product without its addend
+        bn = nn.Identity()
+    frozen = FrozenConv(conv, bn if with_bn else None)
+    assert (frozen.bias is None) == (not bias and not with_bn)
+    x = torch.randn(3, 4, 1, 1, dtype=torch.float64)
+    convs = []
+    real = folding.conv_over_pads
+    monkeypatch.setattr(folding, "conv_over_pads", lambda *a, **kw: convs.append(1) or
+                        real(*a, **kw))
+    with torch.no_grad():
+        want = bn(conv(x))
+        for layout in (torch.contiguous_format, torch.channels_last):
+            got = frozen(x.contiguous(memory_format=layout))
+            assert got.shape == want.shape == (3, c_out, 1, 1)
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    pointwise = groups == 1 or groups == 4 == c_out
+    assert convs == ([] if pointwise else [1, 1])

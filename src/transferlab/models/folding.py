@@ -153,8 +153,30 @@ class FrozenConv(nn.Module):
         if plan is None:
             plan = self._plans[key] = self._plan(*key)
         weight, pads = plan
+        if key == (1, 1) and weight.shape[-2:] == (1, 1) and pads == (0, 0, 0, 0):
+            out = self._pointwise(x, weight)
+            if out is not None:
+                return out
         return conv_over_pads(x, weight, self.bias, self.stride, pads, self.dilation,
                               self.groups)
+
+    def _pointwise(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
+        """A 1 x 1 input under a one-tap kernel and no padding (EfficientNet's last stages
+        at 32 px, their 3 x 3 / 5 x 5 depthwise kernels cropped to the centre): the conv is
+        a matrix product of the (N, C) values (groups=1), or a per-channel scale
+        (depthwise), whatever the stride. oneDNN's conv path ran such a product ~2x slower
+        (200 x 192 -> 1152: 2.0 ms vs 0.9 ms as addmm). None for other groupings."""
+        n, c_in, c_out = len(x), x.shape[1], weight.shape[0]
+        flat = x.reshape(n, c_in)
+        if self.groups == 1:
+            w = weight.reshape(c_out, c_in)
+            out = flat @ w.t() if self.bias is None else torch.addmm(self.bias, flat, w.t())
+        elif self.groups == c_in == c_out:
+            w = weight.reshape(c_out)
+            out = flat * w if self.bias is None else torch.addcmul(self.bias, flat, w)
+        else:
+            return None
+        return out.reshape(n, c_out, 1, 1)
 
     def extra_repr(self) -> str:
         return (f"{self.weight.shape[1] * self.groups}, {self.weight.shape[0]}, "
