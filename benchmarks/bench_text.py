@@ -108,7 +108,7 @@ def bench_classify(model, st, data: Path, per_class: int, n_test: int, max_lengt
     os.environ["TRANSFERLAB_CACHE"] = str(tmp / "cache")  # tokenisation is timed too
     clear_memory_cache()
     # Untimed: the first optimiser of a process (the probe's L-BFGS) imports torch._dynamo,
-    # 1.8 s on the 2-core CPU; until commit 94e59e4 our side paid it inside its time.
+    # 1.8 s on the 2-core CPU; before commit 9fdc8bf our side paid it inside its time.
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 
     t0 = time.perf_counter()
