@@ -5,6 +5,19 @@ from __future__ import annotations
 import pytest
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` form the CUDA lane: they skip, with the reason, where no CUDA
+    device is visible (this CPU machine and CI)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="gpu lane: no CUDA device here")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def isolated_data(tmp_path, monkeypatch):
     """A test of its own data layer: a fresh decode cache under tmp_path, no user data
