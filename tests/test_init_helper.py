@@ -168,7 +168,8 @@ def test_low_precision_and_float64_parameters():
     assert torch.equal(w16, w32.to(torch.bfloat16))
     w64 = torch.empty(6, 4, dtype=torch.float64)
     tinit.normal_(w64, 0.0, 1.0, torch.Generator().manual_seed(0))
-    want = torch.empty(6, 4, dtype=torch.float64).normal_(generator=torch.Generator().manual_seed(0))
+    want = torch.empty(6, 4, dtype=torch.float64)
+    want.normal_(generator=torch.Generator().manual_seed(0))
     assert torch.equal(w64, want)
 
 

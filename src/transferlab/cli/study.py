@@ -89,8 +89,11 @@ def run(args: argparse.Namespace) -> int:
                              for f in dataclasses.fields(study.config)})
     result = study.run(config, progress=not args.quiet)
     lines, summary = study.summarize(result)
+    # Some trials failed (all failing raised TrialsFailed, exit 3): the count and causes
+    # come first, before any finding drawn from the trials that finished.
+    failures = result.get("trial_failures") if isinstance(result, dict) else None
     if args.json:
-        print_json(summary)
+        print_json({"trial_failures": failures, **summary} if failures else summary)
     else:
-        print("\n".join(lines))
+        print("\n".join(([failures] if failures else []) + list(lines)))
     return 0

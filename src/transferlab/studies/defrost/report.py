@@ -93,7 +93,7 @@ def write_report(path: str | os.PathLike, result: dict, findings: list, rule: st
         word = {True: "reproduced", False: "not reproduced", None: "not decided"}[f.reproduced]
         items.append(f'<b>{kit.esc(f.title)}</b>: <span class="{cls}">{word}</span>. '
                      f"{kit.esc(f.text)}")
-    parts = [intro,
+    parts = [kit.failures(result.get("trial_failures")), intro,
              kit.section("Findings", kit.paragraph(rule), kit.bullets(items, raw=True)),
              kit.section("Optimal depth n* per cell", kit.paragraph(
                  "Gains are paired across seeds (mean difference in percentage points, "
