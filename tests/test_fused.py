@@ -186,3 +186,25 @@ def test_refuses_what_only_the_plain_path_runs(source, task):
     with pytest.raises(UserError, match=r"dropout p=0.5 in blocks\.\d+\.\d+ is invalid"):
         _fused(drop, task, "finetune", [FusedTrial()])
     _fused(drop, task, "freeze:7", [FusedTrial()])  # dropout in frozen blocks is off: fine
+
+
+@pytest.mark.gpu
+def test_cuda_trials_equal_cpu_trials_and_episodes_follow_the_data(source, task):
+    """On CUDA (float32, no bf16) the fused trials equal the CPU ones; the few-shot
+    wrapper trains where its data is, whatever device the source is on."""
+    from transferlab.studies.fewshot.engine import train_episodes
+
+    train = {**TRAIN, "device": "cuda", "bf16": False}
+    cpu = _fused(source, task, "freeze:2", [FusedTrial(seed=0), FusedTrial(seed=1)])
+    gpu = fit_fused(source, get_protocol("freeze:2"), [FusedTrial(seed=0), FusedTrial(seed=1)],
+                    *[t.cuda() for t in (task.x_train, task.y_train, task.x_val, task.y_val,
+                                         task.x_test, task.y_test)], 5, train)
+    for a, b in zip(cpu, gpu):
+        for k, v in a.state.items():
+            assert b.state[k].device.type == "cpu"
+            torch.testing.assert_close(b.state[k], v, rtol=1e-3, atol=1e-4)
+    x = torch.stack([task.x_train[:10], task.x_train[10:20]]).cuda()
+    y = torch.stack([task.y_train[:10], task.y_train[10:20]]).cuda()
+    res = train_episodes(source.cpu(), "bn-only", x, y, task.x_test.cuda(),
+                         task.y_test.cuda(), 5, {**train, "epochs": 2})
+    assert len(res.test_acc) == 2 and all(0 <= a <= 1 for a in res.test_acc)

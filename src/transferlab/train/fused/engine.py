@@ -86,9 +86,9 @@ def check_fusable(protocols: list, cfg: TrainConfig, x: Any) -> None:
         c = proto.config
         for hook in ("fit", "loss_term", "after_step"):
             if getattr(type(c), hook) is not _root_hook(c, hook):
-                raise UserError(f"protocol={proto.name!r} is invalid for the fused engine: it "
-                                f"has its own {hook}; allowed are SGD-loop protocols without "
-                                f"step hooks (freeze:n, finetune, bn-only, ...); {_PLAIN}")
+                raise UserError(f"protocol={proto.name!r} has its own {hook}: allowed in "
+                                "the fused engine are SGD-loop protocols without step hooks "
+                                f"(freeze:n, finetune, bn-only, ...); {_PLAIN}")
         if type(c) is not type(first.config) or dataclasses.replace(
                 c, depth=None, upto=None) != dataclasses.replace(first.config, depth=None,
                                                                   upto=None):
@@ -283,7 +283,7 @@ def fit_fused(source: BlockModel, protocol, trials: list[FusedTrial],
         """(T,) accuracy and NLL (and (T, M, C) softmax on the CPU) in eval mode."""
         x, y = xs[split], ys[split]
         m_count = y.shape[-1]
-        acc = torch.zeros(t_count, device=device)
+        acc = torch.zeros(t_count, device=device, dtype=torch.long)  # exact counts
         nll = torch.zeros(t_count, device=device, dtype=torch.float64)
         out_p = []
         run = torch.func.vmap(logits_of, in_dims=(0, 0, None if shared[split] else 0))
@@ -304,7 +304,7 @@ def fit_fused(source: BlockModel, protocol, trials: list[FusedTrial],
         if m_count == 0:
             nan = torch.full((t_count,), float("nan"))
             return nan, nan.double(), None
-        return (acc / m_count).cpu(), (nll / m_count).cpu(), \
+        return acc.cpu().double() / m_count, (nll / m_count).cpu(), \
             (torch.cat(out_p, 1) if probs else None)
 
     # -- training --------------------------------------------------------------------------
