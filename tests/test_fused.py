@@ -208,3 +208,18 @@ def test_cuda_trials_equal_cpu_trials_and_episodes_follow_the_data(source, task)
     res = train_episodes(source.cpu(), "bn-only", x, y, task.x_test.cuda(),
                          task.y_test.cuda(), 5, {**train, "epochs": 2})
     assert len(res.test_acc) == 2 and all(0 <= a <= 1 for a in res.test_acc)
+
+
+def test_one_source_per_trial_equals_separate_runs(source, task):
+    """A sweep's per-seed sources: each trial's frozen prefix from its own source."""
+    other = transfer(source, make_task("digits:classes=0-4:size=8"), "freeze:0",
+                     train={**TRAIN, "epochs": 1}, seed=9, progress=False).model
+    from transferlab.models.heads import replace_head
+
+    replace_head(other, 5)  # same architecture as ``source`` (5 classes)
+    res = fit_fused([source, other], get_protocol("freeze:3"), [FusedTrial(0), FusedTrial(1)],
+                    task.x_train, task.y_train, task.x_val, task.y_val, task.x_test,
+                    task.y_test, 5, TRAIN)
+    _same(res[0], _ref(source, task, "freeze:3", 0), len(task.y_test))
+    _same(res[1], _ref(other, task, "freeze:3", 1), len(task.y_test))
+    assert not torch.equal(res[0].state["blocks.0.0.weight"], res[1].state["blocks.0.0.weight"])

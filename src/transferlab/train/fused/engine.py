@@ -8,7 +8,8 @@ of a depth-taking protocol (``freeze:n`` for several n): a tensor one trial free
 0 in that trial, and a BatchNorm that is frozen in some trials and trains in others
 computes both modes and selects per trial (``stacked.mix_batchnorm``).
 
-What must be shared: the source, the protocol's family and every other protocol field,
+What must be shared: the architecture (the source, or one source per trial of the same
+architecture), the protocol's family and every other protocol field,
 and the train config except lr / lr_mult (epochs, batch size, optimiser, schedule, ...).
 
 How: ``torch.func.functional_call`` of ``model.forward_from(x, start)`` under
@@ -139,7 +140,7 @@ def _split(x, y, t_count: int, name: str):
     return x, y, per_trial
 
 
-def fit_fused(source: BlockModel, protocol, trials: list[FusedTrial],
+def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[FusedTrial],
               x_train: torch.Tensor, y_train: torch.Tensor,
               x_val: torch.Tensor | None, y_val: torch.Tensor | None,
               x_test: torch.Tensor | None, y_test: torch.Tensor | None,
@@ -149,7 +150,9 @@ def fit_fused(source: BlockModel, protocol, trials: list[FusedTrial],
     """Train T = len(trials) transfer trials as one fused model; score each.
 
     Args:
-        source: the pretrained model (not modified), on any device.
+        source: the pretrained model (not modified), on any device; or one model per
+            trial, all of one architecture (a sweep's per-seed sources): each trial's
+            frozen prefix is then computed from its own source.
         protocol: the shared ``Protocol`` (``transferlab.protocols.get_protocol(name)``);
             a trial's own ``protocol`` may differ from it by depth only.
         trials: the T trials' seeds, lr, lr_mult, protocol.
@@ -185,14 +188,23 @@ def fit_fused(source: BlockModel, protocol, trials: list[FusedTrial],
         cfgs.append(c)
     t0 = time.perf_counter()
     # -- plans: each trial's head (and re-initialised blocks) drawn on a CPU copy --------
-    cpu_source = copy.deepcopy(source).cpu()
+    sources = list(source) if isinstance(source, (list, tuple)) else [source] * t_count
+    if len(sources) != t_count:
+        raise UserError(f"source: {len(sources)} models are invalid for {t_count} trials: "
+                        "allowed is one shared model or one per trial")
+    cpu_sources = {id(s): copy.deepcopy(s).cpu() for s in sources}
     plans, gens = [], []
-    for t, proto, c in zip(trials, protos, cfgs):
+    for t, proto, c, src in zip(trials, protos, cfgs, sources):
         gen = torch.Generator().manual_seed(int(t.seed))
-        plans.append(proto.config.plan(copy.deepcopy(cpu_source), num_classes, gen,
+        plans.append(proto.config.plan(copy.deepcopy(cpu_sources[id(src)]), num_classes, gen,
                                        lr_mult=c.lr_mult, layer_decay=c.layer_decay))
         gens.append(gen)  # continues, as transfer's, into the batch order
     model = plans[0].model
+    shapes = [[(k, v.shape) for k, v in p.model.state_dict().items()] for p in plans]
+    if any(sh != shapes[0] for sh in shapes[1:]):
+        raise UserError("source: models of different architectures are invalid in one fused "
+                        "job: allowed are sources with the same parameter names and shapes; "
+                        "group trials by architecture")
     start = min(p.frozen_prefix for p in plans)
     frozen_sets = [_frozen_names(p.model, p.frozen_modules) for p in plans]
     for name, m in model.named_modules():
@@ -265,10 +277,24 @@ def fit_fused(source: BlockModel, protocol, trials: list[FusedTrial],
 
     # -- data: the shortest frozen prefix's output, once ---------------------------------
     xs, ys, shared = {}, {}, {}
+    # Several sources: each trial's prefix is its own source's (per-trial features).
+    multi = start > 0 and len(cpu_sources) > 1
+    pre = {}
+    for ti, src in enumerate(sources if multi else []):
+        pre.setdefault(id(src), model if ti == 0 else copy.deepcopy(plans[ti].model).to(device))
     for split, (x, y) in {"train": (x_train, y_train), "val": (x_val, y_val),
                           "test": (x_test, y_test)}.items():
         x, y, per_trial = _split(x, y, t_count, split)
         if y is None:
+            continue
+        if multi:
+            once = {} if per_trial else {k: _prefix(m, x, start, cfg.channels_last, None, None)
+                                         for k, m in pre.items()}
+            xs[split] = torch.stack([
+                _prefix(pre[id(src)], x[ti], start, cfg.channels_last, None, None)
+                if per_trial else once[id(src)] for ti, src in enumerate(sources)])
+            ys[split] = y if per_trial else y.expand(t_count, -1)
+            shared[split] = False
             continue
         flat = x.reshape(-1, *x.shape[2:]) if per_trial else x
         key = (start, id(source), flat.data_ptr(), tuple(flat.shape)) \
