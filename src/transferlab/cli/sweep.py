@@ -43,6 +43,10 @@ def register(subparsers) -> None:
                    help="keep trial outputs in <db>.artifacts/: 'weights', 'probs' (test-set "
                         "softmax) or 'weights,probs' (added to the spec's keep; stored trials "
                         "without them run again)")
+    p.add_argument("--fuse", default="auto", choices=["auto", "on", "off"],
+                   help="train trials that differ only by seed, lr, lr_mult or depth as one "
+                        "fused model (transferlab.train.fused): auto (default) on CUDA only, "
+                        "where it is faster; on; off")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     g = p.add_argument_group("depth-sweep shortcut (instead of SPEC)")
@@ -103,6 +107,8 @@ def resume_command(args, db: str) -> str:
         parts += ["--cache-limit-gb", str(args.cache_limit_gb)]
     if args.keep:
         parts += ["--keep", args.keep]
+    if getattr(args, "fuse", "auto") != "auto":
+        parts += ["--fuse", args.fuse]
     return shlex.join(parts)
 
 
@@ -130,7 +136,8 @@ def run(args) -> int:
         df = run_sweep(spec, db, backend=args.backend, workers=args.workers,
                        address=args.address, retry_failed=args.retry_failed,
                        progress=not args.quiet, cache_limit_gb=args.cache_limit_gb,
-                       keep=args.keep)
+                       keep=args.keep,
+                       fuse={"auto": None, "on": True, "off": False}[args.fuse])
     except SweepInterrupted as exc:
         print(f"transferlab sweep: interrupted: {exc.finished} trials stored this run, "
               f"{exc.discarded} unfinished trials discarded, {exc.remaining} still to run.\n"

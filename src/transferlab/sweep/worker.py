@@ -9,6 +9,10 @@ job = {"kind": "trial", "cfg": run_trial config, "feature_cache_dir": str | None
        "keep": ["weights", "probs"] (optional), "artifacts_dir": <db>.artifacts/<key>,
        "artifacts_root": <db>.artifacts}
 job = {"kind": "source", "cfg": pretraining config, "out": checkpoint path}
+job = {"kind": "group", "jobs": [trial jobs]}: trials run as one fused job
+      (``transferlab.fused.run_trials_fused``); result = {"status": "group",
+      "results": [one trial result per job], ...}. If the fused job fails as a whole, each
+      trial runs alone, so that every row says its own outcome and cause.
 result = {"status": "done" | "failed", "metrics": dict | None, "error": str | None,
           "started_at": float, "finished_at": float, "provenance": dict,
           "artifacts": {kind: path relative to artifacts_root} | None}
@@ -37,10 +41,46 @@ def _resolve(fn_path: str | None):
     return getattr(importlib.import_module(module), name)
 
 
+def _trial_result(metrics: dict, job: dict, started: float, prov: dict) -> dict:
+    """A finished trial's result dict: failed when it diverged, kept outputs relative."""
+    metrics = dict(metrics)
+    error, artifacts = None, None
+    written = metrics.pop("artifacts", None)
+    status = "failed" if metrics.get("outcome") == "diverged" else "done"
+    if status == "failed":
+        error = f"diverged: {metrics.get('reason') or 'non-finite loss'}"
+    elif written:
+        artifacts = {k: os.path.relpath(v, job["artifacts_root"]) for k, v in written.items()}
+    return {"status": status, "metrics": metrics, "error": error, "started_at": started,
+            "finished_at": time.time(), "provenance": prov, "artifacts": artifacts}
+
+
+def execute_group(job: dict) -> dict:
+    """Run a group job's trials as one fused job (see the module docstring)."""
+    from transferlab.provenance import provenance
+    from transferlab.sweep.foundation import run_trials_fused
+
+    started = time.time()
+    jobs = job["jobs"]
+    keep = tuple(jobs[0].get("keep") or ())
+    try:
+        out = run_trials_fused([j["cfg"] for j in jobs], keep=keep,
+                               artifacts_dirs=[j.get("artifacts_dir") for j in jobs])
+    except Exception:  # noqa: BLE001 - the plain path runs them and reports each cause
+        results = [execute(j) for j in jobs]
+    else:
+        prov = provenance()
+        results = [_trial_result(m, j, started, prov) for m, j in zip(out, jobs)]
+    return {"status": "group", "results": results, "metrics": None, "error": None,
+            "started_at": started, "finished_at": time.time(), "provenance": None}
+
+
 def execute(job: dict) -> dict:
     """Run one job; exceptions become a failed result with the traceback as error text."""
     from transferlab.provenance import provenance
 
+    if job["kind"] == "group":
+        return execute_group(job)
     started = time.time()
     metrics, error, artifacts = None, None, None
     try:
