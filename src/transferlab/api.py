@@ -19,6 +19,7 @@ from torch import nn
 
 from transferlab.checkpoint import checkpoint_sha256, load_checkpoint, save_checkpoint
 from transferlab.data import Task, make_task
+from transferlab.data.resident import on_device
 from transferlab.errors import UserError
 from transferlab.features import FeatureCache, compute_split_features
 from transferlab.models import BlockModel, build_model
@@ -116,7 +117,7 @@ def transfer(source: BlockModel, task: Task, protocol: str | Protocol = "finetun
                                    lr_mult=cfg.lr_mult, layer_decay=cfg.layer_decay)
     if cfg.channels_last:  # only 4-D (conv) weights change layout
         model = model.to(memory_format=torch.channels_last)
-    task = task.to(device)
+    task = on_device(task, device)  # moved from the host once per process (data/resident.py)
     start = plan.frozen_prefix if (use_cache and not cfg.augment) \
         or type(proto.config).needs_features else 0
     with _layout_hint(cfg):
