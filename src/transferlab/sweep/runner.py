@@ -23,6 +23,7 @@ from transferlab.sweep import cache as sweep_cache
 from transferlab.sweep import foundation as fd
 from transferlab.sweep.artifacts import artifacts_root, check_keep, prune_artifacts
 from transferlab.sweep.backends import check_workers, make_backend
+from transferlab.sweep.backends.gpu import check_workers_per_gpu
 from transferlab.sweep.grid import Plan, plan_sweep
 from transferlab.sweep.lock import DriverLock
 from transferlab.sweep.results import frame_from_rows
@@ -183,7 +184,8 @@ def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
               retry_failed: bool = False, progress: bool = True,
               cache_limit_gb: float | None = DEFAULT_CACHE_LIMIT_GB,
               trial_fn: str | None = None,
-              keep: list[str] | str | None = None) -> pd.DataFrame:
+              keep: list[str] | str | None = None,
+              workers_per_gpu: int | None = None) -> pd.DataFrame:
     """Run every trial of ``spec`` not yet stored in ``db_path``; return this sweep's rows.
 
     Args:
@@ -196,11 +198,16 @@ def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
         trial_fn: "module:function" standing in for ``run_trial`` (for tests).
         keep: trial outputs to keep, "weights" and/or "probs" (added to the spec's
             ``keep``); stored trials that lack them run again. See ``load_trial_model``.
+        workers_per_gpu: trials in flight on each GPU (default: ``$TRANSFERLAB_WORKERS_PER_GPU``
+            or a rule from the GPU's free memory, sweep/backends/gpu.py); with CUDA and
+            ``workers=None`` the local backend runs this many x the GPUs; Ray asks for
+            1 / workers_per_gpu of a GPU per trial.
     Returns: one row per trial of this sweep (see ``load_results`` for the columns).
     Raises: ``UserError`` for a bad spec or database, or a database another sweep is
         driving (before anything runs or is written); ``SweepInterrupted`` on Ctrl-C after
         storing what finished.
     """
+    check_workers_per_gpu(workers_per_gpu)  # an option slip before the spec's problems
     plan = plan_sweep(spec)
     keep_kinds = tuple(sorted(set(plan.spec.keep) | set(check_keep(keep, "--keep"))))
     db_path = Path(db_path)
@@ -214,7 +221,8 @@ def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
     stored, discarded = 0, [0]
     remaining = len(plan.cells)
     try:
-        be = make_backend(backend, workers, max(1, len(plan.cells)), address)
+        be = make_backend(backend, workers, max(1, len(plan.cells)), address,
+                          workers_per_gpu=workers_per_gpu)
     except BaseException:
         lock.release()
         raise
