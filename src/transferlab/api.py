@@ -175,6 +175,7 @@ def _transfer(model: BlockModel, task: Task, proto: Protocol, plan: Plan, cfg: T
         # which cached depth the prefix features were extended from (None: computed here)
         "features_from_depth": feature_cache.last_start if (start and feature_cache) else None,
         "depth": plan.depth, "reinitialised": plan.reinitialised,
+        **effective_numerics(cfg, task.device),
         **extra,
     }
     model.requires_grad_(True)
@@ -184,6 +185,14 @@ def _transfer(model: BlockModel, task: Task, proto: Protocol, plan: Plan, cfg: T
     model = model.cpu().to(memory_format=torch.contiguous_format).eval()
     return TransferResult(model, metrics,
                           fit_res.history if fit_res else [], config, test_probs)
+
+
+def effective_numerics(cfg: TrainConfig, device: torch.device) -> dict:
+    """What the run's numbers were computed in, whatever the config asked: ``bf16`` only
+    autocasts on CUDA (``precision``), and 4-D activations are NHWC when ``channels_last``
+    (``memory_format``). Recorded with every trial's metrics."""
+    return {"precision": "bf16-autocast" if device.type == "cuda" and cfg.bf16 else "float32",
+            "memory_format": "channels_last" if cfg.channels_last else "contiguous"}
 
 
 def pretrain(task: Task, arch: str = "convnet", train: TrainConfig | dict | None = None,
