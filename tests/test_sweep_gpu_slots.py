@@ -47,6 +47,13 @@ def test_default_rule(free_memory, free, cores, gpus, want):
     assert gpu.default_workers_per_gpu(cores=cores, gpus=gpus) == want
 
 
+def test_a_gpu_that_refuses_a_context_gets_one_worker(monkeypatch):
+    def refuse(i=0):
+        raise RuntimeError("CUDA error: all CUDA-capable devices are busy or unavailable")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", refuse)
+    assert gpu.default_workers_per_gpu(cores=16, gpus=1) == 1
+
+
 def test_trial_size_enters_the_rule(free_memory):
     free_memory([40 * GiB])
     assert gpu.default_workers_per_gpu(trial_bytes=8 * GiB, cores=64, gpus=1) == 4

@@ -68,7 +68,10 @@ def default_workers_per_gpu(trial_bytes: int = TRIAL_BYTES, cores: int | None = 
     gpus = gpu_count() if gpus is None else gpus
     if gpus < 1:
         return 1
-    free = min(torch.cuda.mem_get_info(i)[0] for i in range(gpus))
+    try:
+        free = min(torch.cuda.mem_get_info(i)[0] for i in range(gpus))
+    except RuntimeError:  # a busy or exclusive-mode GPU that refuses a context: be modest
+        return 1
     by_memory = int(MEMORY_SHARE * free // max(1, trial_bytes))
     by_cores = (available_cores() if cores is None else cores) // gpus
     return max(1, min(by_memory, by_cores, MAX_WORKERS_PER_GPU))
