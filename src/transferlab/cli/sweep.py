@@ -29,8 +29,12 @@ def register(subparsers) -> None:
     p.add_argument("--backend", default="local", choices=["local", "ray"],
                    help="where trials run: local processes (default) or a Ray cluster")
     p.add_argument("--workers", type=int, default=None,
-                   help="parallel trials (default: one per CPU core, or 1 with a GPU; 1 runs "
-                        "in this process)")
+                   help="parallel trials (default: one per CPU core, or --workers-per-gpu "
+                        "x the GPUs; 1 runs in this process)")
+    p.add_argument("--workers-per-gpu", type=int, default=None,
+                   help="trials in flight on each GPU (default: $TRANSFERLAB_WORKERS_PER_GPU, "
+                        "else from the GPU's free memory and the cores, at most 8; see "
+                        "docs/sweeps.md); with Ray, each trial asks for 1/N of a GPU")
     p.add_argument("--address", default=None,
                    help="Ray cluster: 'auto' or HOST:PORT (only with --backend ray; default "
                         "starts a local Ray)")
@@ -103,6 +107,8 @@ def resume_command(args, db: str) -> str:
         parts += ["--address", args.address]
     if args.workers is not None:
         parts += ["--workers", str(args.workers)]
+    if args.workers_per_gpu is not None:
+        parts += ["--workers-per-gpu", str(args.workers_per_gpu)]
     if args.cache_limit_gb != 4.0:
         parts += ["--cache-limit-gb", str(args.cache_limit_gb)]
     if args.keep:
@@ -136,7 +142,7 @@ def run(args) -> int:
         df = run_sweep(spec, db, backend=args.backend, workers=args.workers,
                        address=args.address, retry_failed=args.retry_failed,
                        progress=not args.quiet, cache_limit_gb=args.cache_limit_gb,
-                       keep=args.keep,
+                       keep=args.keep, workers_per_gpu=args.workers_per_gpu,
                        fuse={"auto": None, "on": True, "off": False}[args.fuse])
     except SweepInterrupted as exc:
         print(f"transferlab sweep: interrupted: {exc.finished} trials stored this run, "

@@ -23,6 +23,7 @@ from transferlab.sweep import cache as sweep_cache
 from transferlab.sweep import foundation as fd
 from transferlab.sweep.artifacts import artifacts_root, check_keep, prune_artifacts
 from transferlab.sweep.backends import check_workers, make_backend
+from transferlab.sweep.backends.gpu import check_workers_per_gpu
 from transferlab.sweep.grid import Plan, plan_sweep
 from transferlab.sweep.lock import DriverLock
 from transferlab.sweep.results import frame_from_rows
@@ -204,7 +205,8 @@ def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
               cache_limit_gb: float | None = DEFAULT_CACHE_LIMIT_GB,
               trial_fn: str | None = None,
               keep: list[str] | str | None = None,
-              fuse: bool | None = None) -> pd.DataFrame:
+              fuse: bool | None = None,
+              workers_per_gpu: int | None = None) -> pd.DataFrame:
     """Run every trial of ``spec`` not yet stored in ``db_path``; return this sweep's rows.
 
     Args:
@@ -220,11 +222,16 @@ def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
         fuse: run trials that differ only by seed, lr, lr_mult or depth as one fused job
             (``transferlab.train.fused``); None: for trials that train on CUDA only.
             Keys, rows and resume are the same either way.
+        workers_per_gpu: trials in flight on each GPU (default: ``$TRANSFERLAB_WORKERS_PER_GPU``
+            or a rule from the GPU's free memory, sweep/backends/gpu.py); with CUDA and
+            ``workers=None`` the local backend runs this many x the GPUs; Ray asks for
+            1 / workers_per_gpu of a GPU per trial.
     Returns: one row per trial of this sweep (see ``load_results`` for the columns).
     Raises: ``UserError`` for a bad spec or database, or a database another sweep is
         driving (before anything runs or is written); ``SweepInterrupted`` on Ctrl-C after
         storing what finished.
     """
+    check_workers_per_gpu(workers_per_gpu)  # an option slip before the spec's problems
     plan = plan_sweep(spec)
     keep_kinds = tuple(sorted(set(plan.spec.keep) | set(check_keep(keep, "--keep"))))
     db_path = Path(db_path)
@@ -238,7 +245,8 @@ def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
     stored, discarded = 0, [0]
     remaining = len(plan.cells)
     try:
-        be = make_backend(backend, workers, max(1, len(plan.cells)), address)
+        be = make_backend(backend, workers, max(1, len(plan.cells)), address,
+                          workers_per_gpu=workers_per_gpu)
     except BaseException:
         lock.release()
         raise

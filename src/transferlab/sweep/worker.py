@@ -134,8 +134,10 @@ def _exit_now() -> None:
     os._exit(0)
 
 
-def init_worker(threads: int, parent_pid: int) -> None:
-    """Process-pool initializer: share the cores, leave Ctrl-C to the driver."""
+def init_worker(threads: int, parent_pid: int, gpu_slots=None, gpus: int = 0) -> None:
+    """Process-pool initializer: share the cores, leave Ctrl-C to the driver; with several
+    GPUs, take the next slot number from ``gpu_slots`` (a shared counter) and make GPU
+    slot mod ``gpus`` this process's current device."""
     # The terminal sends SIGINT to the whole process group; the driver decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Watch the process that started us: the driver under "spawn", the fork server (which
@@ -151,6 +153,10 @@ def init_worker(threads: int, parent_pid: int) -> None:
     import torch
 
     torch.set_num_threads(max(1, threads))
+    if gpu_slots is not None and gpus > 1:
+        from transferlab.sweep.backends.gpu import pin_to_gpu, take_slot
+
+        pin_to_gpu(take_slot(gpu_slots), gpus)
     # torch.optim imports torch._dynamo on first use (seconds): pay it here, once, so
     # that no trial's duration depends on whether it was its worker's first.
     import torch._dynamo  # noqa: F401
