@@ -4,8 +4,8 @@ resources a Ray trial asks for. No GPU needed: CUDA calls are replaced by stand-
 
 from __future__ import annotations
 
+import inspect
 import multiprocessing
-import sys
 import types
 
 import pytest
@@ -155,8 +155,11 @@ def test_several_trials_per_gpu_give_the_single_worker_results(tmp_path, monkeyp
             "sources": {"a": {"checkpoint": str(tmp_path / "src.safetensors")}},
             "axes": {"protocol": ["freeze"], "depth": [1, 2, 3, 4]},
             "train": {"epochs": 1, "batch_size": 64, "device": "cuda"}}
-    one = run_sweep(spec, tmp_path / "one.sqlite", workers=1, progress=False)
-    many = run_sweep(spec, tmp_path / "many.sqlite", workers_per_gpu=2, progress=False)
+    # trial by trial (where run_sweep can fuse trials, that is off here: this is about slots)
+    plain = {"fuse": False} if "fuse" in inspect.signature(run_sweep).parameters else {}
+    one = run_sweep(spec, tmp_path / "one.sqlite", workers=1, progress=False, **plain)
+    many = run_sweep(spec, tmp_path / "many.sqlite", workers_per_gpu=2, progress=False,
+                     **plain)
     local.close_pools()
     assert (one["status"] == "done").all() and (many["status"] == "done").all()
     merged = one.merge(many, on="key", suffixes=("", "_many"))
