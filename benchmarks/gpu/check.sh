@@ -28,17 +28,19 @@ step() { local name=$1 limit=$2; shift 2; local s=$SECONDS left=$((BUDGET - 10 -
   timeout "$limit" "$@" > "$OUT/$name.txt" 2>&1; local rc=$?
   echo "$name rc=$rc $((SECONDS - s))s (limit ${limit}s)" >> "$OUT/steps.txt"; }
 
-# Phase A: correctness on CUDA, in parallel (timings here mean nothing).
+# Phase A: correctness on CUDA, in parallel (timings here mean nothing). The test processes
+# run their sweeps one trial per GPU: 12 test workers each spawning the default several
+# trials per GPU would start ~100 CUDA contexts (tests that need more ask for it).
 pyopts=(-q -p no:cacheprovider -p no:benchmark -o addopts= --tb=short -rfE)
 python3 -c "import pytest_timeout" 2>/dev/null && pyopts+=(--timeout=120)
 if python3 -c "import xdist" 2>/dev/null; then
-  step pytest 140 python3 -m pytest -n 12 "${pyopts[@]}" -m "not gpu" tests &
+  TRANSFERLAB_WORKERS_PER_GPU=1 step pytest 140 python3 -m pytest -n 12 "${pyopts[@]}" -m "not gpu" tests &
 else  # no pytest-xdist here (prepare.sh adds it): the suites of the GPU-touched code only
-  step pytest 140 python3 -m pytest "${pyopts[@]}" -m "not gpu and not slow" \
+  TRANSFERLAB_WORKERS_PER_GPU=1 step pytest 140 python3 -m pytest "${pyopts[@]}" -m "not gpu and not slow" \
     tests/test_transfer.py tests/test_data_resident.py tests/test_sweep_gpu_slots.py \
     tests/test_numerics_record.py tests/test_data_batching.py tests/test_sweep_pool.py &
 fi
-step gpu_lane 140 python3 -m pytest "${pyopts[@]}" -m gpu tests &
+TRANSFERLAB_WORKERS_PER_GPU=1 step gpu_lane 140 python3 -m pytest "${pyopts[@]}" -m gpu tests &
 step study_fewshot 140 python3 -m transferlab study fewshot --pretrain mnist --target kmnist --shots 1,5 --episodes 3 --budget quick --workers-per-gpu 2 --out /tmp/fs --quiet &
 step study_yosinski 140 python3 -m transferlab study yosinski --dataset mnist --split random --seeds 1 --budget quick --workers-per-gpu 2 --out /tmp/yos --quiet &
 wait
