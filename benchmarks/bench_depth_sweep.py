@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import math
 import shutil
@@ -223,25 +224,38 @@ def main(argv: list[str] | None = None) -> int:
 
         resolved_per_gpu = resolve_workers_per_gpu(args.workers_per_gpu)
         print(f"sweep: {resolved_per_gpu} trials per GPU")
-    t0 = time.perf_counter()
-    df = run_sweep({"name": "bench", "target": tgt_task,
-                    "sources": {"src": {"checkpoint": ckpt + ".safetensors"}},
-                    "axes": {"protocol": ["freeze"], "depth": depths}, "train": train},
-                   work / "sweep.sqlite", workers=args.workers, progress=False,
-                   workers_per_gpu=args.workers_per_gpu)
-    sweep_s = time.perf_counter() - t0
-    failed = df[df["status"] != "done"]
-    if len(failed):
-        raise SystemExit(f"transferlab trials failed: {failed['error'].tolist()}")
-    ours = df.sort_values("depth")[["depth", "test_acc", "duration_s", "train_time_s",
-                                    "feature_time_s", "features_from_depth"]]
+    spec = {"name": "bench", "target": tgt_task,
+            "sources": {"src": {"checkpoint": ckpt + ".safetensors"}},
+            "axes": {"protocol": ["freeze"], "depth": depths}, "train": train}
 
+    def timed_sweep(db: str, **kwargs) -> tuple[float, object]:
+        t0 = time.perf_counter()
+        df = run_sweep(spec, work / db, workers=args.workers, progress=False,
+                       workers_per_gpu=args.workers_per_gpu, **kwargs)
+        seconds = time.perf_counter() - t0
+        failed = df[df["status"] != "done"]
+        if len(failed):
+            raise SystemExit(f"transferlab trials failed: {failed['error'].tolist()}")
+        return seconds, df
+
+    # The sweep as a user runs it (its defaults: on CUDA, fused where branch fused's
+    # run_sweep(fuse=None) fuses); where run_sweep can fuse, also the unfused sweep (trials
+    # in parallel, --workers-per-gpu) on CUDA; and the fused engine called directly.
+    sweep_s, df = timed_sweep("sweep.sqlite")
+    times = {"sweep": sweep_s}
+    if device.type == "cuda" and "fuse" in inspect.signature(run_sweep).parameters:
+        times["sweep_unfused"], _ = timed_sweep("unfused.sqlite", fuse=False)
+    ours = df.sort_values("depth").reindex(columns=[
+        "depth", "test_acc", "duration_s", "train_time_s", "feature_time_s",
+        "features_from_depth"])
     fused_s, fused, fused_note = (None, [], "--no-fused") if args.no_fused else \
         run_fused(ckpt + ".safetensors", task, depths, train)
-    print(f"transferlab sweep {sweep_s:.1f} s; fused "
-          + (f"{fused_s:.1f} s" if fused_s is not None else f"not timed: {fused_note}"))
-    ours_s = min(t for t in (sweep_s, fused_s) if t is not None)
-    path = "fused" if fused_s is not None and fused_s <= sweep_s else "sweep"
+    if fused_s is not None:
+        times["fused"] = fused_s
+    print("transferlab: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
+          + ("" if fused_s is not None else f"; fused not timed: {fused_note}"))
+    path = min(times, key=times.get)
+    ours_s = times[path]
 
     base_s, base = run_baseline(ckpt + ".safetensors", task, depths, args, device, False)
     strong_s, strong = (run_baseline(ckpt + ".safetensors", task, depths, args, device, True)
@@ -250,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'depth':>5} {'transferlab s':>14} {'from':>5} {'acc':>6} {'plain loop s':>13} "
           f"{'acc':>6}" + (f" {'plain CL s':>11} {'acc':>6}" if strong else ""))
     for i, ((_, o), b) in enumerate(zip(ours.iterrows(), base)):
-        line = (f"{o['depth']:>5} {o['duration_s']:>14.2f} {o['features_from_depth']:>5} "
+        line = (f"{o['depth']:>5} {o['duration_s']:>14.2f} {str(o['features_from_depth']):>5} "
                 f"{o['test_acc']:>6.3f} {b['time_s']:>13.2f} {b['test_acc']:>6.3f}")
         if strong:
             line += f" {strong[i]['time_s']:>11.2f} {strong[i]['test_acc']:>6.3f}"
@@ -269,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                   "workers_per_gpu": resolved_per_gpu,
                   "precision": "bf16-autocast" if args.bf16 else "float32",
                   "transferlab_path": path, "sweep_total_s": sweep_s,
+                  "transferlab_paths_s": times,
                   "fused_total_s": fused_s, "fused_note": fused_note, "fused": fused,
                   "train_examples": len(task.y_train), "depths": depths,
                   "transferlab_total_s": ours_s, "baseline_total_s": base_s,

@@ -20,9 +20,11 @@ two files is the GPU's speed-up on a whole study.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -46,18 +48,36 @@ TINY = {
 }
 
 
+_RUNNING: list[subprocess.Popen] = []
+
+
+def _stop_children(signum, frame) -> None:
+    """SIGTERM (an outer ``timeout``): stop the running study and its worker processes
+    (its own session) so that nothing keeps the GPU busy after this script."""
+    for proc in _RUNNING:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    raise SystemExit(124)
+
+
 def run_study(name: str, args: list[str], env: dict, timeout: float) -> dict:
     """Run one study in a fresh process and output folder; its wall time and exit code."""
     with tempfile.TemporaryDirectory(prefix=f"study_wall_{name}_") as out:
         cmd = [sys.executable, "-m", "transferlab", "study", name, *args, "--out", out,
                "--quiet"]
         t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        _RUNNING.append(proc)
         try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                                  timeout=timeout)
-            rc, tail = proc.returncode, (proc.stdout + proc.stderr)[-2000:]
+            text, _ = proc.communicate(timeout=max(1.0, timeout))
+            rc, tail = proc.returncode, text[-2000:]
         except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the study and its sweep workers
+            proc.communicate()
             rc, tail = 124, f"timed out after {timeout:g} s"
+        finally:
+            _RUNNING.remove(proc)
         wall = time.perf_counter() - t0
     display = shlex.join(["transferlab", "study", name, *args, "--out", "DIR", "--quiet"])
     return {"study": name, "command": display, "wall_s": wall, "rc": rc,
@@ -73,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true",
                     help="seconds-long settings on digits, to check that this script runs")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per study")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="seconds for all studies: each gets at most what is left (a study "
+                         "cut short is recorded with rc 124)")
     ap.add_argument("--out-dir", default=".",
                     help="folder of study_wall_<device>.json (default: here)")
     ap.add_argument("--out", default=None, help="exact output file instead of --out-dir's")
@@ -90,22 +113,29 @@ def main(argv: list[str] | None = None) -> int:
         cuda = torch.cuda.is_available()
         device, name = ("cuda", torch.cuda.get_device_name(0)) if cuda else ("cpu", "cpu")
     table = TINY if args.tiny else STUDIES
-    rows = []
-    for study in [s.strip() for s in args.studies.split(",") if s.strip()]:
+    studies = [s.strip() for s in args.studies.split(",") if s.strip()]
+    for study in studies:
         if study not in table:
             raise SystemExit(f"--studies: {study!r} is invalid: allowed are {sorted(table)}")
-        row = run_study(study, table[study], env, args.timeout)
-        rows.append(row)
-        print(f"{study:>9}: {row['wall_s']:7.1f} s on {name} (rc {row['rc']})"
-              + (f"\n{row['output_tail']}" if row["rc"] else ""))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    result = {"benchmark": "study_wall", "device": device, "device_name": name,
-              "tiny": args.tiny, "cores": cores, "studies": rows,
-              "total_s": sum(r["wall_s"] for r in rows), "provenance": provenance()}
     out = Path(args.out) if args.out else Path(args.out_dir) / (
         f"study_wall_{device}{'_tiny' if args.tiny else ''}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out, json.dumps(result, indent=2, default=str))
+    signal.signal(signal.SIGTERM, _stop_children)
+    rows, t0 = [], time.perf_counter()
+    for study in studies:
+        left = args.timeout if args.budget is None else min(
+            args.timeout, args.budget - (time.perf_counter() - t0))
+        row = run_study(study, table[study], env, left)
+        rows.append(row)
+        print(f"{study:>9}: {row['wall_s']:7.1f} s on {name} (rc {row['rc']})"
+              + (f"\n{row['output_tail']}" if row["rc"] else ""))
+        # written after every study: a run cut short still leaves what finished
+        result = {"benchmark": "study_wall", "device": device, "device_name": name,
+                  "tiny": args.tiny, "cores": cores, "studies": rows,
+                  "complete": len(rows) == len(studies),
+                  "total_s": sum(r["wall_s"] for r in rows), "provenance": provenance()}
+        write_text_atomic(out, json.dumps(result, indent=2, default=str))
     print(f"wrote {out}")
     return 0 if all(r["rc"] == 0 for r in rows) else 1
 

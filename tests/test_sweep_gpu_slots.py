@@ -4,8 +4,8 @@ resources a Ray trial asks for. No GPU needed: CUDA calls are replaced by stand-
 
 from __future__ import annotations
 
+import inspect
 import multiprocessing
-import sys
 import types
 
 import pytest
@@ -139,3 +139,31 @@ def test_cli_options(capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(["study", "yosinski", "--help"])
     assert "--workers-per-gpu" in capsys.readouterr().out
+
+
+@pytest.mark.gpu
+def test_several_trials_per_gpu_give_the_single_worker_results(tmp_path, monkeypatch):
+    from transferlab.api import pretrain_checkpoint
+    from transferlab.sweep import run_sweep
+
+    monkeypatch.delenv(gpu.WORKERS_PER_GPU_ENV, raising=False)
+    assert 1 <= gpu.default_workers_per_gpu() <= gpu.MAX_WORKERS_PER_GPU
+    pretrain_checkpoint("digits:classes=0-4:size=8", str(tmp_path / "src"),
+                        arch_kwargs={"width": 4, "fc_width": 16},
+                        train={"epochs": 1, "device": "cuda"})
+    spec = {"name": "g", "target": "digits:classes=5-9:size=8",
+            "sources": {"a": {"checkpoint": str(tmp_path / "src.safetensors")}},
+            "axes": {"protocol": ["freeze"], "depth": [1, 2, 3, 4]},
+            "train": {"epochs": 1, "batch_size": 64, "device": "cuda"}}
+    # trial by trial (where run_sweep can fuse trials, that is off here: this is about slots)
+    plain = {"fuse": False} if "fuse" in inspect.signature(run_sweep).parameters else {}
+    one = run_sweep(spec, tmp_path / "one.sqlite", workers=1, progress=False, **plain)
+    many = run_sweep(spec, tmp_path / "many.sqlite", workers_per_gpu=2, progress=False,
+                     **plain)
+    local.close_pools()
+    assert (one["status"] == "done").all() and (many["status"] == "done").all()
+    merged = one.merge(many, on="key", suffixes=("", "_many"))
+    assert len(merged) == 4
+    # same trials, same seeds: equal up to CUDA's nondeterministic reductions
+    assert (merged["test_acc"] - merged["test_acc_many"]).abs().max() <= 0.02
+    assert set(many["precision"]) == {"bf16-autocast"}

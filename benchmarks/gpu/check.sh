@@ -28,32 +28,35 @@ step() { local name=$1 limit=$2; shift 2; local s=$SECONDS left=$((BUDGET - 10 -
   timeout "$limit" "$@" > "$OUT/$name.txt" 2>&1; local rc=$?
   echo "$name rc=$rc $((SECONDS - s))s (limit ${limit}s)" >> "$OUT/steps.txt"; }
 
-# Phase A: correctness on CUDA, in parallel (timings here mean nothing).
+# Phase A: correctness on CUDA, in parallel (timings here mean nothing). The test processes
+# run their sweeps one trial per GPU: 12 test workers each spawning the default several
+# trials per GPU would start ~100 CUDA contexts (tests that need more ask for it).
 pyopts=(-q -p no:cacheprovider -p no:benchmark -o addopts= --tb=short -rfE)
 python3 -c "import pytest_timeout" 2>/dev/null && pyopts+=(--timeout=120)
 if python3 -c "import xdist" 2>/dev/null; then
-  step pytest 150 python3 -m pytest -n 12 "${pyopts[@]}" -m "not gpu" tests &
+  TRANSFERLAB_WORKERS_PER_GPU=1 step pytest 140 python3 -m pytest -n 12 "${pyopts[@]}" -m "not gpu" tests &
 else  # no pytest-xdist here (prepare.sh adds it): the suites of the GPU-touched code only
-  step pytest 150 python3 -m pytest "${pyopts[@]}" -m "not gpu and not slow" \
+  TRANSFERLAB_WORKERS_PER_GPU=1 step pytest 140 python3 -m pytest "${pyopts[@]}" -m "not gpu and not slow" \
     tests/test_transfer.py tests/test_data_resident.py tests/test_sweep_gpu_slots.py \
     tests/test_numerics_record.py tests/test_data_batching.py tests/test_sweep_pool.py &
 fi
-step gpu_lane 150 python3 -m pytest "${pyopts[@]}" -m gpu tests &
-step study_fewshot 150 python3 -m transferlab study fewshot --pretrain mnist --target kmnist --shots 1,5 --episodes 3 --budget quick --workers-per-gpu 2 --out /tmp/fs --quiet &
-step study_yosinski 150 python3 -m transferlab study yosinski --dataset mnist --split random --seeds 1 --budget quick --workers-per-gpu 2 --out /tmp/yos --quiet &
+TRANSFERLAB_WORKERS_PER_GPU=1 step gpu_lane 140 python3 -m pytest "${pyopts[@]}" -m gpu tests &
+step study_fewshot 140 python3 -m transferlab study fewshot --pretrain mnist --target kmnist --shots 1,5 --episodes 3 --budget quick --workers-per-gpu 2 --out /tmp/fs --quiet &
+step study_yosinski 140 python3 -m transferlab study yosinski --dataset mnist --split random --seeds 1 --budget quick --workers-per-gpu 2 --out /tmp/yos --quiet &
 wait
 
-# Phase B: timings, alone on the machine, each side by side in one run.
-step bench_depth_sweep 80 python3 benchmarks/bench_depth_sweep.py --device cuda --strong-baseline --out "$OUT/depth_sweep_cuda.json"
-step bench_gpu_peak 50 python3 benchmarks/bench_gpu_peak.py --device cuda --out "$OUT/gpu_peak_cuda.json"
-step bench_linear_probe 45 python3 benchmarks/bench_linear_probe.py --device cuda --repeats 3 --out "$OUT/linear_probe_cuda.json"
-if python3 benchmarks/bench_fewshot.py --help 2>/dev/null | grep -q -- "--device"; then fsdev=(--device cuda); else fsdev=(); fi
-step bench_fewshot 50 python3 benchmarks/bench_fewshot.py "${fsdev[@]}" --out "$OUT/fewshot_cuda.json"
-step bench_study_wall 120 python3 benchmarks/bench_study_wall.py --device cuda --timeout 55 --out "$OUT/study_wall_cuda.json"
+# Phase B: timings, alone on the machine, each side by side in one run; most wanted first
+# (a step the budget cuts short is the last one).
+step bench_depth_sweep 75 python3 benchmarks/bench_depth_sweep.py --device cuda --strong-baseline --out "$OUT/depth_sweep_cuda.json"
+step bench_study_wall 110 python3 benchmarks/bench_study_wall.py --device cuda --budget 100 --out "$OUT/study_wall_cuda.json"
+step bench_gpu_peak 45 python3 benchmarks/bench_gpu_peak.py --device cuda --out "$OUT/gpu_peak_cuda.json"
+step bench_linear_probe 40 python3 benchmarks/bench_linear_probe.py --device cuda --repeats 3 --out "$OUT/linear_probe_cuda.json"
+if grep -q '"--device"' benchmarks/bench_fewshot.py; then fsdev=(--device cuda); else fsdev=(); fi
+step bench_fewshot 45 python3 benchmarks/bench_fewshot.py "${fsdev[@]}" --out "$OUT/fewshot_cuda.json"
 
 { cat "$OUT/env.txt"; cat "$OUT/steps.txt"
   for f in pytest gpu_lane; do echo "--- $f"; tail -n 15 "$OUT/$f.txt" 2>/dev/null; done
-  for f in study_fewshot study_yosinski bench_depth_sweep bench_gpu_peak bench_linear_probe bench_fewshot bench_study_wall; do
+  for f in study_fewshot study_yosinski bench_depth_sweep bench_study_wall bench_gpu_peak bench_linear_probe bench_fewshot; do
     echo "--- $f"; tail -n 8 "$OUT/$f.txt" 2>/dev/null; done
   echo "total $((SECONDS - T0))s"; } > "$OUT/summary.txt"
 cat "$OUT/summary.txt"

@@ -166,8 +166,11 @@ def batches(x: Batched, y: torch.Tensor, batch_size: int, shuffle: bool,
     perm = torch.randperm(n, generator=generator).to(x.device) if shuffle else None
     stop = n - n % batch_size if drop_last else n
     if tokens and perm is not None:  # shuffled token batches: sorted by length in pools
-        for idx in _bucketed(x, perm, batch_size, stop, generator):
-            idx = idx.to(x.device)
+        chunks = _bucketed(x, perm, batch_size, stop, generator)
+        if not chunks:
+            return
+        # one copy of every batch's indices to the device, not one per batch
+        for idx in torch.cat(chunks).to(x.device).split([len(c) for c in chunks]):
             yield trim_padding(x[idx]), y[idx.to(y.device)]
         return
     for start in range(0, stop, batch_size):
