@@ -161,3 +161,18 @@ def test_study_with_some_failed_trials_names_them_first(tmp_path, monkeypatch, c
     assert curves["settings"]["trials_failed"] == int(lines[0].split()[0]) > 0
     html = (out / "report.html").read_text()
     assert html.index("Failed trials") < html.index("Findings")
+
+
+def test_advise_race_whose_every_trial_crashes_names_the_cause(source, monkeypatch):
+    from transferlab.advise import advise
+    from transferlab.sweep import foundation
+
+    def crash(cfg, *args, **kwargs):
+        raise RuntimeError(CUDA_ERROR)
+
+    monkeypatch.setattr(foundation, "run_trial", crash)
+    with pytest.raises(TrialsFailed, match=r"advise --verify \(rung 0\): (\d+) of \1 trials "
+                                           r"failed: RuntimeError: Expected a 'cuda'") as err:
+        advise(f"{source}/src.safetensors", "digits:classes=5-9:per_class=20:size=8",
+               verify=True, budget="tiny", progress=False, workers=1)
+    assert err.value.exit_code == 3

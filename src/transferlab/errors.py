@@ -15,8 +15,9 @@ class UserError(ValueError):
 
 
 class TrialsFailed(UserError):
-    """Every trial of a sweep or study failed: the message gives how many and the first
-    error of each kind (``54 of 54 trials failed: RuntimeError: ...``). CLI exit code 3,
+    """Every trial of a sweep or study failed (or, where each one is needed, as an
+    ensemble's members are, any did): the message gives how many and the first error of
+    each kind (``54 of 54 trials failed: RuntimeError: ...``). CLI exit code 3,
     so a script tells "my trials crashed" from "my options were wrong" (2); when every
     failure is itself a ``UserError`` (bad input found inside the trials, e.g. a target
     the source cannot read) the code stays 2, as for the same check made up front."""

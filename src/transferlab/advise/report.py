@@ -75,6 +75,7 @@ def write_outputs(adv, out: Path) -> dict:
     rec = adv.recommendation
     ev = adv.evidence
     parts = [
+        kit.failures((adv.race or {}).get("trial_failures")),  # some race trials failed
         kit.section("Advice", kit.paragraph(
             f"Source {adv.source} -> task {adv.task}: {adv.size} and {adv.similarity}. "
             f"Recommended: {rec.label}" + (f"; runner-up: {adv.runner_up.label}"

@@ -111,7 +111,7 @@ def member_probs(out: str | Path, members: list[str], task) -> np.ndarray:
     probs = []
     for rel in members:
         model, _ = load_checkpoint(Path(out) / rel)
-        probs.append(predict_probs(model, task.x_test).numpy())
+        probs.append(predict_probs(model, task.x_test).cpu().numpy())
     return np.stack(probs)
 
 
@@ -190,7 +190,7 @@ def add_member(out: str | Path, source: str, strategy: str | None = None,
                        "full_member_test_acc": full.metrics["test_acc"]})
     from transferlab.sweep.artifacts import predict_probs
 
-    p_new = predict_probs(tiny.model, task.x_test).numpy()[None]
+    p_new = predict_probs(tiny.model, task.x_test).cpu().numpy()[None]
     y = task.y_test.cpu().numpy()
     result["before"] = ensemble_metrics(before, y)
     result["after"] = ensemble_metrics(np.concatenate([before, p_new]), y)
