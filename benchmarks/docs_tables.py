@@ -82,8 +82,8 @@ def defrost(rel: str) -> str:
     head = source_line(rel)
     if d.get("headline"):
         head += f"**{d['headline']}**\n\n"
-    head += (f"{s['kind']}, knob {s.get('knob')}, {s['seeds']} seeds, {s['trials']} trials, "
-             f"budget {s['budget']}.\n\n")
+    knob = f", knob {s['knob']}" if s.get("knob") else ""
+    head += f"{s['kind']}{knob}, {s['seeds']} seeds, {s['trials']} trials, budget {s['budget']}.\n\n"
     rows = []
     for (n, lv), t in test.items():
         v = val.get((n, lv), {})
@@ -92,7 +92,7 @@ def defrost(rel: str) -> str:
                      t["depth"], pct(t["mean"])])
     found = "; ".join(f"{x['title']}: {'reproduced' if x['reproduced'] else 'not reproduced' if x['reproduced'] is False else 'not decided'}"
                       for x in d["findings"])
-    return head + table(["N", "correlation", "n* (validation)", "test acc. at n* %",
+    return head + table(["N", "correlation (images: target)", "n* (validation)", "test acc. at n* %",
                          "test-argmax depth", "its test acc. %"], rows) + \
         f"\nFindings as the file states them: {found}.\n"
 
