@@ -119,6 +119,26 @@ def fewshot(rel: str) -> str:
     return head + table(["protocol"] + [f"k = {k}" for k in shots], rows)
 
 
+# ---------------------------------------------------------------- yosinski
+def yosinski(rel: str) -> str:
+    """Test accuracy per condition and depth n, then each finding as the file states it."""
+    d = load(rel)
+    conds = d["conditions"]
+    depths = d["depths"]
+    rows = []
+    for name, c in conds.items():
+        by_n = dict(zip(c["depth"], c["mean"]))
+        rows.append([name] + [pct(by_n.get(n)) for n in depths])
+    s = d["settings"]
+    head = source_line(rel) + (
+        f"{s['dataset_name']}, {s['split']} split, split seeds {s['split_seeds']}, "
+        f"{s['seeds']} seeds, budget {s['budget']}, {s['trials']} trials; mean test "
+        "accuracy % over the (split seed, seed) units.\n\n")
+    found = "\n".join(f"* **{x['title']}**: {x['text']}" for x in d["findings"])
+    return head + table(["condition"] + [f"n = {n}" for n in depths], rows) + \
+        f"\n{found}\n"
+
+
 # ---------------------------------------------------------------- ensembles
 def ensembles(*rels: str) -> str:
     rows = []
@@ -195,7 +215,7 @@ def benchmarks() -> str:
          f"{ck['full_batch']['best_s']:.2f} s float64", f"`{r}/cka.json`"],
         ["`bench_text.py`", "MiniLM embeddings of 1,000 queries vs sentence-transformers; "
          "a linear probe on 20 per class vs scikit-learn's logistic regression",
-         f"cosine >= {tx['encode']['cosine_min']:.6f}, throughput "
+         f"cosine >= {tx['encode']['cosine_min']:.7f}, throughput "
          f"{tx['encode']['throughput_ratio']:.2f}x; accuracy {tx['classify']['ours_acc']:.3f} "
          f"vs {tx['classify']['st_acc']:.3f}, {tx['classify']['speedup']:.2f}x",
          f"`{r}/text.json`"],
@@ -215,6 +235,7 @@ TABLES = {
     "defrost-mnist-kmnist": lambda: defrost(f"{RESULTS}/defrost_mnist_kmnist_quick.json"),
     "defrost-mnist": lambda: defrost(f"{RESULTS}/defrost_mnist04_59_quick_5seeds.json"),
     "defrost-cifar": lambda: defrost(f"{RESULTS}/defrost_cifar_animals_vehicles_quick_6seeds.json"),
+    "yosinski-digits": lambda: yosinski(f"{RESULTS}/yosinski_digits_quick/curves.json"),
     "fewshot-mnist-kmnist": lambda: fewshot(f"{RESULTS}/fewshot_mnist_kmnist/fewshot.json"),
     "fewshot-effnet-cifar10": lambda: fewshot(f"{RESULTS}/fewshot_effnet_cifar10/fewshot.json"),
     "ensemble-variants": lambda: ensembles(f"{RESULTS}/ensemble_cifar10_variants.json",
@@ -255,6 +276,28 @@ def check_refs(text: str) -> list[str]:
             if abs(float(text_num) - value) > 0.5 * 10 ** -digits + 1e-9:
                 bad.append(f"{where}: the text says {text_num}, the file {value:.{digits + 2}f}")
     return bad
+
+
+# A measured-looking number: three or more decimals, or a decimal number with a unit of
+# time, ratio or share ("1.53%", "0.47x", "2.8 s"). Settings (0.99, 10%, 5 seeds), goals
+# (after <, <=, >=, ≤, ≥), arXiv ids and confidence levels are not measurements.
+MEASURE = re.compile(r"(?<![\w.<>=≤≥/-])(?<![<>=≤≥] )(?<!arXiv )"
+                     r"(\d+\.\d{3,}|\d+\.\d+\s?(?:%|x\b|s\b|ms\b|pts?\b|points\b|pp\b))")
+FENCE = re.compile(r"```.*?```", re.S)
+CODE = re.compile(r"`[^`\n]*`")
+HISTORY = re.compile(r"^## History\b.*", re.S | re.M)
+
+
+def unsourced(text: str) -> list[str]:
+    """Measured-looking numbers of ``text`` that no generated region or ``from`` reference
+    backs (code, inline code and a final ``## History`` section are not checked)."""
+    body = HISTORY.sub("", REGION.sub("", FENCE.sub("", text)))
+    out = []
+    for line in body.splitlines():
+        line = FROM.sub("", re.sub(r"\S+\s?(?=<!-- from:)", "", CODE.sub("", line)))
+        line = re.sub(r"<!--.*?-->", "", line)
+        out += [f"{m.group(1)!r} in: {line.strip()[:100]}" for m in MEASURE.finditer(line)]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
