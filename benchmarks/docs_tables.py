@@ -282,7 +282,7 @@ def check_refs(text: str) -> list[str]:
 # time, ratio or share ("1.53%", "0.47x", "2.8 s"). Settings (0.99, 10%, 5 seeds), goals
 # (after <, <=, >=, ≤, ≥), arXiv ids and confidence levels are not measurements.
 MEASURE = re.compile(r"(?<![\w.<>=≤≥/-])(?<![<>=≤≥] )(?<!arXiv )"
-                     r"(\d+\.\d{3,}|\d+\.\d+\s?(?:%|x\b|s\b|ms\b|pts?\b|points\b|pp\b))")
+                     r"(\d+\.\d{3,}|\d+\.\d+(?:x\b|\s?(?:%|s\b|ms\b|pts?\b|points\b|pp\b)))")
 FENCE = re.compile(r"```.*?```", re.S)
 CODE = re.compile(r"`[^`\n]*`")
 HISTORY = re.compile(r"^## History\b.*", re.S | re.M)
