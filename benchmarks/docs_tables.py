@@ -226,6 +226,23 @@ def benchmarks() -> str:
             + table(["benchmark", "compared", "result", "file"], rows))
 
 
+def text_study(rel: str) -> str:
+    """Mean test accuracy [95% CI] per protocol and regime of the text study."""
+    d = load(rel)
+    regimes = d["regimes"]
+    protos = list(d["stats"][regimes[0]])
+    rows = []
+    for p in protos:
+        row = [f"`{p}`"]
+        for r in regimes:
+            c = d["stats"][r].get(p)
+            row.append("–" if not c else f"{c['mean']:.3f} [{c['ci'][0]:.3f}, "
+                       f"{c['ci'][1]:.3f}] ({c['n']})" if c.get("ci") else f"{c['mean']:.3f}")
+        rows.append(row)
+    return source_line(rel) + "Mean test accuracy [95% t-interval] (episodes).\n\n" + \
+        table(["protocol"] + regimes, rows)
+
+
 def depth_search(rel: str) -> str:
     d = load(rel)
     rows = [[c["case"], c["chosen_depth"], c["best_depth"], f"{c['gap_points']:.2f}",
@@ -250,6 +267,7 @@ def advise_bench(rel: str) -> str:
 TABLES = {
     "transferability": lambda: source_line(f"{RESULTS}/transferability_warm.json")
     + _transferability(f"{RESULTS}/transferability_warm.json") + ".\n",
+    "text-study": lambda: text_study(f"{RESULTS}/text_study_banking77/results.json"),
     "depth-search": lambda: depth_search(f"{RESULTS}/depth_search.json"),
     "advise-bench": lambda: advise_bench(f"{RESULTS}/advise_idle.json"),
     "benchmarks": benchmarks,
