@@ -273,5 +273,5 @@ def test_episode_engine_refuses_what_it_does_not_run():
     x, y = torch.randn(2, 6, 1, 8, 8), torch.randint(0, 3, (2, 6))
     with pytest.raises(UserError, match=r"protocol='linear-probe' has its own fit"):
         train_episodes(src, "linear-probe", x, y, x[0], y[0], 3)
-    with pytest.raises(UserError, match=r"batch_size=4 is invalid for the episode engine"):
-        train_episodes(src, "bn-only", x, y, x[0], y[0], 3, {"batch_size": 4})
+    with pytest.raises(UserError, match=r"hflip=True is invalid for the fused engine"):
+        train_episodes(src, "bn-only", x, y, x[0], y[0], 3, {"hflip": True})

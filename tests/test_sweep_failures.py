@@ -26,14 +26,15 @@ def _run(argv: str, capsys) -> tuple[int, list[str], str]:
 
 
 def test_every_trial_failing_exits_2_and_results_say_so(dbs, capsys):
-    # a 16 px target for an 8 px source: every trial fails its shape check
+    # a 16 px target for an 8 px source: every trial fails its shape check, a UserError
+    # (bad input found inside the trials): exit 2 as for an up-front check, not 3
     rc, err, _ = _run(f"sweep --source {dbs}/src.safetensors --target digits:classes=5-9:size=16 "
                       f"--protocols freeze --depths 1 --seeds 2 --epochs 1 --workers 1 --quiet "
                       f"--db {dbs}/bad.sqlite", capsys)
     assert rc == 2 and len(err) == 1, err
-    assert "every one of the 2 trials failed" in err[0] and "size=8" in err[0]
+    assert "2 of 2 trials failed: UserError: " in err[0] and "size=8" in err[0]
     rc, err, _ = _run(f"results {dbs}/bad.sqlite", capsys)
-    assert rc == 2 and len(err) == 1 and "all 2 trials failed" in err[0], err
+    assert rc == 2 and len(err) == 1 and "2 of 2 trials failed" in err[0], err
     rc, _, out = _run(f"results {dbs}/bad.sqlite --failed", capsys)
     assert rc == 0 and "2 failed trials" in out
 

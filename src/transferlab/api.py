@@ -19,6 +19,7 @@ from torch import nn
 
 from transferlab.checkpoint import checkpoint_sha256, load_checkpoint, save_checkpoint
 from transferlab.data import Task, make_task
+from transferlab.data.resident import on_device
 from transferlab.errors import UserError
 from transferlab.features import FeatureCache, compute_split_features
 from transferlab.models import BlockModel, build_model
@@ -116,7 +117,7 @@ def transfer(source: BlockModel, task: Task, protocol: str | Protocol = "finetun
                                    lr_mult=cfg.lr_mult, layer_decay=cfg.layer_decay)
     if cfg.channels_last:  # only 4-D (conv) weights change layout
         model = model.to(memory_format=torch.channels_last)
-    task = task.to(device)
+    task = on_device(task, device)  # moved from the host once per process (data/resident.py)
     start = plan.frozen_prefix if (use_cache and not cfg.augment) \
         or type(proto.config).needs_features else 0
     with _layout_hint(cfg):
@@ -174,6 +175,7 @@ def _transfer(model: BlockModel, task: Task, proto: Protocol, plan: Plan, cfg: T
         # which cached depth the prefix features were extended from (None: computed here)
         "features_from_depth": feature_cache.last_start if (start and feature_cache) else None,
         "depth": plan.depth, "reinitialised": plan.reinitialised,
+        **effective_numerics(cfg, task.device),
         **extra,
     }
     model.requires_grad_(True)
@@ -183,6 +185,14 @@ def _transfer(model: BlockModel, task: Task, proto: Protocol, plan: Plan, cfg: T
     model = model.cpu().to(memory_format=torch.contiguous_format).eval()
     return TransferResult(model, metrics,
                           fit_res.history if fit_res else [], config, test_probs)
+
+
+def effective_numerics(cfg: TrainConfig, device: torch.device) -> dict:
+    """What the run's numbers were computed in, whatever the config asked: ``bf16`` only
+    autocasts on CUDA (``precision``), and 4-D activations are NHWC when ``channels_last``
+    (``memory_format``). Recorded with every trial's metrics."""
+    return {"precision": "bf16-autocast" if device.type == "cuda" and cfg.bf16 else "float32",
+            "memory_format": "channels_last" if cfg.channels_last else "contiguous"}
 
 
 def pretrain(task: Task, arch: str = "convnet", train: TrainConfig | dict | None = None,

@@ -35,6 +35,10 @@ def versions() -> dict[str, str]:
 
     out = {"transferlab": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
            "python": platform.python_version()}
+    if torch.cuda.is_available():  # the GPU stack and its float32 defaults change numbers too
+        out.update({"cuda": str(torch.version.cuda), "cudnn": str(torch.backends.cudnn.version()),
+                    "float32_matmul_precision": torch.get_float32_matmul_precision(),
+                    "cudnn_allow_tf32": str(torch.backends.cudnn.allow_tf32)})
     return out
 
 

@@ -108,11 +108,12 @@ def check_task(task) -> None:
 
 
 def _subset(y: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:
-    """Indices of at most ``per_class`` examples of each class (seeded, sorted)."""
+    """Indices of at most ``per_class`` examples of each class (seeded, sorted), on
+    ``y``'s device."""
     g = np.random.default_rng(seed)
     yy = y.cpu().numpy()
     keep = [g.permutation(np.flatnonzero(yy == c))[:per_class] for c in np.unique(yy)]
-    return torch.as_tensor(np.sort(np.concatenate(keep)), dtype=torch.long)
+    return torch.as_tensor(np.sort(np.concatenate(keep)), dtype=torch.long, device=y.device)
 
 
 def probe_depths(num_blocks: int) -> list[int]:
@@ -175,10 +176,10 @@ def _probe_fits(f: dict, y: dict, num_classes: int, cv: bool) -> tuple[float, fl
         from sklearn.model_selection import StratifiedKFold
 
         x, yy = torch.cat([f["train"], f["val"]]), torch.cat([y["train"], y["val"]])
-        folds = min(CV_FOLDS, int(np.bincount(yy.numpy()).min()))
+        folds = min(CV_FOLDS, int(np.bincount(yy.cpu().numpy()).min()))
         skf = StratifiedKFold(folds, shuffle=True, random_state=0)
         accs = np.mean([_path_accs(x[tr], yy[tr], x[va], yy[va], num_classes)
-                        for tr, va in skf.split(np.zeros(len(yy)), yy.numpy())], axis=0)
+                        for tr, va in skf.split(np.zeros(len(yy)), yy.cpu().numpy())], axis=0)
     i = int(np.argmax(accs))  # the first (strongest L2) of equals
     return float(accs[i]), L2_GRID[i]
 
@@ -204,7 +205,7 @@ def measure(model, task, per_class: int = 300, depths: list[int] | None = None) 
     xs = {"train": index(task.x_train, i_tr), "val": index(task.x_val, i_va)}
     ys = {"train": task.y_train[i_tr], "val": task.y_val[i_va]}
     h, at, rows, notes = dict(xs), 0, [], []
-    cv = int(np.bincount(ys["val"].numpy(), minlength=task.num_classes).min()) < CV_BELOW
+    cv = int(np.bincount(ys["val"].cpu().numpy(), minlength=task.num_classes).min()) < CV_BELOW
     if cv:
         notes.append(f"probe accuracy by {CV_FOLDS}-fold cross-validation over the labelled "
                      f"train + val examples (fewer than {CV_BELOW} validation examples in a "
@@ -216,15 +217,15 @@ def measure(model, task, per_class: int = 300, depths: list[int] | None = None) 
         f = {s: _pool(model, v, d) for s, v in h.items()}
         if d == L:  # what the source head reads (source_probabilities flattens the same way)
             top_feats = h["train"] if isinstance(h["train"], Hidden) else h["train"].flatten(1)
-        lm = float(logme(f["train"].double().numpy(), ys["train"].numpy()))
+        lm = float(logme(f["train"].double().cpu().numpy(), ys["train"].cpu().numpy()))
         acc, l2 = _probe(f, ys, task.num_classes, cv)
         rows.append(DepthEvidence(d, model.block_names[d - 1], int(f["train"].shape[1]),
                                   lm, acc, l2))
     lp = None
     if model.num_classes >= 1:
         try:
-            probs = source_probabilities(model, None, features=top_feats).numpy()
-            lp = float(leep(probs, ys["train"].numpy()))
+            probs = source_probabilities(model, None, features=top_feats).cpu().numpy()
+            lp = float(leep(probs, ys["train"].cpu().numpy()))
         except (UserError, RuntimeError, ValueError) as exc:
             notes.append(f"LEEP not computed: {str(exc).splitlines()[0]}")
     else:

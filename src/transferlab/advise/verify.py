@@ -19,6 +19,7 @@ import pandas as pd
 
 from transferlab.advise.budgets import AdviseBudget
 from transferlab.advise.rules import Candidate
+from transferlab.sweep.failures import check_trials
 
 # Each rung keeps the best quarter (rounded up): with 4 candidates one finalist trains the
 # full epochs (measured: keeping the best third, two finalists, cost 82% of training every
@@ -56,8 +57,10 @@ def _specs(cands: list[Candidate], epochs: int, b: AdviseBudget, task: str, src:
     return specs
 
 
-def _rung(cands, epochs, b, task, src, seeds, data_dir, db, rung, progress, workers
-          ) -> dict[str, dict]:
+def _rung(cands, epochs, b, task, src, seeds, data_dir, db, rung, progress, workers,
+          frames: list | None = None) -> dict[str, dict]:
+    """One rung's results per candidate label; each sweep's table is appended to
+    ``frames`` (for the race's failure check)."""
     from transferlab.sweep import run_sweep
 
     out: dict[str, dict] = {}
@@ -65,6 +68,8 @@ def _rung(cands, epochs, b, task, src, seeds, data_dir, db, rung, progress, work
         t0 = time.perf_counter()
         df = run_sweep(spec, db, workers=workers, progress=progress)
         wall = time.perf_counter() - t0
+        if frames is not None:
+            frames.append(df)
         for c in cands:
             if c.lr_mult != spec["train"].get("lr_mult"):
                 continue
@@ -100,10 +105,13 @@ def race(source, task: str, cands: list[Candidate], b: AdviseBudget, seeds: list
         pool = list(cands)
         full = max([c.epochs for c in cands if c.epochs] or [b.epochs])
         rung_epochs = b.rung_epochs(full)
+        frames: list = []
         for r, epochs in enumerate(rung_epochs):
             todo = [c for c in pool if not (c.solver and results[c.label]["rungs"])]
             got = _rung(todo, epochs, b, task, src, seeds, data_dir, db, r, progress,
-                        workers) if todo else {}
+                        workers, frames) if todo else {}
+            if r == 0:  # every first-rung trial failed: TrialsFailed naming the causes
+                check_trials(frames, "advise --verify (rung 0)")
             for label, res in got.items():
                 results[label]["rungs"].append({"rung": r, **res})
             if r == len(rung_epochs) - 1:
@@ -131,7 +139,8 @@ def race(source, task: str, cands: list[Candidate], b: AdviseBudget, seeds: list
                    "rung_epochs": rung_epochs, "eta": ETA, "seeds": seeds,
                    "trial_time_s": sum(v["wall_time_s"] for v in verified),
                    "wall_time_s": time.perf_counter() - t0,
-                   "database": None if tmp else str(db)}
+                   "database": None if tmp else str(db),
+                   "trial_failures": check_trials(frames, "advise --verify")}
         return verified, summary
     finally:
         if tmp is not None:

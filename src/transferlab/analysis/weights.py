@@ -198,8 +198,10 @@ def group_deltas(before: Mapping[str, torch.Tensor], after: Mapping[str, torch.T
         if not (w0.is_floating_point() and w1.is_floating_point()) or w0.shape != w1.shape:
             continue
         key = (block_of[name], kind_of.get(name) or infer_kind(name, w0, set(before)))
-        parts.setdefault(key, []).append((w1.detach().double() - w0.detach().double())
-                                          .reshape(-1).float().cpu())
+        # both on the CPU before subtracting: a trained model may be on CUDA, its
+        # initial_state on the CPU
+        parts.setdefault(key, []).append((w1.detach().cpu().double() - w0.detach().cpu()
+                                          .double()).reshape(-1).float())
     return {k: torch.cat(v) for k, v in parts.items()}
 
 

@@ -1,7 +1,8 @@
 """The ``transferlab`` command line.
 
 Each subcommand lives in its own module exposing ``register(subparsers)``, which adds
-its parser and sets ``func=run``. ``UserError`` becomes one line on stderr and exit 2.
+its parser and sets ``func=run``. ``UserError`` becomes one line on stderr and exit 2;
+``TrialsFailed`` (every trial of a sweep or study failed) the same line and exit 3.
 """
 
 from __future__ import annotations
@@ -66,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except UserError as exc:
+    except UserError as exc:  # TrialsFailed (every trial failed) is one too: exit 3
         print(f"transferlab {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         print(f"transferlab {args.command}: interrupted", file=sys.stderr)
         return 130

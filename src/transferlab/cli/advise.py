@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
         print_json(adv.to_dict())
         return 0
     rec = adv.recommendation
+    failures = (adv.race or {}).get("trial_failures")
+    if failures:  # some race trials failed: the count and causes first
+        print(f"race: {failures}")
     print(f"{adv.task}: {adv.size} and {adv.similarity} -> {rec.label}"
           + (f" (runner-up {adv.runner_up.label})" if adv.runner_up else ""))
     print(adv.explanation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 from transferlab.errors import UserError
 
@@ -62,10 +63,16 @@ def run(args) -> int:
                 print("  ".join(str(v) for v in r.values()))
             print(f"{len(rows)} failed trials; `transferlab sweep ... --retry-failed` reruns them")
         return 0
+    from transferlab.sweep.failures import check_trials
+
+    # every trial failed: TrialsFailed (exit 3) naming the count and each kind of cause
+    failures = check_trials(df, f"db={args.db!r}")
+    if failures:  # some failed: the causes first (stderr under --json: stdout is the JSON)
+        print(failures, file=sys.stderr if args.json else sys.stdout)
     done = df[df["status"] == "done"]
     if done.empty:
-        raise UserError(f"db={args.db!r}: all {len(df)} trials failed, so there is nothing to "
-                        "tabulate; see why with `transferlab results DB --failed`")
+        raise UserError(f"db={args.db!r}: none of its {len(df)} trials has finished, so there "
+                        "is nothing to tabulate; run `transferlab sweep` to finish them")
     if args.metric in df.columns and done[args.metric].notna().any() and \
             pd.to_numeric(done[args.metric], errors="coerce").isna().all():
         numeric = [c for c in done.columns if c not in ("key", "error", "seed") and pd.api

@@ -9,7 +9,9 @@ text -> value parser) where given, else the type hint (``int``, ``float``, ``str
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
 import re
 import sys
 import typing
@@ -67,6 +69,10 @@ def register(sub) -> None:
         sp = names.add_parser(name, help=study.summary, description=study.description,
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         add_config_args(sp, study.config)
+        sp.add_argument("--workers-per-gpu", type=int, default=None,
+                        help="trials in flight on each GPU in the study's sweeps (default: "
+                             "$TRANSFERLAB_WORKERS_PER_GPU, else from the GPU's free memory "
+                             "and the cores; see docs/sweeps.md)")
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
         sp.add_argument("--json", action="store_true", help="print a machine-readable summary")
         sp.set_defaults(func=run)
@@ -80,6 +86,27 @@ def _no_study(parser: argparse.ArgumentParser):
     return run_nothing
 
 
+@contextlib.contextmanager
+def _workers_per_gpu(value: int | None):
+    """Every sweep of the study (whatever its own arguments) reads the environment's value
+    when it picks its workers (sweep/backends/gpu.py); set for the study's run only."""
+    from transferlab.sweep.backends.gpu import WORKERS_PER_GPU_ENV, check_workers_per_gpu
+
+    check_workers_per_gpu(value)
+    if value is None:
+        yield
+        return
+    before = os.environ.get(WORKERS_PER_GPU_ENV)
+    os.environ[WORKERS_PER_GPU_ENV] = str(value)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(WORKERS_PER_GPU_ENV, None)
+        else:
+            os.environ[WORKERS_PER_GPU_ENV] = before
+
+
 def run(args: argparse.Namespace) -> int:
     from transferlab.cli import print_json
     from transferlab.studies import get_study
@@ -87,10 +114,14 @@ def run(args: argparse.Namespace) -> int:
     study = get_study(args.study)
     config = study.config(**{f.name: getattr(args, f.name)
                              for f in dataclasses.fields(study.config)})
-    result = study.run(config, progress=not args.quiet)
+    with _workers_per_gpu(getattr(args, "workers_per_gpu", None)):
+        result = study.run(config, progress=not args.quiet)
     lines, summary = study.summarize(result)
+    # Some trials failed (all failing raised TrialsFailed, exit 3): the count and causes
+    # come first, before any finding drawn from the trials that finished.
+    failures = result.get("trial_failures") if isinstance(result, dict) else None
     if args.json:
-        print_json(summary)
+        print_json({"trial_failures": failures, **summary} if failures else summary)
     else:
-        print("\n".join(lines))
+        print("\n".join(([failures] if failures else []) + list(lines)))
     return 0

@@ -156,6 +156,13 @@ def batches(x: Batched, y: torch.Tensor, batch_size: int, shuffle: bool,
     if tokens and augment is not None and augment.active:
         raise bad_value("augment", augment, f"no augmentation for {type(x).__name__} inputs "
                         "(crop and flip are image operations)", "set augment=False")
+    if generator is not None and generator.device.type != "cpu":
+        raise bad_value("generator", f"a torch.Generator on {generator.device}",
+                        "a CPU generator (draws are made on the CPU and copied to the data's "
+                        "device, so a seed gives the same batches on every device)",
+                        "pass torch.Generator().manual_seed(seed)")
+    # One permutation per epoch, copied to the data's device once: every batch is then an
+    # index into tensors that stay on the device (no host round trip per batch).
     perm = torch.randperm(n, generator=generator).to(x.device) if shuffle else None
     stop = n - n % batch_size if drop_last else n
     if tokens and perm is not None:  # shuffled token batches: sorted by length in pools

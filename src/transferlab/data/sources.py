@@ -143,12 +143,14 @@ LRU_SIZE = 4  # decoded datasets kept in this process (cached ones are memory ma
 
 
 def clear_memory_cache() -> None:
-    """Forget the datasets and built tasks kept in this process (the on-disk decode cache
-    stays)."""
+    """Forget the datasets and built tasks kept in this process, on the host and on devices
+    (the on-disk decode cache stays)."""
+    from transferlab.data.resident import clear_device_memo
     from transferlab.data.tasks import clear_task_memo
 
     _LRU.clear()
     clear_task_memo()
+    clear_device_memo()
 
 
 def _stamp(paths: list[Path]) -> tuple:

@@ -113,6 +113,13 @@ def run_stage(ctx: Context, stage: str, sources: list[str], protocol: str,
         spec["data_dir"] = str(ctx.data_dir)
     df = run_sweep(spec, ctx.db, workers=ctx.workers, progress=ctx.progress,
                    keep=["probs", "weights"])
+    from transferlab.sweep.failures import summarize_failures
+
+    failed = summarize_failures(df)
+    if failed is not None:  # every member is needed: one failure stops the strategy
+        raise failed.error(f"stage {stage!r} ({protocol}, {epochs} epochs)",
+                           "every member must finish: lower the learning rate (--lr) for a "
+                           "diverged one, or check the member")
     by_source = {r["source"]: r for r in df.to_dict("records")}
     out = []
     for name, src in zip(names, sources):

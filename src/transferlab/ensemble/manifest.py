@@ -132,7 +132,7 @@ def predict(out: str | Path, strategy: str | None = None, task: str | None = Non
         if p.shape[-1] != t.num_classes:
             raise UserError(f"--task={str(t.spec)!r} has {t.num_classes} classes: allowed is "
                             f"a task with the ensemble's {p.shape[-1]}")
-        result[label] = {"metrics": ensemble_metrics(p, t.y_test.numpy()), "probs": p}
+        result[label] = {"metrics": ensemble_metrics(p, t.y_test.cpu().numpy()), "probs": p}
     return result
 
 
@@ -191,7 +191,7 @@ def add_member(out: str | Path, source: str, strategy: str | None = None,
     from transferlab.sweep.artifacts import predict_probs
 
     p_new = predict_probs(tiny.model, task.x_test).numpy()[None]
-    y = task.y_test.numpy()
+    y = task.y_test.cpu().numpy()
     result["before"] = ensemble_metrics(before, y)
     result["after"] = ensemble_metrics(np.concatenate([before, p_new]), y)
     path = save_checkpoint(out / _folder(label) / f"member{index}", tiny.model,

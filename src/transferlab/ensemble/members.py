@@ -108,7 +108,7 @@ def _encoder_state(model: BlockModel, with_stats: bool) -> dict[str, torch.Tenso
     out = {}
     for k, v in model.blocks.state_dict().items():
         if k in names or (with_stats and k.endswith(("running_mean", "running_var"))):
-            out[k] = v.detach().double()
+            out[k] = v.detach().cpu().double()  # sources and tuned may be on two devices
     return out
 
 
@@ -151,7 +151,7 @@ def apply_shift(source: BlockModel, delta: dict[str, torch.Tensor], alpha: float
     model = copy.deepcopy(source).cpu().eval()
     state = model.blocks.state_dict()
     for k, d in delta.items():
-        new = state[k].double() + alpha * d
+        new = state[k].double() + alpha * d.cpu()  # the copy is on the CPU; delta anywhere
         if k.endswith("running_var"):
             new = new.clamp_min(1e-5)
         state[k].copy_(new.to(state[k].dtype))

@@ -15,6 +15,7 @@ from torch import nn
 
 from transferlab.errors import UserError
 from transferlab.inputs import Batched
+from transferlab.models import init
 from transferlab.models.pooling import PooledHead
 
 
@@ -118,18 +119,20 @@ def reset_parameters(module: nn.Module, generator: torch.Generator | None = None
     Conv and Linear: PyTorch's default (Kaiming-uniform weights, uniform bias); BatchNorm,
     LayerNorm, GroupNorm: ones and zeros (running statistics reset); Embedding: N(0, 1) as
     ``nn.Embedding`` does, the padding row zero; MultiheadAttention: Xavier-uniform input
-    projection, zero biases. With a ``generator`` every draw is seeded independently of the
-    global RNG, so "re-initialise blocks n..L" gives the same weights for the same seed
+    projection, zero biases. Every draw is made on the CPU (``generator``: a CPU
+    generator) and copied to the parameter's device (``models/init.py``), so one seed gives
+    the same weights on CPU and CUDA. With a ``generator`` every draw is seeded independently
+    of the global RNG, so "re-initialise blocks n..L" gives the same weights for the same seed
     whatever ran before (CNNs and text encoders alike). Other leaf modules with parameters
     fall back to their own ``reset_parameters`` (global RNG, not seeded).
     """
     for m in module.modules():
         if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)):
-            nn.init.kaiming_uniform_(m.weight, a=5 ** 0.5, generator=generator)
+            init.kaiming_uniform_(m.weight, a=5 ** 0.5, generator=generator)
             if m.bias is not None:
                 fan_in = m.weight[0].numel()
                 bound = 1 / fan_in ** 0.5 if fan_in > 0 else 0
-                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+                init.uniform_(m.bias, -bound, bound, generator=generator)
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.reset_running_stats()
             if m.affine:
@@ -141,7 +144,7 @@ def reset_parameters(module: nn.Module, generator: torch.Generator | None = None
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, 0.0, 1.0, generator=generator)
+            init.normal_(m.weight, 0.0, 1.0, generator=generator)
             if m.padding_idx is not None:
                 with torch.no_grad():
                     m.weight[m.padding_idx].zero_()
@@ -149,10 +152,10 @@ def reset_parameters(module: nn.Module, generator: torch.Generator | None = None
             # out_proj is an nn.Linear: re-initialised by the branch above as a submodule.
             for name in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"):
                 if getattr(m, name, None) is not None:
-                    nn.init.xavier_uniform_(getattr(m, name), generator=generator)
+                    init.xavier_uniform_(getattr(m, name), generator=generator)
             for name in ("bias_k", "bias_v"):
                 if getattr(m, name, None) is not None:
-                    nn.init.xavier_normal_(getattr(m, name), generator=generator)
+                    init.xavier_normal_(getattr(m, name), generator=generator)
             if m.in_proj_bias is not None:
                 nn.init.zeros_(m.in_proj_bias)
         elif hasattr(m, "reset_parameters") and not list(m.children()) and \

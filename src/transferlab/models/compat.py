@@ -39,6 +39,16 @@ def _fix(model: BlockModel, shape: tuple[int, ...]) -> str:
             "to the task")
 
 
+def _check_same_device(model: BlockModel, one, what: str) -> None:
+    """A model and inputs on different devices: one line naming both (not a shape error,
+    which is what the forward's RuntimeError would otherwise be reported as)."""
+    devices = {p.device for p in model.parameters()}
+    if devices and one.device not in devices:
+        raise UserError(f"{what} model is on {', '.join(sorted(map(str, devices)))} but the "
+                        f"inputs are on {one.device}: allowed is one device for both; move "
+                        f"them with .to(device)")
+
+
 def check_runs_on(model: BlockModel, x, what: str = "source", task: str = "") -> None:
     """Run ``model`` on the first example of ``x`` (no grad, eval mode, restored after);
     a shape or dtype mismatch becomes a ``UserError`` naming both shapes and the fix."""
@@ -47,6 +57,7 @@ def check_runs_on(model: BlockModel, x, what: str = "source", task: str = "") ->
     from transferlab.data.batching import trim_padding
 
     one = trim_padding(index(x, slice(0, 1)))  # token batches: no all-padding columns
+    _check_same_device(model, one, what)
     modes = [m.training for m in model.modules()]
     try:
         model.eval()

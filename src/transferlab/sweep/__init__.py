@@ -20,6 +20,7 @@ _EXPORTS = {
     "Store": "store", "trial_key": "store",
     "load_trial_model": "artifacts", "load_trial_probs": "artifacts",
     "artifacts_root": "artifacts", "DriverLock": "lock",
+    "check_trials": "failures", "summarize_failures": "failures",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -178,3 +178,49 @@ def run_trial(cfg: dict, feature_cache_dir: str | None, progress: bool = False,
 
     return _run(cfg, feature_cache_dir=feature_cache_dir, progress=progress, keep=keep,
                 artifacts_dir=artifacts_dir)
+
+
+# Most trials in one fused job: T copies of the trainable weights and optimiser state live
+# on the device at once, and a failure of the job reruns every one of them the plain way.
+FUSE_MAX_TRIALS = 32
+
+
+def fuse_group(cfg: dict, source_name: str, fuse: bool | None) -> str | None:
+    """The fused-job group of a resolved trial config (trials with one group run as one
+    ``run_trials_fused`` job), or None when it runs alone: ``fuse=False``; ``fuse=None``
+    and the trial does not train on CUDA (on the CPU fusing is not faster: docs/sweeps.md);
+    no source checkpoint; a protocol or train config the fused engine does not run.
+
+    The group is the trial minus what fused trials may differ in: seed (and so the
+    per-seed source checkpoint of the same named source), lr, lr_mult and the depth of a
+    depth-taking protocol.
+    """
+    import json
+
+    if fuse is False or not cfg.get("source"):
+        return None
+    from transferlab.fused import fusable
+    from transferlab.protocols import get_protocol
+    from transferlab.train import TrainConfig
+
+    train = TrainConfig.from_dict(cfg.get("train"))
+    if fuse is None:
+        try:
+            if train.resolved_device().type != "cuda":
+                return None
+        except UserError:
+            return None
+    if fusable(cfg["protocol"], train):
+        return None
+    pc = get_protocol(cfg["protocol"]).config
+    shape = dataclasses.replace(pc, depth=None, upto=None).to_dict()
+    rest = {k: v for k, v in (cfg.get("train") or {}).items() if k not in ("lr", "lr_mult")}
+    return json.dumps([source_name, cfg["task"], cfg.get("task_fingerprint"),
+                       cfg.get("data_dir"), type(pc).__name__, shape, rest],
+                      sort_keys=True, default=str)
+
+
+def run_trials_fused(cfgs: list[dict], keep=(), artifacts_dirs=None) -> list[dict]:
+    from transferlab.fused import run_trials_fused as _run
+
+    return _run(cfgs, keep=keep, artifacts_dirs=artifacts_dirs)

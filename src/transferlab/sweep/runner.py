@@ -23,6 +23,7 @@ from transferlab.sweep import cache as sweep_cache
 from transferlab.sweep import foundation as fd
 from transferlab.sweep.artifacts import artifacts_root, check_keep, prune_artifacts
 from transferlab.sweep.backends import check_workers, make_backend
+from transferlab.sweep.backends.gpu import check_workers_per_gpu
 from transferlab.sweep.grid import Plan, plan_sweep
 from transferlab.sweep.lock import DriverLock
 from transferlab.sweep.results import frame_from_rows
@@ -178,12 +179,34 @@ def _source_failure(name: str, seed: int, entry: dict) -> str:
             "sweep again (a changed recipe is a new source; --retry-failed retries this one)")
 
 
+def _fused_jobs(jobs: list[dict], trials: dict, fuse: bool | None) -> list[dict]:
+    """Trial jobs with those of one fused group (``foundation.fuse_group``) merged into
+    group jobs of at most ``FUSE_MAX_TRIALS``; each trial is still stored as its own row."""
+    if fuse is False:
+        return jobs
+    out, groups = [], {}
+    for job in jobs:
+        group = None if job.get("trial_fn") else fd.fuse_group(
+            job["cfg"], trials[job["key"]]["source_name"], fuse)
+        if group is None:
+            out.append(job)
+        else:
+            groups.setdefault(group, []).append(job)
+    for members in groups.values():
+        for i in range(0, len(members), fd.FUSE_MAX_TRIALS):
+            chunk = members[i:i + fd.FUSE_MAX_TRIALS]
+            out.append(chunk[0] if len(chunk) == 1 else {"kind": "group", "jobs": chunk})
+    return out
+
+
 def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
               workers: int | None = None, address: str | None = None,
               retry_failed: bool = False, progress: bool = True,
               cache_limit_gb: float | None = DEFAULT_CACHE_LIMIT_GB,
               trial_fn: str | None = None,
-              keep: list[str] | str | None = None) -> pd.DataFrame:
+              keep: list[str] | str | None = None,
+              fuse: bool | None = None,
+              workers_per_gpu: int | None = None) -> pd.DataFrame:
     """Run every trial of ``spec`` not yet stored in ``db_path``; return this sweep's rows.
 
     Args:
@@ -196,11 +219,19 @@ def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
         trial_fn: "module:function" standing in for ``run_trial`` (for tests).
         keep: trial outputs to keep, "weights" and/or "probs" (added to the spec's
             ``keep``); stored trials that lack them run again. See ``load_trial_model``.
+        fuse: run trials that differ only by seed, lr, lr_mult or depth as one fused job
+            (``transferlab.train.fused``); None: for trials that train on CUDA only.
+            Keys, rows and resume are the same either way.
+        workers_per_gpu: trials in flight on each GPU (default: ``$TRANSFERLAB_WORKERS_PER_GPU``
+            or a rule from the GPU's free memory, sweep/backends/gpu.py); with CUDA and
+            ``workers=None`` the local backend runs this many x the GPUs; Ray asks for
+            1 / workers_per_gpu of a GPU per trial.
     Returns: one row per trial of this sweep (see ``load_results`` for the columns).
     Raises: ``UserError`` for a bad spec or database, or a database another sweep is
         driving (before anything runs or is written); ``SweepInterrupted`` on Ctrl-C after
         storing what finished.
     """
+    check_workers_per_gpu(workers_per_gpu)  # an option slip before the spec's problems
     plan = plan_sweep(spec)
     keep_kinds = tuple(sorted(set(plan.spec.keep) | set(check_keep(keep, "--keep"))))
     db_path = Path(db_path)
@@ -214,7 +245,8 @@ def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
     stored, discarded = 0, [0]
     remaining = len(plan.cells)
     try:
-        be = make_backend(backend, workers, max(1, len(plan.cells)), address)
+        be = make_backend(backend, workers, max(1, len(plan.cells)), address,
+                          workers_per_gpu=workers_per_gpu)
     except BaseException:
         lock.release()
         raise
@@ -234,7 +266,7 @@ def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
                 if "failed" in src:  # no checkpoint: keyed by the failed recipe instead
                     cfg["source_failed"] = src["failed"]
                 trials.setdefault(trial_key(key_config(cfg)), {
-                    "cfg": cfg, "labels": cell.labels,
+                    "cfg": cfg, "labels": cell.labels, "source_name": cell.source,
                     "source_error": _source_failure(cell.source, cell.seed, src)
                     if "failed" in src else None})
             status = store.statuses()
@@ -269,10 +301,17 @@ def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
                      **({"keep": list(keep_kinds), "artifacts_dir": str(art_root / k),
                          "artifacts_root": str(art_root)} if keep_kinds else {})}
                     for k in todo]
+            jobs = _fused_jobs(jobs, trials, fuse)
             last_prune = [time.monotonic()]
 
             def on_result(job, result):
                 nonlocal stored, remaining
+                if job["kind"] == "group":  # a fused job: one row per trial
+                    subs = result["results"] if result["status"] == "group" \
+                        else [result] * len(job["jobs"])  # its process died: all failed
+                    for j, r in zip(job["jobs"], subs):
+                        on_result(j, r)
+                    return
                 t = trials[job["key"]]
                 with _defer_sigint():
                     store.put(job["key"], plan.spec.name, t["labels"], t["cfg"],

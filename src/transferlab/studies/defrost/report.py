@@ -95,7 +95,7 @@ def write_report(path: str | os.PathLike, result: dict, findings: list, rule: st
         items.append(f'<b>{kit.esc(f.title)}</b>: <span class="{cls}">{word}</span>. '
                      f"{kit.esc(f.text)}")
     head = [f"<p><b>{kit.esc(result['headline'])}</b></p>"] if result.get("headline") else []
-    parts = [*head, intro,
+    parts = [*head, kit.failures(result.get("trial_failures")), intro,
              kit.section("Findings", kit.paragraph(rule), kit.bullets(items, raw=True)),
              kit.section("Optimal depth n* per cell", kit.paragraph(
                  "Gains are paired across seeds (mean difference in percentage points, "

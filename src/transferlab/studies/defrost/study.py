@@ -21,6 +21,7 @@ import pandas as pd
 from transferlab._atomic import write_text_atomic
 from transferlab.errors import UserError
 from transferlab.provenance import provenance
+from transferlab.sweep.failures import check_trials
 from transferlab.studies.defrost import findings as findings_mod
 from transferlab.studies.defrost import plot, report, reps
 from transferlab.studies.defrost.config import DefrostConfig
@@ -65,7 +66,10 @@ def run_config(cfg: DefrostConfig, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     db = out / DB_NAME
     df = _run_sweeps(d, db, cfg.backend, cfg.workers, cfg.address, progress)
+    # every trial failed: TrialsFailed naming the causes, before anything reads metrics
+    failures = check_trials(df, f"study {STUDY}")
     result = compute_curves(df, d)
+    result["trial_failures"] = failures
     result["representations"] = reps.compare(d, df, db)
     wall = time.perf_counter() - t0
     result.update(study=STUDY, block_names=d.block_names, settings={

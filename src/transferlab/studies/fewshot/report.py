@@ -79,7 +79,8 @@ def write_report(path: str | os.PathLike, result: dict, found: list[Finding],
              f"Budget {s['budget']}; {s['trials']} trials ({s['trials_failed']} failed), "
              f"wall time {s['wall_time_s']:.0f} s. Test accuracy is on the target's whole "
              "test split; nothing is selected on it.")
-    parts = [kit.paragraph(intro), findings_section(found),
+    parts = [kit.failures(result.get("trial_failures")), kit.paragraph(intro),
+             findings_section(found),
              kit.section("Test accuracy (%), mean ± 95% CI half-width (n episodes)",
                          accuracy_table(result))]
     parts.append(kit.section("Figures", *(kit.figure(png, cap) for png, cap in images)))

@@ -27,6 +27,7 @@ import pandas as pd
 from transferlab._atomic import write_text_atomic
 from transferlab.errors import UserError
 from transferlab.provenance import provenance
+from transferlab.sweep.failures import check_trials
 from transferlab.studies.fewshot import findings as findings_mod
 from transferlab.studies.fewshot import plot, report
 from transferlab.studies.fewshot.cells import compute_cells, fmt_cell, pairwise
@@ -112,6 +113,8 @@ def run_config(cfg: FewshotConfig, progress: bool = True) -> dict:
     frames = [run_sweep(spec, db, backend=cfg.backend, workers=cfg.workers, progress=progress)
               for spec in specs]
     df = pd.concat([f for f in frames if not f.empty], ignore_index=True)
+    # every trial failed: TrialsFailed naming the causes, before anything reads metrics
+    failures = check_trials(df, f"study {STUDY}")
     cells = compute_cells(df, d.protocols, d.shots)
     pairs = pairwise(cells, d.protocols, d.shots)
     src_path = _source_path(d, db, specs[0])
@@ -148,7 +151,8 @@ def run_config(cfg: FewshotConfig, progress: bool = True) -> dict:
                        f"Relative weight change per block x protocol at k = {k}, one panel "
                        "per parameter kind (log colour scale; '0': bit-identical; grey: the "
                        "block has no such tensor)."))
-    result = {"study": STUDY, "cells": cells, "pairwise": pairs, "weight_change": weight_rows,
+    result = {"study": STUDY, "trial_failures": failures, "cells": cells, "pairwise": pairs,
+              "weight_change": weight_rows,
               "findings_rule": findings_mod.RULE, "findings": [f.to_dict() for f in found],
               "block_names": d.block_names, "settings": settings, "provenance": provenance(),
               "files": files}

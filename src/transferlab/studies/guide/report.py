@@ -26,7 +26,7 @@ def _summary_rows(s: dict) -> list[dict]:
 
 
 def write_report(path: str, result: dict, images: list[tuple[bytes, str]]) -> str:
-    parts = []
+    parts = [kit.failures(result.get("trial_failures"))]
     if result.get("grid"):
         parts.append(kit.section(
             "The 2 x 2 grid (fit cases)",

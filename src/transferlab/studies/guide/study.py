@@ -75,10 +75,15 @@ def run_case(case: Case, b: GuideBudget, seeds: list[int], db: Path, data_dir, w
     t0 = time.perf_counter()
     df = pd.concat([run_sweep(s, db, workers=workers, progress=progress) for s in specs],
                    ignore_index=True)
+    from transferlab.sweep.failures import check_trials
+
+    # every trial failed: TrialsFailed naming the causes, before anything reads metrics
+    failures = check_trials(df, f"study guide, case {case.name}")
     model, _ = load_checkpoint(_source_ckpt(specs[0], db))
     ev = measure(model, task, per_class=EVIDENCE_PER_CLASS)
     cells = _cells(df)
-    return {"name": case.name, "role": case.role, "scenario": case.scenario(),
+    return {"name": case.name, "role": case.role, "trial_failures": failures,
+            "scenario": case.scenario(),
             "source_task": case.source_task(b), "target_task": specs[0]["target"],
             "nominal_similar": case.similar, "k": ev.examples_per_class,
             "retained": ev.retained, "best_depth": ev.best_depth, "num_blocks": n_blocks,
@@ -141,6 +146,8 @@ def run_config(cfg: GuideConfig, progress: bool = True) -> dict:
     held = [r for r in records if r["role"] == "heldout"]
     th, fit_info = (calibrate.fit(fit_cases) if fit_cases else (Thresholds(), {}))
     result = _write(out, cfg, b, records, th, fit_info, time.perf_counter() - t0)
+    result["trial_failures"] = "; ".join(f"case {r['name']}: {r['trial_failures']}"
+                                         for r in records if r.get("trial_failures")) or None
     rows = grid(fit_cases, th)
     result.update(grid=rows, findings=findings(fit_cases, rows),
                   fit_table=calibrate.evaluate(fit_cases, th),

@@ -108,6 +108,12 @@ def provenance_section(prov: dict) -> str:
     return section("Provenance", kv_table(prov or {}))
 
 
+def failures(text: str | None) -> str:
+    """The failed trials' count and causes (``sweep.failures.check_trials``), for the top
+    of a report; '' when none failed."""
+    return section("Failed trials", paragraph(text)) if text else ""
+
+
 def page(title: str, parts: Iterable[str]) -> str:
     """The whole document: ``<h1>title</h1>`` then ``parts`` (raw HTML) in order."""
     body = "\n".join(p for p in parts if p)

@@ -39,6 +39,7 @@ def write_report(path, result: dict, png: bytes) -> str:
              "wall time = feature extraction + training per trial on this machine. Paired "
              "tests over episodes (few-shot) or seeds (full), Holm within each claim.")
     html = kit.page("Feature-based vs fine-tuning on a sentence encoder", [
+        kit.failures(result.get("trial_failures")),
         kit.paragraph(intro),
         kit.figure(png, "Left: test accuracy per regime. Right: wall time per trial."),
         kit.section("Accuracy and cost", kit.table(

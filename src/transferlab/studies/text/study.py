@@ -94,8 +94,11 @@ def condition(row) -> str:
     return proto
 
 
-def _run_sweeps(cfg: TextConfig, out: Path, progress: bool) -> pd.DataFrame:
+def _run_sweeps(cfg: TextConfig, out: Path, progress: bool) -> tuple[pd.DataFrame, str | None]:
+    """The finished trials (with condition, unit, wall_s) and the failed trials' report
+    line (None if none failed; ``TrialsFailed`` if all did)."""
     from transferlab.sweep import run_sweep
+    from transferlab.sweep.failures import check_trials
 
     source = _source_checkpoint(cfg, out)
     frames = []
@@ -108,13 +111,14 @@ def _run_sweeps(cfg: TextConfig, out: Path, progress: bool) -> pd.DataFrame:
     if not frames:
         raise UserError("the study produced no trials; check --shots and --full")
     df = pd.concat(frames, ignore_index=True)
+    failures = check_trials(df, "study text")  # before the failed rows are dropped
     df = df[df["status"] == "done"].copy()
     df["condition"] = [condition(r) for _, r in df.iterrows()]
     df["unit"] = [int(r["episode"]) if "episode" in df and pd.notna(r.get("episode"))
                   else int(r["seed"]) for _, r in df.iterrows()]
     df["wall_s"] = pd.to_numeric(df["train_time_s"], errors="coerce").fillna(0) + \
         pd.to_numeric(df.get("feature_time_s", 0), errors="coerce").fillna(0)
-    return df
+    return df, failures
 
 
 def statistics(df: pd.DataFrame) -> dict:
@@ -152,12 +156,13 @@ def run_config(cfg: TextConfig, progress: bool = True) -> dict:
 
     out = Path(cfg.out) if cfg.out else default_out(cfg.task)
     out.mkdir(parents=True, exist_ok=True)
-    df = _run_sweeps(cfg, out, progress)
+    df, failures = _run_sweeps(cfg, out, progress)
     stats = statistics(df)
     found = findings(stats)
     files = {"results": str(out / "results.json"), "figure": str(out / "text.png"),
              "report": str(out / "report.html"), "db": str(out / DB_NAME)}
-    result = {"config": {k: v for k, v in vars(cfg).items()}, "budget": BUDGETS[cfg.budget],
+    result = {"trial_failures": failures,
+              "config": {k: v for k, v in vars(cfg).items()}, "budget": BUDGETS[cfg.budget],
               "train": TRAIN, "regimes": regimes(cfg), "stats": stats, "findings": found,
               "provenance": provenance(), "files": files}
     png = plot.figure(stats, regimes(cfg))

@@ -135,7 +135,7 @@ def render(curves: dict, findings: list[Finding], rule: str, images: list[tuple[
     legend = kit.bullets([f"<b>{kit.esc(k)}</b>: {kit.esc(v)}" for k, v in
                           DESCRIPTIONS.items()], raw=True)
     return kit.page(title, [
-        intro, _splits(curves),
+        kit.failures(curves.get("trial_failures")), intro, _splits(curves),
         kit.section("Findings", kit.paragraph(rule),
                     kit.bullets([_finding_item(f) for f in findings], raw=True)),
         kit.section("Figures", *(kit.figure(png, cap) for png, cap in images)),

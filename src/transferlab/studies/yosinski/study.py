@@ -26,6 +26,7 @@ import pandas as pd
 from transferlab._atomic import write_text_atomic
 from transferlab.errors import UserError
 from transferlab.provenance import provenance
+from transferlab.sweep.failures import check_trials
 from transferlab.studies.kit.stats import mean_std, t_interval
 from transferlab.studies.yosinski import findings as findings_mod
 from transferlab.studies.yosinski import plot, report
@@ -198,7 +199,10 @@ def run_config(cfg: YosinskiConfig, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     other = _find_compare(cfg.compare, d, out)
     df = _run_sweeps(d, out / DB_NAME, cfg.backend, cfg.workers, cfg.address, progress)
+    # every trial failed: TrialsFailed naming the causes, before anything reads metrics
+    failures = check_trials(df, f"study {STUDY}")
     curves = compute_curves(label_conditions(df), depths=d.depths)
+    curves["trial_failures"] = failures
     curves["base_networks"] = _base_networks(d, out / DB_NAME)
     wall = time.perf_counter() - t0
     n_failed = int((df["status"] != "done").sum())

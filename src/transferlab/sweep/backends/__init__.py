@@ -21,19 +21,24 @@ def check_workers(workers: int | None) -> None:
                         "leave it out for one worker per core")
 
 
-def make_backend(name: str, workers: int | None, pending: int, address: str | None = None):
-    """Build backend ``name`` for ``pending`` jobs (``workers=None``: a sensible default)."""
+def make_backend(name: str, workers: int | None, pending: int, address: str | None = None,
+                 workers_per_gpu: int | None = None):
+    """Build backend ``name`` for ``pending`` jobs (``workers=None``: a sensible default;
+    ``workers_per_gpu``: trials sharing one GPU, see backends/gpu.py)."""
+    from transferlab.sweep.backends.gpu import check_workers_per_gpu
+
     check_workers(workers)
+    check_workers_per_gpu(workers_per_gpu)
     if name == "local":
         if address is not None:
             raise UserError(f"--address={address!r} is invalid with --backend local: allowed "
                             "only with --backend ray; drop --address or add --backend ray")
         from transferlab.sweep.backends.local import make_local
 
-        return make_local(workers, pending)
+        return make_local(workers, pending, workers_per_gpu=workers_per_gpu)
     if name == "ray":
         from transferlab.sweep.backends.ray_backend import RayBackend
 
-        return RayBackend(address=address, workers=workers)
+        return RayBackend(address=address, workers=workers, workers_per_gpu=workers_per_gpu)
     raise UserError(f"--backend={name!r} is invalid: allowed are {', '.join(BACKENDS)}; "
                     "use local (default) or ray")

@@ -15,6 +15,11 @@ never exceeds the cores, since oversubscribed intra-op threads make everything s
 The pool outlives one ``run_sweep``: the next sweep in the same process with the same
 workers, threads and ``TRANSFERLAB_*`` environment reuses it (a study runs three sweeps).
 Ctrl-C kills it; ``close_pools()`` or interpreter exit stops it.
+
+With CUDA, the default is ``workers_per_gpu`` trials per visible GPU (sweep/backends/gpu.py:
+a rule from the GPU's free memory and the cores). On a machine with several GPUs, slot k
+(the driver's slot is 0, worker processes take 1, 2, ... as they start) makes GPU
+k mod #GPUs its current device, so ``cuda`` in a trial means that GPU.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import os
 import threading
 from collections import deque
 
+from transferlab.sweep.backends.gpu import check_workers_per_gpu, gpu_count, \
+    resolve_workers_per_gpu
 from transferlab.sweep.worker import execute, init_worker
 
 
@@ -89,7 +96,7 @@ class ProcessBackend:
 
     def __init__(self, workers: int, threads: int | None = None,
                  start_method: str = "spawn", reusable: bool = False,
-                 driver_slot: bool = True) -> None:
+                 driver_slot: bool = True, gpus: int = 0) -> None:
         self.workers = workers
         self.reusable = reusable  # a plain shutdown() keeps the processes for the next sweep
         self.threads = threads or max(1, available_cores() // workers)
@@ -99,6 +106,9 @@ class ProcessBackend:
         self._ctx = multiprocessing.get_context(start_method)
         self._driver_slot = driver_slot and workers > 1
         self._procs = workers - 1 if self._driver_slot else workers
+        # Slot numbers for pinning workers to GPUs (gpu.pin_to_gpu); the driver's is 0.
+        self.gpus = gpus
+        self._gpu_slots = self._ctx.Value("i", int(self._driver_slot)) if gpus > 1 else None
         self.pool = self._new_pool()
         # Jobs wait here until a slot is free, so that the driver's thread and the
         # processes take the next job whenever they are done (no queue per slot).
@@ -113,7 +123,8 @@ class ProcessBackend:
     def _new_pool(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(max_workers=self._procs, mp_context=self._ctx,
                                       initializer=init_worker,
-                                      initargs=(self.threads, os.getpid()))
+                                      initargs=(self.threads, os.getpid(), self._gpu_slots,
+                                                self.gpus))
 
     def submit(self, job: dict) -> cf.Future:
         outer: cf.Future = cf.Future()
@@ -232,10 +243,10 @@ class ProcessBackend:
 _POOLS: dict[tuple, ProcessBackend] = {}
 
 
-def _pool_key(workers: int, threads: int | None, method: str) -> tuple:
+def _pool_key(workers: int, threads: int | None, method: str, gpus: int = 0) -> tuple:
     # Workers keep the environment and working directory they were started with.
     env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("TRANSFERLAB_")))
-    return workers, threads, method, env, os.getcwd()
+    return workers, threads, method, env, os.getcwd(), gpus
 
 
 def close_pools() -> None:
@@ -248,29 +259,34 @@ def close_pools() -> None:
 atexit.register(close_pools)
 
 
-def make_local(workers: int | None, pending: int, threads: int | None = None):
+def make_local(workers: int | None, pending: int, threads: int | None = None,
+               workers_per_gpu: int | None = None):
     """A backend running ``workers`` trials at a time; 1 worker (or 1 job): in this process.
 
-    An idle pool of the same shape left by an earlier sweep is reused.
+    ``workers=None``: ``workers_per_gpu`` x the visible GPUs with CUDA (its default: the
+    rule of sweep/backends/gpu.py), else one per core. An idle pool of the same shape left
+    by an earlier sweep is reused.
     """
+    check_workers_per_gpu(workers_per_gpu)
+    gpus = gpu_count()
     if workers is None:
-        workers = _default_workers()
+        workers = _default_workers(workers_per_gpu, gpus)
     workers = max(1, min(workers, pending))
     if workers == 1:
         return InlineBackend()
     method = "forkserver" if os.environ.get("TRANSFERLAB_START_METHOD") == "forkserver" \
         else "spawn"
     driver_slot = os.environ.get("TRANSFERLAB_DRIVER_TRIALS", "1") != "0"
-    key = _pool_key(workers, threads, method)  # TRANSFERLAB_DRIVER_TRIALS is in it
+    key = _pool_key(workers, threads, method, gpus)  # TRANSFERLAB_DRIVER_TRIALS is in it
     backend = _POOLS.get(key)
     if backend is None or backend.closed:
         backend = _POOLS[key] = ProcessBackend(workers, threads, method, reusable=True,
-                                               driver_slot=driver_slot)
+                                               driver_slot=driver_slot, gpus=gpus)
     return backend
 
 
-def _default_workers() -> int:
-    import torch
-
-    # One GPU: one trial at a time uses it best; on CPU one process per core, 1 thread each.
-    return 1 if torch.cuda.is_available() else available_cores()
+def _default_workers(workers_per_gpu: int | None = None, gpus: int | None = None) -> int:
+    # With GPUs: several trials on each (one alone leaves a large GPU mostly idle, see
+    # gpu.py); on CPU one process per core, 1 thread each.
+    gpus = gpu_count() if gpus is None else gpus
+    return gpus * resolve_workers_per_gpu(workers_per_gpu) if gpus else available_cores()

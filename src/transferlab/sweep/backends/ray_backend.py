@@ -3,6 +3,11 @@
 Ray is optional (``pip install transferlab[ray]``) and imported only when asked for. Paths
 in jobs (checkpoints, the feature cache) must be visible to every node: on a cluster, put
 the database on a shared file system.
+
+On a cluster with GPUs, each trial asks Ray for ``1 / workers_per_gpu`` of a GPU, so that
+Ray places ``workers_per_gpu`` trials on each GPU (and sets ``CUDA_VISIBLE_DEVICES`` for
+each); ``workers_per_gpu`` defaults as for the local backend (sweep/backends/gpu.py) when
+the driver sees a GPU, else 1.
 """
 
 from __future__ import annotations
@@ -31,13 +36,25 @@ def _ray_execute(job: dict) -> dict:
     return execute(job)
 
 
+def resource_request(resources: dict, threads: int, workers_per_gpu: int | None) -> dict:
+    """``ray.remote`` options of one trial: ``threads`` CPUs, and on a cluster with GPUs
+    (``resources["GPU"] > 0``) ``num_gpus = 1 / workers_per_gpu``."""
+    from transferlab.sweep.backends.gpu import resolve_workers_per_gpu
+
+    per_gpu = resolve_workers_per_gpu(workers_per_gpu)  # checked even without GPUs
+    options = {"num_cpus": threads, "max_retries": 0}
+    if resources.get("GPU", 0) > 0:
+        options["num_gpus"] = 1 / per_gpu
+    return options
+
+
 class RayBackend:
     """Submit jobs to a Ray cluster (``address``: 'auto', 'HOST:PORT' or None = local)."""
 
     name = "ray"
 
     def __init__(self, address: str | None = None, workers: int | None = None,
-                 threads: int = 1) -> None:
+                 threads: int = 1, workers_per_gpu: int | None = None) -> None:
         ray = self.ray = _import_ray()
         self._owns = False
         if not ray.is_initialized():
@@ -50,12 +67,15 @@ class RayBackend:
                                 "(start one with `ray start --head`), or leave --address out "
                                 "for a local Ray") from exc
             self._owns = True
-        cpus = int(ray.cluster_resources().get("CPU", 1))
+        resources = ray.cluster_resources()
         self.threads = max(1, threads)
-        slots = max(1, cpus // self.threads)
+        self.options = resource_request(resources, self.threads, workers_per_gpu)
+        slots = max(1, int(resources.get("CPU", 1)) // self.threads)
+        if "num_gpus" in self.options:  # GPU trials: as many at once as the GPUs hold
+            slots = min(slots, max(1, round(resources["GPU"] / self.options["num_gpus"])))
         self.capacity = workers or slots
         self._slots = slots
-        self._remote = ray.remote(num_cpus=self.threads, max_retries=0)(_ray_execute)
+        self._remote = ray.remote(**self.options)(_ray_execute)
 
     def submit(self, job: dict):
         return self._remote.remote(job)
