@@ -3,17 +3,18 @@
 ``quick`` is for a 2-core CPU (synthetic: 5 seeds x 3 target sizes x 3 correlation levels x
 (L + 1 freeze depths + scratch) small-MLP trials; images: 3 sizes of MNIST -> KMNIST with a
 small convnet), ``standard`` and ``full`` are for a GPU, ``tiny`` is for tests. Every budget
-spans the paper's regime: target sizes from 10 examples per class (N = 20 on the binary
-synthetic task) up to the large-N regime, and correlations up to 0.99, where n* moves (the
-committed ``benchmarks/results/defrost_synthetic_both_quick.json``: n* = 4 at N = 20 and 1 at
-N >= 100 for correlation 0.99, 0 for 0.5; at correlations <= 0.9 and N >= 50, n* = 0
-everywhere, the ``eta`` / ``q`` runs).
+spans the regime where the paper's n* moves: target sizes from 10 examples per class (N = 20
+on the binary synthetic task) up to the large-N regime, and correlations up to 0.99 (the
+committed ``benchmarks/results/defrost_synthetic_both_quick.json``, by its test argmax:
+n* = 4 at N = 20 and 1 at N >= 100 for correlation 0.99, 0 for 0.5; at correlations <= 0.9
+and N >= 50 n* = 0 everywhere, the ``eta`` / ``q`` runs).
 
 Synthetic validation: ``val_per_class`` examples per class drawn *besides* the N training
-examples (from the same target distribution, never from the test draw); n* is chosen on it. Target trials
-train for ``steps`` optimiser steps (``epochs`` = steps / batches per epoch, clipped to
-[``min_epochs``, ``max_epochs``]), so a 50-example target is not under-trained next to a
-5,000-example one.
+examples (from the same target distribution, never from the test draw); n* is chosen on it.
+
+Target trials train for ``steps`` optimiser steps (``epochs`` = steps / batches per epoch,
+clipped to [``min_epochs``, ``max_epochs``]), so a 50-example target is not under-trained
+next to a 5,000-example one.
 """
 
 from __future__ import annotations
