@@ -9,12 +9,13 @@ SHARED  := $(abspath ../shared/datasets)
 export TRANSFERLAB_DATA ?= $(if $(wildcard $(SHARED)),$(SHARED),)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test bench clean help
+.PHONY: install demo test bench docs-tables clean help
 
 help:
 	@echo "make demo   - create .venv if missing, install, run the Yosinski study on digits"
 	@echo "make test   - install and run the test suite"
 	@echo "make bench  - run the benchmarks in benchmarks/ (minutes)"
+	@echo "make docs-tables - rewrite the docs' generated tables from benchmarks/results/"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -44,6 +45,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_depth_sweep.py
 	# needs BANKING77 (TRANSFERLAB_DATA) and the text + bench extras; a missing one is reported, not fatal
 	-$(PY) benchmarks/bench_text.py
+
+docs-tables:
+	python3 benchmarks/docs_tables.py
 
 clean:
 	rm -rf runs .pytest_cache

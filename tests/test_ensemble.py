@@ -16,11 +16,13 @@ from transferlab.cli import main
 from transferlab.data import make_task
 from transferlab.ensemble import (add_member, apply_shift, get_strategy, predict,
                                   shift_vector, transfer_ensemble)
+from transferlab.ensemble.shift import AUTO_ALPHAS
 from transferlab.errors import UserError
 from transferlab.metrics import ensemble_metrics
 
 SRC = "digits:classes=0-4:per_class=40:size=16"
 TGT = "digits:classes=5-9:per_class=20:size=16"
+ONLY = "shift-only:head=reference:alpha=1.0"  # the paper's settings (the default probes)
 TRAIN = {"epochs": 2, "batch_size": 16, "lr": 0.05}
 PRE = {"epochs": 2, "batch_size": 32}
 
@@ -110,7 +112,7 @@ def test_continue_protocols_keep_the_head_and_train_what_they_say(models):
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     out = tmp_path_factory.mktemp("ens") / "out"
-    strategies = ["independent", "shift", "shift-only", "tiny", "head-only:epochs=2"]
+    strategies = ["independent", "shift", ONLY, "tiny", "head-only:epochs=2"]
     res = transfer_ensemble(TGT, pretrain=SRC, n_members=2, strategies=strategies,
                             train=TRAIN, pretrain_train=PRE, workers=1, out=str(out))
     return out, res
@@ -119,19 +121,23 @@ def saved(tmp_path_factory):
 def test_strategies_share_trials_count_epochs_and_report_their_probs(saved):
     out, res = saved
     rows = {r["strategy"]: r for r in res.rows}
-    assert list(rows) == ["independent", "shift", "shift-only", "tiny", "head-only:epochs=2"]
+    assert list(rows) == ["independent", "shift", ONLY, "tiny", "head-only:epochs=2"]
     ind, sh = res.runs["independent"], res.runs["shift"]
     # the reference of shift is independent's member 0: one trial, identical outputs
     assert sh.trials[0].key == ind.trials[0].key
     assert np.array_equal(res.probs["shift"][0], res.probs["independent"][0])
-    assert np.array_equal(res.probs["shift-only"][0], res.probs["independent"][0])
+    assert np.array_equal(res.probs[ONLY][0], res.probs["independent"][0])
+    # the default shift is the best measured variant: alpha picked on validation from the
+    # four candidates, the head probed on each member's features, the tiny fine-tune on norms
+    assert sh.extra["alpha"] in AUTO_ALPHAS and set(sh.extra["alpha_val_acc"]) == set(
+        AUTO_ALPHAS)
     e = TRAIN["epochs"]
     assert [rows[k]["epochs"] for k in rows] == [2 * e, e + 1, e, 2, 4]
     for label, r in rows.items():
         want = ensemble_metrics(res.probs[label], res.labels)
         assert r["accuracy"] == want["accuracy"] and r["nll"] == pytest.approx(want["nll"])
         assert r["wall_time_s"] > 0 and r["members"] == 2
-    # shift-only's shifted members are exactly the shifted models, evaluated
+    # shift-only's (paper settings) shifted members are exactly the shifted models, evaluated
     task = make_task(TGT)
     srcs = [load_checkpoint(p)[0] for p in res.members]
     from transferlab.sweep import load_trial_model
@@ -142,7 +148,7 @@ def test_strategies_share_trials_count_epochs_and_report_their_probs(saved):
     shifted = apply_shift(srcs[1], delta, 1.0, tuned, 5, torch.Generator(), "reestimate",
                           task.x_train, TRAIN["batch_size"])
     assert np.allclose(predict_probs(shifted, task.x_test).numpy(),
-                       res.probs["shift-only"][1], atol=1e-5)
+                       res.probs[ONLY][1], atol=1e-5)
     assert rows["independent"]["accuracy"] > 0.3  # chance is 0.2 (2 epochs, 15 per class)
 
 
@@ -247,6 +253,12 @@ def test_bad_input_exits_2_with_one_line(saved, mlp_ckpt, args, match, capsys):
 
 
 def test_strategy_strings_parse_by_field_type():
+    # the default shift is the best measured variant; the paper's settings are PAPER
+    from transferlab.ensemble.shift import PAPER
+
+    dflt, paper = get_strategy("shift"), get_strategy(PAPER)
+    assert (dflt.alpha, dflt.head, dflt.scope) == ("auto", "probe", "norm")
+    assert (paper.alpha, paper.head, paper.scope) == (1.0, "reference", "all")
     cfg = get_strategy("shift:alpha=0.5:tiny_epochs=2:head=fresh:ref_epochs=none")
     assert (cfg.alpha, cfg.tiny_epochs, cfg.head, cfg.ref_epochs) == (0.5, 2, "fresh", None)
     with pytest.raises(UserError, match="tiny_epochs=0 is invalid|head='fresh' is invalid"):

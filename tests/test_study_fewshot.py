@@ -173,6 +173,21 @@ def test_design_pretrains_on_the_other_half_and_specs_share_episodes():
     assert other.target.startswith("digits:classes=0-2") and "classes=3-9" in other.source
 
 
+def test_gpu_budget_is_a_trustworthy_comparison_with_every_default_protocol():
+    # the GPU comparison (EfficientNet-Lite0 -> CIFAR-10) is named: >= 10 episodes per k,
+    # and the default protocols include each frozen-statistics variant beside its base
+    from transferlab.studies.fewshot.budgets import PUBLIC, get_budget
+    from transferlab.studies.fewshot.config import DEFAULT_PROTOCOLS
+
+    b = get_budget("gpu")
+    assert "gpu" in PUBLIC and b.episodes >= 10 and 1 in b.shots and max(b.shots) >= 10
+    assert b.batch_size >= 10 * max(b.shots)  # full batch for 10 ways at the largest k
+    for base in ("bn-only", "conv-only", "finetune"):
+        assert base in DEFAULT_PROTOCOLS and f"{base}-frozen-stats" in DEFAULT_PROTOCOLS
+    d = design(FewshotConfig(budget="gpu", shots=[1, 4]))
+    assert len(d.episodes) == b.episodes and list(d.protocols) == list(DEFAULT_PROTOCOLS)
+
+
 @pytest.mark.parametrize("args, match", [
     (["--shots", "1,500"], r"--shots='1,500' is invalid: allowed is k <= \d+, the training "
                            r"examples of the smallest target class"),

@@ -28,6 +28,12 @@ from transferlab.ensemble.tiny import check_scope
 from transferlab.errors import bad_value
 
 CONTINUE = {"all": "continue", "norm": "continue-norm-only", "head": "continue-head-only"}
+# The defaults are the best variant measured (docs/ensembles.md, benchmarks/results/
+# ensemble_cifar10_variants.json): on the held-out CIFAR-10 animals -> vehicles pair
+# head=probe, alpha=auto, scope=norm is within the accuracy (+1.6 points) and NLL (+0.9%)
+# goals where the paper's settings (head=reference, alpha=1, scope=all) are 2.1 points and
+# 10% behind. The paper's settings stay one string away: PAPER.
+PAPER = "shift:head=reference:alpha=1.0:scope=all"
 # alpha='auto' candidates. Independently pretrained members are not the reference: how far
 # to move them along its change is not 1 by any argument, so it is measured, on validation.
 AUTO_ALPHAS = (0.5, 1.0, 2.0, 4.0)
@@ -42,15 +48,15 @@ def probe_data(task) -> tuple:
 class ShiftConfig(StrategyConfig):
     references: int = field(default=1, metadata={
         "help": "members fine-tuned fully; their mean weight change is the shift vector"})
-    alpha: float | str = field(default=1.0, metadata={
+    alpha: float | str = field(default="auto", metadata={
         "help": "step along the shift vector: theta_i + alpha * delta (finite), or 'auto': "
                 f"the best of {'/'.join(map(str, AUTO_ALPHAS))} by the validation accuracy "
                 "of the first shifted member (before its tiny fine-tune)"})
     tiny_epochs: int = field(default=1, metadata={
         "help": "epochs of the tiny fine-tune of each shifted member (0: shift only)"})
-    scope: str = field(default="all", metadata={
+    scope: str = field(default="norm", metadata={
         "help": "what the tiny fine-tune trains: all, norm (normalisation affine + head), head"})
-    head: str = field(default="reference", metadata={
+    head: str = field(default="probe", metadata={
         "help": "head of a shifted member: 'reference' (a copy of the first reference's "
                 "fine-tuned head), 'fresh' (new, seeded) or 'probe' (fitted by the L-BFGS "
                 "linear probe on the shifted member's own features, L2 picked on validation)"})
@@ -145,9 +151,12 @@ class ShiftConfig(StrategyConfig):
         delta = shift_vector(sources, tuned, self.bn)
         delta_s = time.perf_counter() - t0
         head_from = tuned[0] if self.head == "reference" else None
-        alpha, scores, first, pick_s = (self.pick_alpha(ctx, delta, head_from)
-                                        if self.alpha == "auto"
-                                        else (float(self.alpha), {}, None, 0.0))
+        # alpha='auto' without a validation split (k < 4 shots) falls back to the fixed
+        # alpha = 1, as training falls back to its last epoch: nothing else may choose
+        auto = self.alpha == "auto" and len(ctx.target().y_val) > 0
+        alpha, scores, first, pick_s = (self.pick_alpha(ctx, delta, head_from) if auto
+                                        else (1.0 if self.alpha == "auto"
+                                              else float(self.alpha), {}, None, 0.0))
         recipe = self.recipe(ctx, [t.key for t in refs], alpha)
         made = [self.shifted_member(ctx, p, i, delta, head_from, recipe,
                                     first if i == self.references else None)

@@ -1,11 +1,20 @@
 """Training budgets of the defrost study: data sizes, grid, networks and training lengths.
 
-``quick`` is for a 2-core CPU (synthetic: 3 seeds x 3 target sizes x 3 correlation levels x
+``quick`` is for a 2-core CPU (synthetic: 5 seeds x 3 target sizes x 3 correlation levels x
 (L + 1 freeze depths + scratch) small-MLP trials; images: 3 sizes of MNIST -> KMNIST with a
-small convnet), ``standard`` and ``full`` are for a GPU, ``tiny`` is for tests. Target trials
-train for ``steps`` optimiser steps (``epochs`` = steps / batches per epoch, clipped to
-[``min_epochs``, ``max_epochs``]), so a 50-example target is not under-trained next to a
-5,000-example one.
+small convnet), ``standard`` and ``full`` are for a GPU, ``tiny`` is for tests. Every budget
+spans the regime where the paper's n* moves: target sizes from 10 examples per class (N = 20
+on the binary synthetic task) up to the large-N regime, and correlations up to 0.99 (the
+committed ``benchmarks/results/defrost_synthetic_both_quick.json``, by its test argmax:
+n* = 4 at N = 20 and 1 at N >= 100 for correlation 0.99, 0 for 0.5; at correlations <= 0.9
+and N >= 50 n* = 0 everywhere, the ``eta`` / ``q`` runs).
+
+Synthetic validation: ``val_per_class`` examples per class drawn *besides* the N training
+examples (from the same target distribution, never from the test draw); n* is chosen on it.
+
+Target trials train for ``steps`` optimiser steps (``epochs`` = steps / batches per epoch,
+clipped to [``min_epochs``, ``max_epochs``]), so a 50-example target is not under-trained
+next to a 5,000-example one.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ class Budget:
     image_size: int = 16
     generator: str = "dim=100:latent=20:hidden=100"  # synthetic keys shared by both roles
     similarity_samples: int = 1000  # target test inputs compared block by block
+    val_per_class: int = 250        # synthetic: validation examples per class besides N
 
     def epochs_for(self, n_train: int) -> int:
         """Epochs that give about ``steps`` optimiser steps on ``n_train`` examples."""
@@ -60,17 +70,18 @@ BUDGETS: dict[str, Budget] = {
     "tiny": Budget("tiny", sizes=(20, 60), correlations=(0.0, 1.0), source_n=400,
                    source_epochs=2, steps=20, min_epochs=1, max_epochs=5, mlp_width=16,
                    conv_width=4, fc_width=16, image_size=8,
-                   generator="dim=20:latent=6:n_test=300", similarity_samples=100),
-    "quick": Budget("quick", sizes=(50, 250, 1000), correlations=(0.0, 0.5, 0.9),
+                   generator="dim=20:latent=6:n_test=300", similarity_samples=100,
+                   val_per_class=20),
+    "quick": Budget("quick", sizes=(20, 100, 1000), correlations=(0.5, 0.9, 0.99),
                     source_n=10000, source_epochs=20, steps=600, min_epochs=10,
                     max_epochs=200),
-    "standard": Budget("standard", sizes=(50, 200, 1000, 5000),
-                       correlations=(0.0, 0.3, 0.6, 0.9), source_n=20000, source_epochs=40,
+    "standard": Budget("standard", sizes=(20, 50, 200, 1000, 5000),
+                       correlations=(0.0, 0.5, 0.9, 0.99), source_n=20000, source_epochs=40,
                        steps=2000, min_epochs=10, max_epochs=400, batch_size=64,
                        mlp_width=128, conv_width=32, fc_width=256, image_size=28,
                        generator="dim=200:latent=40:hidden=200", similarity_samples=2000),
-    "full": Budget("full", sizes=(50, 100, 200, 500, 1000, 2000, 5000, 10000),
-                   correlations=(0.0, 0.2, 0.4, 0.6, 0.8, 0.95), source_n=50000,
+    "full": Budget("full", sizes=(20, 50, 100, 200, 500, 1000, 2000, 5000, 10000),
+                   correlations=(0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.99), source_n=50000,
                    source_epochs=60, steps=4000, min_epochs=10, max_epochs=800,
                    batch_size=64, mlp_width=256, conv_width=64, fc_width=512, image_size=28,
                    generator="dim=500:latent=100:hidden=500", similarity_samples=4000),

@@ -49,14 +49,16 @@ class DefrostConfig:
     correlations: list[float] | None = field(default=None, metadata={
         "help": "synthetic only: correlation levels in [0, 1] given to --knob (default: the "
                 "budget's)", "type": float_list})
-    knob: str = field(default="eta", metadata={
+    knob: str = field(default="both", metadata={
         "help": "synthetic only: which correlation the levels set: eta (feature map), q "
-                "(teacher) or both (eta = q = level)", "choices": KNOBS})
+                "(teacher) or both (eta = q = level; the default: the regime where the paper's "
+                "n* moves)", "choices": KNOBS})
     generator: str | None = field(default=None, metadata={
         "help": "synthetic only: extra generator keys for source and target, e.g. "
                 "'hidden=64:noise=0.2' (dim, latent, hidden, n_classes, noise, rho)"})
-    seeds: int = field(default=3, metadata={
-        "help": "number of seeds 0..S-1; a seed fixes the generator (synthetic), the source "
+    seeds: int = field(default=5, metadata={
+        "help": "number of seeds 0..S-1 (default 5: the paired tests on integer n* need "
+                "them); a seed fixes the generator (synthetic), the source "
                 "network and every trial's initialisation: the unit of the paired tests"})
     budget: str = field(default="quick", metadata={
         "help": "quick (CPU: under 30 min for --synthetic), standard or full (GPU)"})

@@ -3,10 +3,11 @@
 A results table (one row per trial, as ``transferlab.sweep`` returns it) becomes, for every
 cell and depth n, the per-seed test accuracies of ``freeze:n`` (and ``reinit:n``), their mean,
 sample std (ddof 1) and 95% t-interval, plus ``scratch``. The optimal depth n* of a cell is
-the depth with the highest mean test accuracy over seeds (ties go to the deeper, cheaper
-depth); ``optimal_by_val`` is what validation alone would pick (its test accuracy is
-reported, never used to choose). Per seed, ``seed_optimal`` is that seed's own argmax, the
-unit value of the findings' tests on n*.
+chosen on validation (``select_depth``): the depth with the highest mean validation accuracy
+over seeds (ties go to the deeper, cheaper depth); its test accuracy is reported, never used
+to choose. ``optimal_by_test`` (the test argmax, an optimistic oracle) is reported beside it
+for comparison only. Per seed, ``seed_optimal`` is that seed's own validation pick, the unit
+value of the findings' tests on n*.
 """
 
 from __future__ import annotations
@@ -60,14 +61,21 @@ def _argmax(depths: list[int], means: list[float | None]) -> int | None:
     return best
 
 
+def select_depth(depths: list[int], val_accs: list[float | None]) -> int | None:
+    """The depth that validation picks: the highest validation accuracy (ties: the deeper
+    depth); None when no depth has one. Test accuracy never enters the choice."""
+    return _argmax(depths, val_accs)
+
+
 def compute_curves(df: pd.DataFrame, d: Design) -> dict:
     """The study's numbers (see the module docstring); keys: cells, scratch, reinit,
-    optimal, optimal_by_val, seed_optimal, depths, sizes, levels."""
+    optimal (chosen on validation), optimal_by_test (oracle, reported only), seed_optimal,
+    depths, sizes, levels."""
     table = unit_table(df, d)
     if not table:
         raise UserError("the study has no finished trials; see the sweep's errors with "
                         "`transferlab results DB --failed`")
-    cells, scratch, reinit, optimal, by_val, seed_opt = [], [], [], [], [], []
+    cells, scratch, reinit, optimal, by_test, seed_opt = [], [], [], [], [], []
     for n, level in d.cells:
         means, vmeans = [], []
         for dep in d.depths:
@@ -82,22 +90,22 @@ def compute_curves(df: pd.DataFrame, d: Design) -> dict:
                                **_stats(r)})
         if (s := table.get((n, level, "scratch", None))):
             scratch.append({"target_size": n, "correlation": level, **_stats(s)})
-        best = _argmax(d.depths, means)
-        if best is not None:
-            optimal.append({"target_size": n, "correlation": level, "depth": best,
-                            "mean": means[d.depths.index(best)]})
-        vbest = _argmax(d.depths, vmeans)
+        vbest = select_depth(d.depths, vmeans)
         if vbest is not None:
-            by_val.append({"target_size": n, "correlation": level, "depth": vbest,
-                           "val_mean": vmeans[d.depths.index(vbest)],
-                           "test_mean": means[d.depths.index(vbest)]})
+            optimal.append({"target_size": n, "correlation": level, "depth": vbest,
+                            "mean": means[d.depths.index(vbest)],
+                            "val_mean": vmeans[d.depths.index(vbest)]})
+        tbest = _argmax(d.depths, means)
+        if tbest is not None:
+            by_test.append({"target_size": n, "correlation": level, "depth": tbest,
+                            "mean": means[d.depths.index(tbest)]})
         for seed in d.seeds:
             accs = [table.get((n, level, "freeze", dep), {}).get(seed) for dep in d.depths]
-            if all(a is not None for a in accs):
+            if all(a is not None and a[1] is not None for a in accs):
                 seed_opt.append({"target_size": n, "correlation": level, "seed": seed,
-                                 "depth": _argmax(d.depths, [a[0] for a in accs])})
+                                 "depth": select_depth(d.depths, [a[1] for a in accs])})
     return {"cells": cells, "scratch": scratch, "reinit": reinit, "optimal": optimal,
-            "optimal_by_val": by_val, "seed_optimal": seed_opt, "depths": d.depths,
+            "optimal_by_test": by_test, "seed_optimal": seed_opt, "depths": d.depths,
             "sizes": d.sizes, "levels": d.levels}
 
 

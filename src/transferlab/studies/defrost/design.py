@@ -107,6 +107,7 @@ def _synthetic(cfg: DefrostConfig, budget: Budget, seeds: list[int], sizes: list
     gen.update(user)
     target_only = {k: gen.pop(k) for k in _TARGET_ONLY if k in gen}
     shared = _join(gen)
+    n_classes = int(gen.get("n_classes", 2))
     sources, targets = {}, {}
     for s in seeds:
         src = f"synthetic:role=source:{shared}:n={budget.source_n}:gen_seed={s}"
@@ -115,9 +116,20 @@ def _synthetic(cfg: DefrostConfig, budget: Budget, seeds: list[int], sizes: list
             for lv in levels:
                 knobs = {"eta": lv, "q": lv} if cfg.knob == "both" else {cfg.knob: lv}
                 t = (f"synthetic:role=target:{shared}:{_join({**knobs, **target_only})}"
-                     f":n={n}:gen_seed={s}")
+                     f":{_sample(n, n_classes, budget.val_per_class)}:gen_seed={s}")
                 targets[(s, n, lv)] = str(TaskSpec.parse(t))
     return levels, sources, targets
+
+
+def _sample(n: int, n_classes: int, val: int) -> str:
+    """The target keys that give N training examples (N // classes per class) and ``val``
+    validation examples per class drawn besides them (n* is chosen on validation; carving it
+    from N = 20 would leave 2 examples to choose with). The generated pool (``n``) holds 1.5x
+    what is drawn plus 50, so that every class of the (balanced in expectation) teacher
+    labels has enough examples: the draw, not the pool, is the target size."""
+    per = max(1, n // n_classes)
+    pool = int(1.5 * n_classes * (per + val)) + 50
+    return f"per_class={per}:val_per_class={val}:n={pool}"
 
 
 def _images(cfg: DefrostConfig, budget: Budget, seeds: list[int], sizes: list[int],
@@ -166,6 +178,8 @@ def design(cfg: DefrostConfig) -> Design:
     notes: list[str] = []
     if cfg.synthetic:
         levels, sources, targets = _synthetic(cfg, budget, seeds, sizes)
+        notes.append(f"validation: {budget.val_per_class} examples per class drawn besides "
+                     "the N training examples; n* is chosen on it, test only reports")
         arch, arch_kwargs = "mlp", {"depth": budget.mlp_depth, "width": budget.mlp_width}
         kind, knob = "synthetic", cfg.knob
     else:

@@ -79,14 +79,15 @@ def run_config(cfg: DefrostConfig, progress: bool = True) -> dict:
         "wall_time_s": round(wall, 1), "database": str(db.resolve())},
         provenance=provenance())
     rule, found, gains = findings_mod.findings(result, d.num_blocks)
-    result.update(findings_rule=rule, findings=[f.to_dict() for f in found], gains=gains)
+    result.update(headline=findings_mod.headline(result, found), findings_rule=rule,
+                  findings=[f.to_dict() for f in found], gains=gains)
     files = {"database": str(db), "result": str(out / "defrost.json"),
              "heatmap": str(out / "heatmap.png"), "curves": str(out / "curves.png"),
              "similarity": str(out / "similarity.png"), "report": str(out / "report.html")}
     pair = ("synthetic correlated hidden-manifold model" if d.kind == "synthetic"
             else f"{d.source_tasks[d.seeds[0]]} -> {d.levels[0]}")
     images = [(plot.save_png(plot.heatmap(result, d.knob, d.num_blocks), files["heatmap"]),
-               "Optimal freeze depth n* (argmax of the mean test accuracy) per cell."),
+               "Optimal freeze depth n* (argmax of the mean validation accuracy) per cell."),
               (plot.save_png(plot.curves_figure(result, d.block_names), files["curves"]),
                "Test accuracy against the number of frozen blocks n (mean, 95% CI), one "
                "line per target size; ring: n*; dashed: scratch.")]
@@ -109,14 +110,16 @@ def run_config(cfg: DefrostConfig, progress: bool = True) -> dict:
 def summarize(result: dict) -> tuple[list[str], dict]:
     """The CLI's lines and its ``--json`` summary."""
     s = result["settings"]
-    lines = [f"defrost study ({s['kind']}): {s['trials']} trials ({s['trials_failed']} failed), "
-             f"{s['wall_time_s']:.0f} s", "n* per (N, correlation):"]
+    lines = [result["headline"],
+             f"defrost study ({s['kind']}): {s['trials']} trials ({s['trials_failed']} failed), "
+             f"{s['wall_time_s']:.0f} s", "n* per (N, correlation), chosen on validation:"]
     lines += [f"  N={o['target_size']} corr={o['correlation']}: n*={o['depth']} "
-              f"({100 * o['mean']:.1f}%)" for o in result["optimal"]]
+              f"(test {100 * o['mean']:.1f}%)" for o in result["optimal"]]
     lines.append(result["findings_rule"])
     lines += [f"- {f['title']}: {f['text']}" for f in result["findings"]]
     lines.append(f"report: {result['files']['report']}")
-    summary = {"files": result["files"], "optimal": result["optimal"],
+    summary = {"headline": result["headline"], "files": result["files"],
+               "optimal": result["optimal"],
                "findings": result["findings"], "wall_time_s": s["wall_time_s"],
                "trials": s["trials"], "trials_failed": s["trials_failed"]}
     return lines, summary

@@ -2,7 +2,10 @@
 
 ``quick`` is for a CPU (k = 1, 5, 10 and 10 episodes by default; MNIST -> KMNIST in minutes
 on an idle 2-core CPU); ``standard`` is for a GPU (k = 1, 5, 10, 20, 50 episodes, a wider
-network, longer fits). ``tiny`` exists for tests.
+network, longer fits); ``gpu`` is quick's fits at a size one GPU session affords for a
+pretrained EfficientNet-Lite0 (``--source efficientnet_lite0 --target cifar10 --size 32``:
+k = 1, 5, 10, 10 episodes, every default protocol including the ``-frozen-stats`` variants:
+270 episode fits). ``tiny`` exists for tests.
 
 Every episode is fitted full-batch (``batch_size`` at least the support set of the largest k
 for 10 classes), so a trial's number of optimiser steps is its number of ``epochs`` whatever
@@ -58,8 +61,11 @@ BUDGETS: dict[str, Budget] = {
     "standard": Budget("standard", shots=(1, 5, 10, 20), episodes=50, epochs=100, lr=0.05,
                        batch_size=256, pretrain_epochs=30, pretrain_per_class=None,
                        size=None, width=32, fc_width=256),
+    "gpu": Budget("gpu", shots=(1, 5, 10), episodes=10, epochs=100, lr=0.1,
+                  batch_size=128, pretrain_epochs=30, pretrain_per_class=None, size=None,
+                  width=32, fc_width=256),
 }
-PUBLIC = ("quick", "standard")
+PUBLIC = ("quick", "standard", "gpu")
 
 # Practitioners' settings per protocol (TrainConfig fields on top of the budget's): a
 # pretrained weight matrix moves at 0.1 x the head's lr (the CS231n rule, and what

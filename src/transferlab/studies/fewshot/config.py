@@ -64,7 +64,8 @@ class FewshotConfig:
         "help": "training seeds per episode (0..N-1); each (seed, episode) is one unit of the "
                 "paired tests"})
     budget: str = field(default="quick", metadata={
-        "help": "quick (CPU: minutes) or standard (GPU)"})
+        "help": "quick (CPU: minutes), standard (GPU) or gpu (quick's k = 1,5,10 x 10 "
+                "episodes, for a pretrained --source such as efficientnet_lite0 on a GPU)"})
     size: int | None = field(default=None, metadata={
         "help": "image side in pixels for pretraining and target (default: the dataset's, at "
                 "least 16; with --source: the checkpoint's)"})
