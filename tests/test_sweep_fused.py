@@ -55,18 +55,23 @@ def test_fused_sweep_rows_equal_plain_rows_and_resume(ckpt, tmp_path):
     assert len(load_results(db)) == 12
 
 
-def test_grouping_rules():
+def test_grouping_rules(ckpt, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy.safetensors"  # another checkpoint of the same architecture
+    shutil.copy(ckpt, copy)
+    shutil.copy(ckpt.replace(".safetensors", ".json"), tmp_path / "copy.json")
     jobs = [{"kind": "trial", "key": str(i), "cfg": {
-        "source": "s.safetensors", "task": "t", "protocol": proto, "seed": seed,
+        "source": src, "task": "t", "protocol": proto, "seed": seed,
         "train": {"lr": lr, "device": "cpu", **extra}}}
-        for i, (proto, seed, lr, extra) in enumerate([
-            ("freeze:1", 0, 0.1, {}), ("freeze:2", 1, 0.2, {}), ("finetune", 0, 0.1, {}),
-            ("freeze:1", 0, 0.1, {"epochs": 3}), ("linear-probe", 0, 0.1, {}),
-            ("finetune", 1, 0.1, {"hflip": True})])]
-    trials = {j["key"]: {"source_name": "a"} for j in jobs}
-    out = _fused_jobs(jobs, trials, True)
+        for i, (src, proto, seed, lr, extra) in enumerate([
+            (ckpt, "freeze:1", 0, 0.1, {}), (str(copy), "freeze:2", 1, 0.2, {}),
+            (ckpt, "finetune", 0, 0.1, {}), (ckpt, "freeze:1", 0, 0.1, {"epochs": 3}),
+            (ckpt, "linear-probe", 0, 0.1, {}), (ckpt, "finetune", 1, 0.1, {"hflip": True}),
+            ("elsewhere.safetensors", "freeze:1", 0, 0.1, {})])]
+    out = _fused_jobs(jobs, True)
     groups = sorted(sorted(m["key"] for m in j["jobs"]) for j in out if j["kind"] == "group")
     assert groups == [["0", "1"]]  # only the two freeze trials share everything else
-    assert sorted(j["key"] for j in out if j["kind"] == "trial") == ["2", "3", "4", "5"]
-    assert _fused_jobs(jobs, trials, None) == jobs  # auto: CPU trials run alone
-    assert _fused_jobs(jobs, trials, False) == jobs
+    assert sorted(j["key"] for j in out if j["kind"] == "trial") == ["2", "3", "4", "5", "6"]
+    assert _fused_jobs(jobs, None) == jobs  # auto: CPU trials run alone
+    assert _fused_jobs(jobs, False) == jobs

@@ -200,7 +200,10 @@ def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[Fuse
                                        lr_mult=c.lr_mult, layer_decay=c.layer_decay))
         gens.append(gen)  # continues, as transfer's, into the batch order
     model = plans[0].model
-    shapes = [[(k, v.shape) for k, v in p.model.state_dict().items()] for p in plans]
+    # One structure runs every trial's weights: module types and settings (repr) and
+    # every tensor's name and shape must agree.
+    shapes = [(repr(p.model), [(k, v.shape) for k, v in p.model.state_dict().items()])
+              for p in plans]
     if any(sh != shapes[0] for sh in shapes[1:]):
         raise UserError("source: models of different architectures are invalid in one fused "
                         "job: allowed are sources with the same parameter names and shapes; "
