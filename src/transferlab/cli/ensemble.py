@@ -45,7 +45,7 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=None, help="trials in parallel")
     p.add_argument("--fuse", default="auto", choices=["auto", "on", "off"],
                    help="fine-tune a stage's members as one fused model "
-                        "(transferlab.train.fused): auto (default) on CUDA only; on; off")
+                        "(transferlab.train.fused): auto = on CUDA only, on, off")
     add_common(p)
     add_train_args(p)
     p.set_defaults(func=run)

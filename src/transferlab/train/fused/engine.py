@@ -331,41 +331,50 @@ def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[Fuse
                     out_p.append(torch.softmax(out, -1).cpu())
         train_mode()
         if m_count == 0:
-            nan = torch.full((t_count,), float("nan"))
-            return nan, nan.double(), None
-        return acc.cpu().double() / m_count, (nll / m_count).cpu(), \
-            (torch.cat(out_p, 1) if probs else None)
+            nan = torch.full((t_count,), float("nan"), device=device, dtype=torch.float64)
+            return nan, nan, None
+        # On the device (no synchronisation); exact counts over m in float64.
+        return acc.double() / m_count, nll / m_count, (torch.cat(out_p, 1) if probs else None)
 
-    # -- training --------------------------------------------------------------------------
+    # -- training ----------------------------------------------------------------------
+    # Per-trial bookkeeping stays on the device (no synchronisation per step or epoch):
+    # a trial stops (lr 0) when its loss turns non-finite (diverged: its weights stay as at
+    # that epoch's end, as the plain loop leaves them) or when patience runs out.
     x_tr, y_tr = xs["train"], ys["train"]
     n = int(y_tr.shape[-1])
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     has_val = "val" in ys and ys["val"].shape[-1] > 0
-    step_fn = torch.func.vmap(logits_of, in_dims=(0, 0, 0))
-    active = torch.ones(t_count, device=device)
-    outcome, reason = ["ok"] * t_count, [""] * t_count
-    epochs_run, best_epoch = [0] * t_count, [-1] * t_count
-    best_val = [float("nan")] * t_count
-    bad = [0] * t_count
-    history: list[list[dict]] = [[] for _ in range(t_count)]
-    best_p = {k: v.detach().clone() for k, v in params.items()}
-    best_b = {k: v.clone() for k, v in buffers.items()}
+    full = cfg.batch_size >= n  # one step per epoch on the whole set: no shuffle needed
+    step_fn = torch.func.vmap(logits_of, in_dims=(0, 0, None if full and shared["train"]
+                                                  else 0))
+    active = torch.ones(t_count, device=device, dtype=torch.bool)
+    diverged_at = torch.zeros(t_count, device=device, dtype=torch.long)
+    best_val = torch.full((t_count,), float("nan"), device=device, dtype=torch.float64)
+    best_epoch = torch.zeros(t_count, device=device, dtype=torch.long)
+    bad = torch.zeros(t_count, device=device, dtype=torch.long)
+    log: list[tuple] = []  # per epoch: (active at start, loss, acc, val acc, val nll)
+    best_p = {k: v.detach().clone() for k, v in params.items()} if has_val else None
+    best_b = {k: v.clone() for k, v in buffers.items()} if has_val else None
     rows = torch.arange(t_count, device=device)[:, None]
     step = 0
     t1 = time.perf_counter()
     for epoch in range(cfg.epochs if n else 0):
-        running = [ti for ti in range(t_count) if active[ti] > 0]
-        if not running:
-            break
+        if (cfg.patience is not None or epoch % 10 == 9) and not bool(active.any()):
+            break  # every trial stopped (one synchronisation, only when it can happen)
         train_mode()
-        perm = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
+        start_active = active.clone()
+        perm = None if full else \
+            torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
         loss_sum = torch.zeros(t_count, device=device)
         correct = torch.zeros(t_count, device=device)
         for s in range(0, n, cfg.batch_size):
-            idx = perm[:, s:s + cfg.batch_size]  # (T, b)
-            xb = x_tr[idx] if shared["train"] else x_tr[rows, idx]
-            yb = y_tr[idx] if shared["train"] else y_tr[rows, idx]
+            if perm is None:
+                xb, yb = x_tr, y_tr.expand(t_count, -1)
+            else:
+                idx = perm[:, s:s + cfg.batch_size]  # (T, b)
+                xb = x_tr[idx] if shared["train"] else x_tr[rows, idx]
+                yb = y_tr[idx] if shared["train"] else y_tr[rows, idx]
             with _autocast(device, cfg):
                 logits = step_fn(params, buffers, xb)
             logits = logits.float()
@@ -376,51 +385,60 @@ def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[Fuse
             if cfg.max_grad_norm:
                 clip_per_trial(grads, masks, cfg.max_grad_norm)
             opt.step(grads, _schedule(step, total, cfg.schedule), active)
-            loss_sum += per_trial.detach() * idx.shape[1]
+            loss_sum += per_trial.detach() * yb.shape[1]
             correct += (logits.detach().argmax(-1) == yb).sum(1)
             step += 1
-        train_loss = (loss_sum / n).tolist()  # one sync per epoch
-        train_acc = (correct / n).tolist()
-        val_acc, val_nll, _ = score("val") if has_val else (None, None, None)
-        improved = torch.zeros(t_count, dtype=torch.bool)
-        for ti in running:
-            epochs_run[ti] = epoch + 1
-            if not math.isfinite(train_loss[ti]):
-                outcome[ti] = "diverged"
-                reason[ti] = (f"training loss became {train_loss[ti]} in epoch {epoch + 1}; "
-                              f"lower the learning rate (lr={cfgs[ti].lr}) or set "
-                              "max_grad_norm")
-                active[ti] = 0
-                continue
-            va = float(val_acc[ti]) if has_val else float("nan")
-            history[ti].append({"epoch": epoch + 1, "train_loss": train_loss[ti],
-                                "train_acc": train_acc[ti], "val_acc": va,
-                                "val_nll": float(val_nll[ti]) if has_val else float("nan")})
-            if not has_val or math.isnan(best_val[ti]) or va > best_val[ti]:
-                best_val[ti], best_epoch[ti], bad[ti] = va, epoch + 1, 0
-                improved[ti] = True
-            else:
-                bad[ti] += 1
-                if cfg.patience is not None and bad[ti] >= cfg.patience:
-                    active[ti] = 0
-        _keep_best(best_p, params, improved, device)
-        _keep_best(best_b, buffers, improved, device)
+        loss, acc = loss_sum / n, correct / n
+        finite = torch.isfinite(loss)
+        diverged_at = torch.where(start_active & ~finite, epoch + 1, diverged_at)
+        active = active & finite
+        if has_val:
+            va, vn, _ = score("val")
+            improved = active & (torch.isnan(best_val) | (va > best_val))
+            best_val = torch.where(improved, va, best_val)
+            best_epoch = torch.where(improved, epoch + 1, best_epoch)
+            bad = torch.where(improved, 0, bad + active.long())
+            if cfg.patience is not None:
+                active = active & (bad < cfg.patience)
+            _keep_best(best_p, params, improved)
+            _keep_best(best_b, buffers, improved)
+        else:
+            va = vn = torch.full((t_count,), float("nan"), device=device)
+            best_epoch = torch.where(active, epoch + 1, best_epoch)  # the last epoch
+        log.append((start_active, loss, acc, va, vn))
+    train_time = time.perf_counter() - t1  # (the device may still be working)
+    if has_val:  # restore each ok trial's best epoch; a diverged trial keeps its weights
+        restore = (diverged_at == 0) & (best_epoch > 0)
+        _keep_best(params, best_p, restore)
+        _keep_best(buffers, best_b, restore)
+    # One synchronisation: the per-epoch log to the CPU, as per-trial histories.
+    cols = [torch.stack([torch.as_tensor(c, device=device).double() for c in col]).cpu()
+            for col in zip(*log)] if log else [torch.zeros(0, t_count)] * 5
+    ran, losses, accs, vaccs, vnlls = cols
+    diverged_at, best_epoch = diverged_at.cpu().tolist(), best_epoch.cpu().tolist()
+    outcome, reason, epochs_run, history = [], [], [], []
+    for ti in range(t_count):
+        d = diverged_at[ti]
+        epochs_run.append(int(ran[:, ti].sum()))
+        outcome.append("diverged" if d else "ok")
+        reason.append(f"training loss became {float(losses[d - 1, ti])} in epoch {d}; lower "
+                      f"the learning rate (lr={cfgs[ti].lr}) or set max_grad_norm" if d else "")
+        history.append([{"epoch": e + 1, "train_loss": float(losses[e, ti]),
+                         "train_acc": float(accs[e, ti]), "val_acc": float(vaccs[e, ti]),
+                         "val_nll": float(vnlls[e, ti])}
+                        for e in range(len(log)) if ran[e, ti] and e + 1 != d])
+        if best_epoch[ti] == 0:  # no epoch kept (none ran, or the first diverged)
+            best_epoch[ti] = -1
     train_time = time.perf_counter() - t1
-    # Restore each ok trial's best epoch; a diverged trial keeps its weights as they were.
-    restore = torch.tensor([o == "ok" and best_epoch[ti] > 0 for ti, o in enumerate(outcome)])
-    _keep_best(params, best_p, restore, device)
-    _keep_best(buffers, best_b, restore, device)
     return _results(locals())
 
 
-def _keep_best(dst: dict, src: dict, which: torch.Tensor, device) -> None:
-    """dst[k][t] = src[k][t] where ``which[t]`` (in place, no sync)."""
-    if not bool(which.any()):
-        return
-    w = which.to(device)
+def _keep_best(dst: dict, src: dict, which: torch.Tensor) -> None:
+    """dst[k][t] = src[k][t] where ``which[t]`` ((T,) bool on their device; in place, no
+    synchronisation)."""
     with torch.no_grad():
         for k, v in dst.items():
-            v.copy_(torch.where(w.view(-1, *[1] * (v.dim() - 1)), src[k], v))
+            v.copy_(torch.where(which.view(-1, *[1] * (v.dim() - 1)), src[k], v))
 
 
 def _results(s: dict) -> list[FusedTrialResult]:
@@ -430,7 +448,9 @@ def _results(s: dict) -> list[FusedTrialResult]:
     params, buffers, fixed, score = s["params"], s["buffers"], s["fixed"], s["score"]
     has_test = "test" in s["ys"]
     test_acc, test_nll, probs = score("test", s["keep_probs"]) if has_test else (None,) * 3
-    val_acc = score("val")[0] if s["has_val"] else None
+    if has_test:
+        test_acc, test_nll = test_acc.cpu(), test_nll.cpu()
+    val_acc = score("val")[0].cpu() if s["has_val"] else None
     out = []
     for ti in range(t_count):
         state = {}
