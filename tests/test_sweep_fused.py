@@ -1,4 +1,4 @@
-"""Sweeps with fused jobs: trials differing by seed, lr or depth run as one fused model,
+"""Sweeps with fused jobs: trials differing by episode, lr or depth run as one fused model,
 and each is stored as its own row with the key, metrics and outputs of a plain run."""
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ def ckpt(tmp_path_factory):
 
 def spec(ckpt, **more):
     return {"name": "fused", "target": TARGET, "sources": {"a": {"checkpoint": ckpt}},
-            "axes": {"protocol": ["freeze:1", "freeze:3", "linear-probe"], "seed": 2,
-                     "lr": [0.05, 0.02]},
+            "axes": {"protocol": ["freeze:1", "freeze:3", "linear-probe"], "seed": [1],
+                     "lr": [0.05, 0.02], "episode": [0, 1]},
             "train": {"epochs": 2, "batch_size": 16, "device": "cpu"}, **more}
 
 
@@ -42,7 +42,8 @@ def test_fused_sweep_rows_equal_plain_rows_and_resume(ckpt, tmp_path):
     n_test = len(transferlab.make_task(TARGET).y_test)
     np.testing.assert_allclose(fused["test_acc"], p["test_acc"], atol=1 / n_test + 1e-9)
     np.testing.assert_allclose(fused["test_nll"], p["test_nll"], rtol=1e-4)
-    # freeze:1 and freeze:3 at both lrs and seeds: one fused job of 8; the probe alone.
+    # freeze:1 and freeze:3 at both lrs and episodes (per-trial support sets): one fused
+    # job of 8; the probe alone.
     freeze = fused["protocol"] == "freeze"
     assert freeze.sum() == 8 and (fused.loc[freeze, "fused_trials"] == 8).all()
     assert fused.loc[~freeze, "fused_trials"].isna().all()

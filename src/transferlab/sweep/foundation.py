@@ -223,7 +223,8 @@ def fuse_group(cfg: dict, fuse: bool | None) -> str | None:
 
     The group is the trial minus what fused trials may differ in: seed, the source
     checkpoint (sources of one architecture: a source pretrained per seed, ensemble
-    members), lr, lr_mult and the depth of a depth-taking protocol.
+    members), lr, lr_mult, the depth of a depth-taking protocol, and the task's ``episode``
+    and ``seed`` keys (which sample of the task: per-trial support sets).
     """
     import json
 
@@ -243,10 +244,13 @@ def fuse_group(cfg: dict, fuse: bool | None) -> str | None:
     if fusable(cfg["protocol"], train):
         return None
     pc = get_protocol(cfg["protocol"]).config
+    # The task without the keys that only pick its sample (per-trial data in a fused job).
+    task = ":".join(part for part in canonical_task(cfg["task"]).split(":")
+                    if not part.startswith(("episode=", "seed=")))
     shape = dataclasses.replace(pc, depth=None, upto=None).to_dict()
     rest = {k: v for k, v in (cfg.get("train") or {}).items() if k not in ("lr", "lr_mult")}
-    return json.dumps([source_signature(cfg["source"]), cfg["task"], cfg.get("task_fingerprint"),
-                       cfg.get("data_dir"), type(pc).__name__, shape, rest],
+    return json.dumps([source_signature(cfg["source"]), task, cfg.get("data_dir"),
+                       type(pc).__name__, shape, rest],
                       sort_keys=True, default=str)
 
 
