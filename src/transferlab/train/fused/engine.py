@@ -266,14 +266,22 @@ def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[Fuse
     # Parameters outside ``params`` are the same in every trial: the module's own.
     fixed = {f"m.{n}": p.detach() for n, p in model.named_parameters()
              if f"m.{n}" not in params}
-    for k in [f"m.{n}" for n in trained]:
-        params[k].requires_grad_(True)
-    opt = StackedOptimizer({f"m.{n}": params[f"m.{n}"] for n in trained},
-                           {f"m.{n}": scale[n].to(device) for n in trained},
-                           {f"m.{n}": decay[n].to(device) for n in trained},
+    # The trained tensors live side by side in one (T, P) buffer; ``params`` holds views.
+    keys = [f"m.{n}" for n in trained]
+    sizes = [params[k][0].numel() for k in keys]
+    flat = torch.cat([params[k].reshape(t_count, -1) for k in keys], 1) if keys else \
+        torch.zeros(t_count, 0, device=device)
+    with torch.no_grad():
+        for k, v in zip(keys, torch.split(flat, sizes, 1)):
+            params[k] = v.view(params[k].shape).requires_grad_(True)
+    per_el = [(scale, "scale"), (decay, "decay")]  # (T,) per tensor -> (T, P) per element
+    elem = {name: torch.cat([d[n].view(t_count, 1).expand(t_count, size)
+                             for n, size in zip(trained, sizes)], 1).to(device)
+            if keys else torch.zeros(t_count, 0, device=device) for d, name in per_el}
+    opt = StackedOptimizer(flat, elem["scale"], elem["decay"],
                            torch.tensor([c.lr for c in cfgs], device=device), cfg.optimizer,
                            cfg.momentum)
-    masks = {f"m.{n}": (scale[n] != 0).float().to(device) for n in trained}
+    mask = (elem["scale"] != 0).float()
 
     def logits_of(p, b, x):
         return torch.func.functional_call(wrapper, {**p, **b}, (x,))
@@ -299,10 +307,10 @@ def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[Fuse
             ys[split] = y if per_trial else y.expand(t_count, -1)
             shared[split] = False
             continue
-        flat = x.reshape(-1, *x.shape[2:]) if per_trial else x
-        key = (start, id(source), flat.data_ptr(), tuple(flat.shape)) \
+        x_in = x.reshape(-1, *x.shape[2:]) if per_trial else x
+        key = (start, id(source), x_in.data_ptr(), tuple(x_in.shape)) \
             if split == "test" and not per_trial else None
-        h = _prefix(model, flat, start, cfg.channels_last,
+        h = _prefix(model, x_in, start, cfg.channels_last,
                     prefix_cache if key else None, key)
         xs[split] = h.reshape(t_count, -1, *h.shape[1:]) if per_trial else h
         ys[split], shared[split] = y, not per_trial
@@ -345,8 +353,8 @@ def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[Fuse
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     has_val = "val" in ys and ys["val"].shape[-1] > 0
-    full = cfg.batch_size >= n  # one step per epoch on the whole set: no shuffle needed
-    step_fn = torch.func.vmap(logits_of, in_dims=(0, 0, None if full and shared["train"]
+    whole = cfg.batch_size >= n  # one step per epoch on the whole set: no shuffle needed
+    step_fn = torch.func.vmap(logits_of, in_dims=(0, 0, None if whole and shared["train"]
                                                   else 0))
     active = torch.ones(t_count, device=device, dtype=torch.bool)
     diverged_at = torch.zeros(t_count, device=device, dtype=torch.long)
@@ -354,7 +362,8 @@ def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[Fuse
     best_epoch = torch.zeros(t_count, device=device, dtype=torch.long)
     bad = torch.zeros(t_count, device=device, dtype=torch.long)
     log: list[tuple] = []  # per epoch: (active at start, loss, acc, val acc, val nll)
-    best_p = {k: v.detach().clone() for k, v in params.items()} if has_val else None
+    # Only the trained tensors (the flat buffer) and the buffers change while training.
+    best_p = {"flat": flat.clone()} if has_val else None
     best_b = {k: v.clone() for k, v in buffers.items()} if has_val else None
     rows = torch.arange(t_count, device=device)[:, None]
     step = 0
@@ -364,7 +373,7 @@ def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[Fuse
             break  # every trial stopped (one synchronisation, only when it can happen)
         train_mode()
         start_active = active.clone()
-        perm = None if full else \
+        perm = None if whole else \
             torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
         loss_sum = torch.zeros(t_count, device=device)
         correct = torch.zeros(t_count, device=device)
@@ -380,11 +389,11 @@ def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[Fuse
             logits = logits.float()
             per_trial = F.cross_entropy(logits.flatten(0, 1), yb.flatten(),
                                         reduction="none").view(t_count, -1).mean(1)
-            grads = torch.autograd.grad(per_trial.sum(), [params[f"m.{k}"] for k in trained])
-            grads = dict(zip([f"m.{k}" for k in trained], grads))
+            grads = torch.autograd.grad(per_trial.sum(), [params[k] for k in keys])
+            g = torch.cat([x.reshape(t_count, -1) for x in grads], 1)  # (T, P), one copy
             if cfg.max_grad_norm:
-                clip_per_trial(grads, masks, cfg.max_grad_norm)
-            opt.step(grads, _schedule(step, total, cfg.schedule), active)
+                clip_per_trial(g, mask, cfg.max_grad_norm)
+            opt.step(g, _schedule(step, total, cfg.schedule), active)
             loss_sum += per_trial.detach() * yb.shape[1]
             correct += (logits.detach().argmax(-1) == yb).sum(1)
             step += 1
@@ -400,7 +409,7 @@ def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[Fuse
             bad = torch.where(improved, 0, bad + active.long())
             if cfg.patience is not None:
                 active = active & (bad < cfg.patience)
-            _keep_best(best_p, params, improved)
+            _keep_best(best_p, {"flat": flat}, improved)
             _keep_best(best_b, buffers, improved)
         else:
             va = vn = torch.full((t_count,), float("nan"), device=device)
@@ -409,7 +418,7 @@ def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[Fuse
     train_time = time.perf_counter() - t1  # (the device may still be working)
     if has_val:  # restore each ok trial's best epoch; a diverged trial keeps its weights
         restore = (diverged_at == 0) & (best_epoch > 0)
-        _keep_best(params, best_p, restore)
+        _keep_best({"flat": flat}, best_p, restore)
         _keep_best(buffers, best_b, restore)
     # One synchronisation: the per-epoch log to the CPU, as per-trial histories.
     cols = [torch.stack([torch.as_tensor(c, device=device).double() for c in col]).cpu()
