@@ -76,3 +76,24 @@ def test_grouping_rules(ckpt, tmp_path):
     assert sorted(j["key"] for j in out if j["kind"] == "trial") == ["2", "3", "4", "5", "6"]
     assert _fused_jobs(jobs, None) == jobs  # auto: CPU trials run alone
     assert _fused_jobs(jobs, False) == jobs
+
+
+def test_group_jobs_store_each_outcome_and_fall_back_to_plain_runs(ckpt):
+    from transferlab.sweep.worker import execute
+
+    def job(key, protocol, lr):
+        return {"kind": "trial", "key": key, "cfg": {
+            "source": ckpt, "task": TARGET, "protocol": protocol, "seed": 0,
+            "train": {"epochs": 1, "batch_size": 16, "device": "cpu", "lr": lr}}}
+
+    # A diverging member fails alone, with the plain loop's reason; the other is done.
+    res = execute({"kind": "group", "jobs": [job("a", "freeze:1", 0.05),
+                                             job("b", "freeze:1", 1e12)]})
+    assert res["status"] == "group"
+    ok, bad = res["results"]
+    assert ok["status"] == "done" and ok["metrics"]["fused_trials"] == 2
+    assert bad["status"] == "failed" and bad["error"].startswith("diverged: training loss")
+    # A group the fused engine refuses (l2sp's step hook) runs its trials one by one.
+    res = execute({"kind": "group", "jobs": [job("c", "l2sp", 0.05), job("d", "l2sp", 0.02)]})
+    assert [r["status"] for r in res["results"]] == ["done", "done"]
+    assert all("fused_trials" not in r["metrics"] for r in res["results"])
