@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 import sys
@@ -141,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.steps:
             train["epochs"] = args.steps
         cfg = resolve_train(get_protocol(p).config, TrainConfig.from_dict(train))
+        # Untimed warm-up of both sides (one step; first calls, kernel selection).
+        warm = dataclasses.replace(cfg, epochs=1)
+        plain_episode(source, p, x[0], y[0], x_test[:50], y_test[:50], c, warm, bf16=args.bf16)
+        train_episodes(source, p, x[:2], y[:2], x_test[:50], y_test[:50], c, warm)
         _sync(device)
         t0 = time.perf_counter()
         plain = [plain_episode(source, p, x[e], y[e], x_test, y_test, c, cfg, bf16=args.bf16)
