@@ -152,6 +152,20 @@ def test_strategies_share_trials_count_epochs_and_report_their_probs(saved):
     assert rows["independent"]["accuracy"] > 0.3  # chance is 0.2 (2 epochs, 15 per class)
 
 
+def test_fused_members_equal_the_plain_members(saved, tmp_path):
+    """``fuse=True``: independent's members fine-tuned as one fused model (two sources of one
+    architecture) give the members' probabilities of the plain runs."""
+    from transferlab.sweep import load_results
+
+    _, res = saved
+    db = tmp_path / "fused.sqlite"
+    got = transfer_ensemble(TGT, members=res.members, strategies=["independent"],
+                            train=TRAIN, workers=1, db=str(db), fuse=True)
+    assert (load_results(db)["fused_trials"] == 2).all()
+    np.testing.assert_allclose(got.probs["independent"], res.probs["independent"],
+                               atol=1e-4, rtol=0)
+
+
 def test_rerun_resumes_from_the_store(saved):
     out, res = saved
     from transferlab.sweep import load_results

@@ -87,36 +87,41 @@ def transfer_fused(source: BlockModel, task: Task, protocol: str | Protocol,
 def run_trials_fused(cfgs: list[dict], keep: tuple[str, ...] | list[str] = (),
                      artifacts_dirs: list[str | None] | None = None,
                      progress: bool = False) -> list[dict]:
-    """``run_trial(cfg)`` for sweep trials of one task, source architecture and protocol
-    shape (differing by seed, source checkpoint, lr, lr_mult, depth), as one fused job.
+    """``run_trial(cfg)`` for sweep trials of one source architecture, protocol shape and
+    train config that differ by seed, source checkpoint, lr, lr_mult, protocol depth and
+    the task's sample (``episode`` / ``seed`` keys: per-trial support sets of one size),
+    as one fused job.
 
     Returns one metrics dict per config, as ``run_trial``'s (with ``"artifacts"`` when
     ``keep``). Raises ``UserError`` when the configs cannot run as one job (the caller runs
-    them one by one with ``run_trial`` instead).
+    them one by one with ``run_trial``, which reports each trial's own error).
     """
     from transferlab.api import checkpoint_meta, run_trial
     from transferlab.checkpoint import load_checkpoint
     from transferlab.data import make_task
 
     first = cfgs[0]
-    same = ("task", "task_fingerprint", "data_dir")
-    if any(c.get(k) != first.get(k) for c in cfgs for k in same) or \
+    if any(c.get("data_dir") != first.get("data_dir") for c in cfgs) or \
             any(not c.get("source") for c in cfgs):
-        raise UserError("fused trials need one task and source checkpoints: allowed are "
-                        "configs with the same task, task_fingerprint and data_dir; "
-                        "run them with run_trial")
+        raise UserError("fused trials need source checkpoints and one data_dir; run them "
+                        "with run_trial")
     if len(cfgs) == 1:
         return [run_trial(first, keep=keep, artifacts_dir=(artifacts_dirs or [None])[0],
                           progress=progress)]
-    task = make_task(first["task"], data_dir=first.get("data_dir"), progress=progress)
-    if first.get("task_fingerprint") and first["task_fingerprint"] != task.fingerprint:
-        return [run_trial(c) for c in cfgs]  # run_trial raises the data-changed error
+    tasks: dict[str, Task] = {}
+    for c in cfgs:
+        if c["task"] not in tasks:
+            tasks[c["task"]] = make_task(c["task"], data_dir=c.get("data_dir"),
+                                         progress=progress)
+        fp = c.get("task_fingerprint")
+        if fp and fp != tasks[c["task"]].fingerprint:
+            raise UserError(f"task={c['task']!r}: its data changed since the sweep was "
+                            "planned; run_trial reports it")
     loaded: dict[str, BlockModel] = {}
     for c in cfgs:
         if c["source"] not in loaded:
             loaded[c["source"]] = load_checkpoint(c["source"])[0]
-    train = dict(first.get("train") or {})
-    base = {k: v for k, v in train.items() if k not in ("lr", "lr_mult")}
+    base = {k: v for k, v in (first.get("train") or {}).items() if k not in ("lr", "lr_mult")}
     for c in cfgs:
         if {k: v for k, v in (c.get("train") or {}).items()
                 if k not in ("lr", "lr_mult")} != base:
@@ -125,29 +130,43 @@ def run_trials_fused(cfgs: list[dict], keep: tuple[str, ...] | list[str] = (),
     trials = [FusedTrial(int(c.get("seed", 0)), (c.get("train") or {}).get("lr"),
                          (c.get("train") or {}).get("lr_mult"), get_protocol(c["protocol"]))
               for c in cfgs]
-    sources = [loaded[c["source"]] for c in cfgs]
-    cfg = TrainConfig.from_dict(base)
-    results = _transfer_many(sources, task, trials, cfg, keep_probs="probs" in keep)
+    per = [tasks[c["task"]] for c in cfgs]
+    results = _transfer_many([loaded[c["source"]] for c in cfgs], per, trials,
+                             TrainConfig.from_dict(base), keep_probs="probs" in keep)
     if not keep:
         return [r.metrics for r in results]
     from transferlab.sweep.artifacts import save_trial_outputs
 
     out = []
-    for c, r, folder in zip(cfgs, results, artifacts_dirs or [None] * len(cfgs)):
-        meta = checkpoint_meta(r, trial_config=c, task_fingerprint=task.fingerprint)
-        written = save_trial_outputs(folder, keep, r.model, task, meta, probs=r.test_probs)
+    for c, r, t, folder in zip(cfgs, results, per, artifacts_dirs or [None] * len(cfgs)):
+        meta = checkpoint_meta(r, trial_config=c, task_fingerprint=t.fingerprint)
+        written = save_trial_outputs(folder, keep, r.model, t, meta, probs=r.test_probs)
         out.append({**r.metrics, "artifacts": written})
     return out
 
 
-def _transfer_many(sources: list[BlockModel], task: Task, trials: list[FusedTrial],
+def _stacked(tasks: list[Task], split: str, device) -> tuple:
+    """(x, y) of ``split``: the first task's when every task holds the same tensors, else
+    stacked per trial (T, N, ...) / (T, N); ``UserError`` when the sizes differ."""
+    xs = [getattr(t, f"x_{split}") for t in tasks]
+    ys = [getattr(t, f"y_{split}") for t in tasks]
+    if all(x is xs[0] or (x.shape == xs[0].shape and torch.equal(x, xs[0])
+                          and torch.equal(y, ys[0])) for x, y in zip(xs, ys)):
+        return xs[0].to(device), ys[0].to(device)
+    if any(x.shape != xs[0].shape for x in xs):
+        raise UserError(f"fused trials' {split} splits of sizes "
+                        f"{sorted({len(y) for y in ys})} are invalid: allowed is one size; "
+                        "run them with run_trial")
+    return torch.stack(xs).to(device), torch.stack(ys).to(device)
+
+
+def _transfer_many(sources: list[BlockModel], tasks: list[Task], trials: list[FusedTrial],
                    cfg: TrainConfig, keep_probs: bool) -> list[TransferResult]:
-    """``transfer_fused`` with one source per trial."""
+    """``transfer_fused`` with one source and one task per trial."""
     device = cfg.resolved_device()
-    task = task.to(device)
-    results = fit_fused(sources, trials[0].protocol, trials, task.x_train, task.y_train,
-                        task.x_val, task.y_val, task.x_test, task.y_test, task.num_classes,
+    data = [v for split in ("train", "val", "test") for v in _stacked(tasks, split, device)]
+    results = fit_fused(sources, trials[0].protocol, trials, *data, tasks[0].num_classes,
                         cfg, keep_probs=keep_probs)
-    return [TransferResult(_model_of(s, task.num_classes, r.state), r.metrics, r.history,
-                           {**r.config, "task": str(task.spec), "classes": list(task.classes)},
-                           r.test_probs) for s, r in zip(sources, results)]
+    return [TransferResult(_model_of(s, t.num_classes, r.state), r.metrics, r.history,
+                           {**r.config, "task": str(t.spec), "classes": list(t.classes)},
+                           r.test_probs) for s, t, r in zip(sources, tasks, results)]

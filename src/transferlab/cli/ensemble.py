@@ -43,6 +43,9 @@ def register(sub) -> None:
                                               "--out, else a temporary one)")
     p.add_argument("--out", default=None, help="folder to save members + manifest.json in")
     p.add_argument("--workers", type=int, default=None, help="trials in parallel")
+    p.add_argument("--fuse", default="auto", choices=["auto", "on", "off"],
+                   help="fine-tune a stage's members as one fused model "
+                        "(transferlab.train.fused): auto = on CUDA only, on, off")
     add_common(p)
     add_train_args(p)
     p.set_defaults(func=run)
@@ -127,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
                             pretrain=args.pretrain, n_members=m, train=train, seed=args.seed,
                             db=args.db, workers=args.workers, data_dir=args.data_dir,
                             arch=args.arch, out=args.out, progress=not args.quiet,
+                            fuse={"auto": None, "on": True, "off": False}[args.fuse],
                             pretrain_train={"epochs": args.pretrain_epochs,
                                             "lr": args.pretrain_lr})
     rows = finite_rows(res.rows)

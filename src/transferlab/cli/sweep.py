@@ -49,8 +49,8 @@ def register(subparsers) -> None:
                         "without them run again)")
     p.add_argument("--fuse", default="auto", choices=["auto", "on", "off"],
                    help="train trials that differ only by seed, lr, lr_mult or depth as one "
-                        "fused model (transferlab.train.fused): auto (default) on CUDA only, "
-                        "where it is faster; on; off")
+                        "fused model (transferlab.train.fused): auto = on CUDA only (on the "
+                        "CPU it is not faster), on, off")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     g = p.add_argument_group("depth-sweep shortcut (instead of SPEC)")

@@ -37,6 +37,7 @@ class Context:
     data_dir: str | None = None
     progress: bool = False
     _task: object = None          # the loaded target task (on first use)
+    fuse: bool | None = None      # members' trials as one fused job (run_sweep's fuse)
 
     @property
     def work(self) -> Path:
@@ -112,7 +113,7 @@ def run_stage(ctx: Context, stage: str, sources: list[str], protocol: str,
     if ctx.data_dir:
         spec["data_dir"] = str(ctx.data_dir)
     df = run_sweep(spec, ctx.db, workers=ctx.workers, progress=ctx.progress,
-                   keep=["probs", "weights"])
+                   keep=["probs", "weights"], fuse=ctx.fuse)
     from transferlab.sweep.failures import summarize_failures
 
     failed = summarize_failures(df)

@@ -77,7 +77,8 @@ def transfer_ensemble(task: str, members: list[str] | None = None,
                       workers: int | None = None, data_dir: str | None = None,
                       arch: str = "convnet", pretrain_train: dict | None = None,
                       out: str | None = None, progress: bool = False,
-                      arch_kwargs: dict | None = None) -> EnsembleResult:
+                      arch_kwargs: dict | None = None,
+                      fuse: bool | None = None) -> EnsembleResult:
     """Transfer an ensemble to ``task`` with each strategy; metrics and times per strategy.
 
     Args:
@@ -92,6 +93,8 @@ def transfer_ensemble(task: str, members: list[str] | None = None,
             temporary one, removed afterwards.
         out: a folder to save every strategy's members and ``manifest.json`` in (read by
             ``add_member`` and ``predict``; see ``transferlab.ensemble.manifest``).
+        fuse: train a stage's members as one fused model (``transferlab.train.fused``;
+            run_sweep's ``fuse``): None on CUDA only, True, False.
     Returns: ``EnsembleResult`` with one metrics row per strategy (``metrics_row``).
     """
     from transferlab.data import TaskSpec
@@ -118,7 +121,7 @@ def transfer_ensemble(task: str, members: list[str] | None = None,
     try:
         dbp = Path(db)
         dbp.parent.mkdir(parents=True, exist_ok=True)
-        ctx = Context(task, [], dbp, train, seed, workers, data_dir, progress)
+        ctx = Context(task, [], dbp, train, seed, workers, data_dir, progress, fuse=fuse)
         ctx.members = resolve_members(members, pretrain, n_members, ctx.work, arch,
                                       pretrain_train, data_dir, progress, arch_kwargs)
         for cfg in configs.values():

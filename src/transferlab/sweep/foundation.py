@@ -185,15 +185,46 @@ def run_trial(cfg: dict, feature_cache_dir: str | None, progress: bool = False,
 FUSE_MAX_TRIALS = 32
 
 
-def fuse_group(cfg: dict, source_name: str, fuse: bool | None) -> str | None:
+def source_signature(path: str) -> str:
+    """What fused trials must share of their sources: the architecture (the sidecar's
+    ``arch`` and every weight's name and shape, read from the safetensors header, no
+    weights). A source that is not a checkpoint file is its own signature."""
+    import os
+
+    try:
+        weights = checkpoint_weights(path)
+        st = os.stat(weights)
+        return _signature(weights, st.st_mtime_ns, st.st_size)
+    except Exception:  # noqa: BLE001 - a built-in source name, an unreadable file: alone
+        return f"path:{path}"
+
+
+@functools.lru_cache(maxsize=256)
+def _signature(weights: str, mtime_ns: int, size: int) -> str:
+    import hashlib
+    import json
+
+    from safetensors import safe_open
+
+    from transferlab.checkpoint import read_meta
+
+    with safe_open(weights, "pt") as f:
+        shapes = [(k, list(f.get_slice(k).get_shape())) for k in sorted(f.keys())]
+    arch = read_meta(weights).get("arch")
+    return hashlib.sha256(json.dumps([arch, shapes], sort_keys=True, default=str)
+                          .encode()).hexdigest()
+
+
+def fuse_group(cfg: dict, fuse: bool | None) -> str | None:
     """The fused-job group of a resolved trial config (trials with one group run as one
     ``run_trials_fused`` job), or None when it runs alone: ``fuse=False``; ``fuse=None``
     and the trial does not train on CUDA (on the CPU fusing is not faster: docs/sweeps.md);
     no source checkpoint; a protocol or train config the fused engine does not run.
 
-    The group is the trial minus what fused trials may differ in: seed (and so the
-    per-seed source checkpoint of the same named source), lr, lr_mult and the depth of a
-    depth-taking protocol.
+    The group is the trial minus what fused trials may differ in: seed, the source
+    checkpoint (sources of one architecture: a source pretrained per seed, ensemble
+    members), lr, lr_mult, the depth of a depth-taking protocol, and the task's ``episode``
+    and ``seed`` keys (which sample of the task: per-trial support sets).
     """
     import json
 
@@ -213,10 +244,13 @@ def fuse_group(cfg: dict, source_name: str, fuse: bool | None) -> str | None:
     if fusable(cfg["protocol"], train):
         return None
     pc = get_protocol(cfg["protocol"]).config
+    # The task without the keys that only pick its sample (per-trial data in a fused job).
+    task = ":".join(part for part in canonical_task(cfg["task"]).split(":")
+                    if not part.startswith(("episode=", "seed=")))
     shape = dataclasses.replace(pc, depth=None, upto=None).to_dict()
     rest = {k: v for k, v in (cfg.get("train") or {}).items() if k not in ("lr", "lr_mult")}
-    return json.dumps([source_name, cfg["task"], cfg.get("task_fingerprint"),
-                       cfg.get("data_dir"), type(pc).__name__, shape, rest],
+    return json.dumps([source_signature(cfg["source"]), task, cfg.get("data_dir"),
+                       type(pc).__name__, shape, rest],
                       sort_keys=True, default=str)
 
 

@@ -179,15 +179,14 @@ def _source_failure(name: str, seed: int, entry: dict) -> str:
             "sweep again (a changed recipe is a new source; --retry-failed retries this one)")
 
 
-def _fused_jobs(jobs: list[dict], trials: dict, fuse: bool | None) -> list[dict]:
+def _fused_jobs(jobs: list[dict], fuse: bool | None) -> list[dict]:
     """Trial jobs with those of one fused group (``foundation.fuse_group``) merged into
     group jobs of at most ``FUSE_MAX_TRIALS``; each trial is still stored as its own row."""
     if fuse is False:
         return jobs
     out, groups = [], {}
     for job in jobs:
-        group = None if job.get("trial_fn") else fd.fuse_group(
-            job["cfg"], trials[job["key"]]["source_name"], fuse)
+        group = None if job.get("trial_fn") else fd.fuse_group(job["cfg"], fuse)
         if group is None:
             out.append(job)
         else:
@@ -266,7 +265,7 @@ def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
                 if "failed" in src:  # no checkpoint: keyed by the failed recipe instead
                     cfg["source_failed"] = src["failed"]
                 trials.setdefault(trial_key(key_config(cfg)), {
-                    "cfg": cfg, "labels": cell.labels, "source_name": cell.source,
+                    "cfg": cfg, "labels": cell.labels,
                     "source_error": _source_failure(cell.source, cell.seed, src)
                     if "failed" in src else None})
             status = store.statuses()
@@ -301,7 +300,7 @@ def run_sweep(spec, db_path: str | os.PathLike, backend: str = "local",
                      **({"keep": list(keep_kinds), "artifacts_dir": str(art_root / k),
                          "artifacts_root": str(art_root)} if keep_kinds else {})}
                     for k in todo]
-            jobs = _fused_jobs(jobs, trials, fuse)
+            jobs = _fused_jobs(jobs, fuse)
             last_prune = [time.monotonic()]
 
             def on_result(job, result):

@@ -14,7 +14,8 @@ per-trial results ``FusedTrialResult``. This floor (train/) takes protocol *obje
 point above it.
 """
 
-from transferlab.train.fused.engine import (FusedTrial, FusedTrialResult, check_fusable,
-                                            fit_fused)
+from transferlab.train.fused.engine import FusedTrial, fit_fused
+from transferlab.train.fused.parts import check_fusable
+from transferlab.train.fused.results import FusedTrialResult
 
 __all__ = ["FusedTrial", "FusedTrialResult", "check_fusable", "fit_fused"]

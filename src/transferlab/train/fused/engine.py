@@ -25,7 +25,7 @@ import copy
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -35,12 +35,13 @@ from torch import nn
 from transferlab.errors import UserError
 from transferlab.models.base import BlockModel
 from transferlab.train.config import TrainConfig
+from transferlab.train.fused.parts import (PLAIN, STATS_NORM, From, check_fusable,
+                                           frozen_names, keep_best, prefix, split_of)
+from transferlab.train.fused.results import (FusedTrialResult, collect, histories,
+                                             trial_states)
 from transferlab.train.fused.stacked import (MIX_BUFFER, StackedOptimizer, clip_per_trial,
                                              mix_batchnorm)
 from transferlab.train.loop import _autocast, _schedule
-
-_STATS_NORM = nn.modules.batchnorm._NormBase
-_PLAIN = "use transferlab.transfer (the plain per-trial path) for it"
 
 
 @dataclass(frozen=True)
@@ -51,93 +52,6 @@ class FusedTrial:
     lr: float | None = None          # None: the shared TrainConfig.lr
     lr_mult: float | None = None     # None: the shared lr_mult (or the protocol's default)
     protocol: Any = None             # a Protocol differing from the shared one by depth only
-
-
-@dataclass
-class FusedTrialResult:
-    """One trial's outcome, shaped like ``transfer``'s: metrics, history, weights."""
-
-    metrics: dict
-    history: list[dict]
-    state: dict                      # the trained model's state dict (CPU tensors)
-    config: dict                     # protocol, protocol_config, train (resolved), seed
-    test_probs: torch.Tensor | None = field(default=None, repr=False)  # (M, C) float32, CPU
-
-
-class _From(nn.Module):
-    """``model.forward_from(x, start)`` as a module forward (for ``functional_call``)."""
-
-    def __init__(self, model: BlockModel, start: int):
-        super().__init__()
-        self.m, self.start = model, start
-
-    def forward(self, x):
-        return self.m.forward_from(x, self.start)
-
-
-def _root_hook(config, name: str):
-    """The base class's definition of hook ``name`` (train/ does not import protocols)."""
-    return [k for k in type(config).__mro__ if name in vars(k)][-1].__dict__[name]
-
-
-def check_fusable(protocols: list, cfg: TrainConfig, x: Any) -> None:
-    """Raise ``UserError`` when these trials cannot run fused (the plain path can)."""
-    first = protocols[0]
-    for proto in protocols:
-        c = proto.config
-        for hook in ("fit", "loss_term", "after_step"):
-            if getattr(type(c), hook) is not _root_hook(c, hook):
-                raise UserError(f"protocol={proto.name!r} has its own {hook}: allowed in "
-                                "the fused engine are SGD-loop protocols without step hooks "
-                                f"(freeze:n, finetune, bn-only, ...); {_PLAIN}")
-        if type(c) is not type(first.config) or dataclasses.replace(
-                c, depth=None, upto=None) != dataclasses.replace(first.config, depth=None,
-                                                                  upto=None):
-            raise UserError(f"protocol={proto.name!r} is invalid with {first.name!r} in one "
-                            "fused job: allowed are protocols that differ by depth only; "
-                            "group trials by protocol family")
-    if cfg.augment:
-        raise UserError(f"crop_padding={cfg.crop_padding}, hflip={cfg.hflip} is invalid for "
-                        f"the fused engine: allowed is no augmentation; {_PLAIN}")
-    if not isinstance(x, torch.Tensor):
-        raise UserError(f"inputs of type {type(x).__name__} are invalid for the fused engine: "
-                        f"allowed are tensors (images, vectors); {_PLAIN}")
-
-
-def _frozen_names(model: nn.Module, frozen: list[nn.Module]) -> set[str]:
-    """Names of the modules in eval mode under ``set_train_mode(model, frozen)``."""
-    ids = {id(m) for m in frozen}
-    out: set[str] = set()
-    for name, m in model.named_modules():
-        if id(m) in ids:
-            out |= {f"{name}.{n}" if n else name for n, _ in m.named_modules()}
-    return out
-
-
-def _prefix(model: BlockModel, x: torch.Tensor, depth: int, channels_last: bool,
-            cache: dict | None, key) -> torch.Tensor:
-    """Eval-mode output of the first ``depth`` blocks, as ``transfer`` computes it."""
-    from transferlab.features import prefix_features  # features imports train: no cycle here
-
-    if depth == 0:
-        return x
-    if cache is not None and key in cache:
-        return cache[key]
-    out = prefix_features(model, x, depth, channels_last=channels_last)
-    if cache is not None:
-        cache[key] = out
-    return out
-
-
-def _split(x, y, t_count: int, name: str):
-    """(x, y) of one split: shared (N, ...) / (N,) or per trial (T, N, ...) / (T, N)."""
-    if y is None:
-        return None, None, False
-    per_trial = y.dim() == 2
-    if per_trial and (y.shape[0] != t_count or x.shape[0] != t_count):
-        raise UserError(f"{name}: per-trial labels of shape {tuple(y.shape)} are invalid: "
-                        f"allowed is (T={t_count}, N) with inputs (T, N, ...)")
-    return x, y, per_trial
 
 
 def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[FusedTrial],
@@ -200,18 +114,21 @@ def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[Fuse
                                        lr_mult=c.lr_mult, layer_decay=c.layer_decay))
         gens.append(gen)  # continues, as transfer's, into the batch order
     model = plans[0].model
-    shapes = [[(k, v.shape) for k, v in p.model.state_dict().items()] for p in plans]
+    # One structure runs every trial's weights: module types and settings (repr) and
+    # every tensor's name and shape must agree.
+    shapes = [(repr(p.model), [(k, v.shape) for k, v in p.model.state_dict().items()])
+              for p in plans]
     if any(sh != shapes[0] for sh in shapes[1:]):
         raise UserError("source: models of different architectures are invalid in one fused "
                         "job: allowed are sources with the same parameter names and shapes; "
                         "group trials by architecture")
     start = min(p.frozen_prefix for p in plans)
-    frozen_sets = [_frozen_names(p.model, p.frozen_modules) for p in plans]
+    frozen_sets = [frozen_names(p.model, p.frozen_modules) for p in plans]
     for name, m in model.named_modules():
         if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 and \
                 not all(name in fs for fs in frozen_sets):
             raise UserError(f"dropout p={m.p} in {name} is invalid for the fused engine: "
-                            f"allowed is no active dropout in blocks that train; {_PLAIN}")
+                            f"allowed is no active dropout in blocks that train; {PLAIN}")
     # -- which tensors are stacked, at which lr scale and decay per trial -----------------
     names = [n for n, _ in model.named_parameters()]
     per = [dict(p.model.named_parameters()) for p in plans]
@@ -242,14 +159,14 @@ def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[Fuse
         modes = {name in fs for fs in frozen_sets}
         if modes == {True}:
             evals.append(m)
-        elif len(modes) == 2 and isinstance(m, _STATS_NORM) and m.track_running_stats:
+        elif len(modes) == 2 and isinstance(m, STATS_NORM) and m.track_running_stats:
             flags = torch.tensor([name in fs for fs in frozen_sets])
             mix_batchnorm(m, flags[0])
             buffers[f"m.{name}.{MIX_BUFFER}"] = flags.to(device)
         if modes != {True}:  # trains in some trial
-            if isinstance(m, _STATS_NORM) and m.track_running_stats and m.momentum is None:
+            if isinstance(m, STATS_NORM) and m.track_running_stats and m.momentum is None:
                 raise UserError(f"BatchNorm {name} with momentum=None is invalid for the "
-                                f"fused engine: allowed is a float momentum; {_PLAIN}")
+                                f"fused engine: allowed is a float momentum; {PLAIN}")
 
     def train_mode() -> None:  # set_train_mode with the modules every trial freezes
         model.train()
@@ -259,18 +176,26 @@ def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[Fuse
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
-    wrapper = _From(model, start)
+    wrapper = From(model, start)
     # Parameters outside ``params`` are the same in every trial: the module's own.
     fixed = {f"m.{n}": p.detach() for n, p in model.named_parameters()
              if f"m.{n}" not in params}
-    for k in [f"m.{n}" for n in trained]:
-        params[k].requires_grad_(True)
-    opt = StackedOptimizer({f"m.{n}": params[f"m.{n}"] for n in trained},
-                           {f"m.{n}": scale[n].to(device) for n in trained},
-                           {f"m.{n}": decay[n].to(device) for n in trained},
+    # The trained tensors live side by side in one (T, P) buffer; ``params`` holds views.
+    keys = [f"m.{n}" for n in trained]
+    sizes = [params[k][0].numel() for k in keys]
+    flat = torch.cat([params[k].reshape(t_count, -1) for k in keys], 1) if keys else \
+        torch.zeros(t_count, 0, device=device)
+    with torch.no_grad():
+        for k, v in zip(keys, torch.split(flat, sizes, 1)):
+            params[k] = v.view(params[k].shape).requires_grad_(True)
+    per_el = [(scale, "scale"), (decay, "decay")]  # (T,) per tensor -> (T, P) per element
+    elem = {name: torch.cat([d[n].view(t_count, 1).expand(t_count, size)
+                             for n, size in zip(trained, sizes)], 1).to(device)
+            if keys else torch.zeros(t_count, 0, device=device) for d, name in per_el}
+    opt = StackedOptimizer(flat, elem["scale"], elem["decay"],
                            torch.tensor([c.lr for c in cfgs], device=device), cfg.optimizer,
                            cfg.momentum)
-    masks = {f"m.{n}": (scale[n] != 0).float().to(device) for n in trained}
+    mask = (elem["scale"] != 0).float()
 
     def logits_of(p, b, x):
         return torch.func.functional_call(wrapper, {**p, **b}, (x,))
@@ -281,25 +206,26 @@ def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[Fuse
     multi = start > 0 and len(cpu_sources) > 1
     pre = {}
     for ti, src in enumerate(sources if multi else []):
-        pre.setdefault(id(src), model if ti == 0 else copy.deepcopy(plans[ti].model).to(device))
+        if id(src) not in pre:
+            pre[id(src)] = model if ti == 0 else copy.deepcopy(plans[ti].model).to(device)
     for split, (x, y) in {"train": (x_train, y_train), "val": (x_val, y_val),
                           "test": (x_test, y_test)}.items():
-        x, y, per_trial = _split(x, y, t_count, split)
+        x, y, per_trial = split_of(x, y, t_count, split)
         if y is None:
             continue
         if multi:
-            once = {} if per_trial else {k: _prefix(m, x, start, cfg.channels_last, None, None)
+            once = {} if per_trial else {k: prefix(m, x, start, cfg.channels_last, None, None)
                                          for k, m in pre.items()}
             xs[split] = torch.stack([
-                _prefix(pre[id(src)], x[ti], start, cfg.channels_last, None, None)
+                prefix(pre[id(src)], x[ti], start, cfg.channels_last, None, None)
                 if per_trial else once[id(src)] for ti, src in enumerate(sources)])
             ys[split] = y if per_trial else y.expand(t_count, -1)
             shared[split] = False
             continue
-        flat = x.reshape(-1, *x.shape[2:]) if per_trial else x
-        key = (start, id(source), flat.data_ptr(), tuple(flat.shape)) \
+        x_in = x.reshape(-1, *x.shape[2:]) if per_trial else x
+        key = (start, id(source), x_in.data_ptr(), tuple(x_in.shape)) \
             if split == "test" and not per_trial else None
-        h = _prefix(model, flat, start, cfg.channels_last,
+        h = prefix(model, x_in, start, cfg.channels_last,
                     prefix_cache if key else None, key)
         xs[split] = h.reshape(t_count, -1, *h.shape[1:]) if per_trial else h
         ys[split], shared[split] = y, not per_trial
@@ -328,146 +254,97 @@ def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[Fuse
                     out_p.append(torch.softmax(out, -1).cpu())
         train_mode()
         if m_count == 0:
-            nan = torch.full((t_count,), float("nan"))
-            return nan, nan.double(), None
-        return acc.cpu().double() / m_count, (nll / m_count).cpu(), \
-            (torch.cat(out_p, 1) if probs else None)
+            nan = torch.full((t_count,), float("nan"), device=device, dtype=torch.float64)
+            return nan, nan, None
+        # On the device (no synchronisation); exact counts over m in float64.
+        return acc.double() / m_count, nll / m_count, (torch.cat(out_p, 1) if probs else None)
 
-    # -- training --------------------------------------------------------------------------
+    # -- training ----------------------------------------------------------------------
+    # Per-trial bookkeeping stays on the device (no synchronisation per step or epoch):
+    # a trial stops (lr 0) when its loss turns non-finite (diverged: its weights stay as at
+    # that epoch's end, as the plain loop leaves them) or when patience runs out.
     x_tr, y_tr = xs["train"], ys["train"]
     n = int(y_tr.shape[-1])
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     has_val = "val" in ys and ys["val"].shape[-1] > 0
-    step_fn = torch.func.vmap(logits_of, in_dims=(0, 0, 0))
-    active = torch.ones(t_count, device=device)
-    outcome, reason = ["ok"] * t_count, [""] * t_count
-    epochs_run, best_epoch = [0] * t_count, [-1] * t_count
-    best_val = [float("nan")] * t_count
-    bad = [0] * t_count
-    history: list[list[dict]] = [[] for _ in range(t_count)]
-    best_p = {k: v.detach().clone() for k, v in params.items()}
-    best_b = {k: v.clone() for k, v in buffers.items()}
+    whole = cfg.batch_size >= n  # one step per epoch on the whole set: no shuffle needed
+    step_fn = torch.func.vmap(logits_of, in_dims=(0, 0, None if whole and shared["train"]
+                                                  else 0))
+    active = torch.ones(t_count, device=device, dtype=torch.bool)
+    diverged_at = torch.zeros(t_count, device=device, dtype=torch.long)
+    best_val = torch.full((t_count,), float("nan"), device=device, dtype=torch.float64)
+    best_epoch = torch.zeros(t_count, device=device, dtype=torch.long)
+    bad = torch.zeros(t_count, device=device, dtype=torch.long)
+    log: list[tuple] = []  # per epoch: (active at start, loss, acc, val acc, val nll)
+    # Only the trained tensors (the flat buffer) and the buffers change while training.
+    best_p = {"flat": flat.clone()} if has_val else None
+    best_b = {k: v.clone() for k, v in buffers.items()} if has_val else None
     rows = torch.arange(t_count, device=device)[:, None]
     step = 0
     t1 = time.perf_counter()
     for epoch in range(cfg.epochs if n else 0):
-        running = [ti for ti in range(t_count) if active[ti] > 0]
-        if not running:
-            break
+        if (cfg.patience is not None or epoch % 10 == 9) and not bool(active.any()):
+            break  # every trial stopped (one synchronisation, only when it can happen)
         train_mode()
-        perm = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
+        start_active = active.clone()
+        perm = None if whole else \
+            torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
         loss_sum = torch.zeros(t_count, device=device)
         correct = torch.zeros(t_count, device=device)
         for s in range(0, n, cfg.batch_size):
-            idx = perm[:, s:s + cfg.batch_size]  # (T, b)
-            xb = x_tr[idx] if shared["train"] else x_tr[rows, idx]
-            yb = y_tr[idx] if shared["train"] else y_tr[rows, idx]
+            if perm is None:
+                xb, yb = x_tr, y_tr.expand(t_count, -1)
+            else:
+                idx = perm[:, s:s + cfg.batch_size]  # (T, b)
+                xb = x_tr[idx] if shared["train"] else x_tr[rows, idx]
+                yb = y_tr[idx] if shared["train"] else y_tr[rows, idx]
             with _autocast(device, cfg):
                 logits = step_fn(params, buffers, xb)
             logits = logits.float()
             per_trial = F.cross_entropy(logits.flatten(0, 1), yb.flatten(),
                                         reduction="none").view(t_count, -1).mean(1)
-            grads = torch.autograd.grad(per_trial.sum(), [params[f"m.{k}"] for k in trained])
-            grads = dict(zip([f"m.{k}" for k in trained], grads))
+            grads = torch.autograd.grad(per_trial.sum(), [params[k] for k in keys])
+            g = torch.cat([x.reshape(t_count, -1) for x in grads], 1)  # (T, P), one copy
             if cfg.max_grad_norm:
-                clip_per_trial(grads, masks, cfg.max_grad_norm)
-            opt.step(grads, _schedule(step, total, cfg.schedule), active)
-            loss_sum += per_trial.detach() * idx.shape[1]
+                clip_per_trial(g, mask, cfg.max_grad_norm)
+            opt.step(g, _schedule(step, total, cfg.schedule), active)
+            loss_sum += per_trial.detach() * yb.shape[1]
             correct += (logits.detach().argmax(-1) == yb).sum(1)
             step += 1
-        train_loss = (loss_sum / n).tolist()  # one sync per epoch
-        train_acc = (correct / n).tolist()
-        val_acc, val_nll, _ = score("val") if has_val else (None, None, None)
-        improved = torch.zeros(t_count, dtype=torch.bool)
-        for ti in running:
-            epochs_run[ti] = epoch + 1
-            if not math.isfinite(train_loss[ti]):
-                outcome[ti] = "diverged"
-                reason[ti] = (f"training loss became {train_loss[ti]} in epoch {epoch + 1}; "
-                              f"lower the learning rate (lr={cfgs[ti].lr}) or set "
-                              "max_grad_norm")
-                active[ti] = 0
-                continue
-            va = float(val_acc[ti]) if has_val else float("nan")
-            history[ti].append({"epoch": epoch + 1, "train_loss": train_loss[ti],
-                                "train_acc": train_acc[ti], "val_acc": va,
-                                "val_nll": float(val_nll[ti]) if has_val else float("nan")})
-            if not has_val or math.isnan(best_val[ti]) or va > best_val[ti]:
-                best_val[ti], best_epoch[ti], bad[ti] = va, epoch + 1, 0
-                improved[ti] = True
-            else:
-                bad[ti] += 1
-                if cfg.patience is not None and bad[ti] >= cfg.patience:
-                    active[ti] = 0
-        _keep_best(best_p, params, improved, device)
-        _keep_best(best_b, buffers, improved, device)
+        loss, acc = loss_sum / n, correct / n
+        finite = torch.isfinite(loss)
+        diverged_at = torch.where(start_active & ~finite, epoch + 1, diverged_at)
+        active = active & finite
+        if has_val:
+            va, vn, _ = score("val")
+            improved = active & (torch.isnan(best_val) | (va > best_val))
+            best_val = torch.where(improved, va, best_val)
+            best_epoch = torch.where(improved, epoch + 1, best_epoch)
+            bad = torch.where(improved, 0, bad + active.long())
+            if cfg.patience is not None:
+                active = active & (bad < cfg.patience)
+            keep_best(best_p, {"flat": flat}, improved)
+            keep_best(best_b, buffers, improved)
+        else:
+            va = vn = torch.full((t_count,), float("nan"), device=device)
+            best_epoch = torch.where(active, epoch + 1, best_epoch)  # the last epoch
+        log.append((start_active, loss, acc, va, vn))
+    train_time = time.perf_counter() - t1  # (the device may still be working)
+    if has_val:  # restore each ok trial's best epoch; a diverged trial keeps its weights
+        restore = (diverged_at == 0) & (best_epoch > 0)
+        keep_best({"flat": flat}, best_p, restore)
+        keep_best(buffers, best_b, restore)
+    # One synchronisation: the per-epoch log to the CPU, as per-trial histories.
+    log = [tuple(torch.as_tensor(c, device=device).double().cpu() for c in row)
+           for row in log]
+    diverged_at, best_epoch = diverged_at.cpu().tolist(), best_epoch.cpu().tolist()
+    outcome, reason, epochs_run, history = histories(log, diverged_at, cfgs)
     train_time = time.perf_counter() - t1
-    # Restore each ok trial's best epoch; a diverged trial keeps its weights as they were.
-    restore = torch.tensor([o == "ok" and best_epoch[ti] > 0 for ti, o in enumerate(outcome)])
-    _keep_best(params, best_p, restore, device)
-    _keep_best(buffers, best_b, restore, device)
-    return _results(locals())
-
-
-def _keep_best(dst: dict, src: dict, which: torch.Tensor, device) -> None:
-    """dst[k][t] = src[k][t] where ``which[t]`` (in place, no sync)."""
-    if not bool(which.any()):
-        return
-    w = which.to(device)
-    with torch.no_grad():
-        for k, v in dst.items():
-            v.copy_(torch.where(w.view(-1, *[1] * (v.dim() - 1)), src[k], v))
-
-
-def _results(s: dict) -> list[FusedTrialResult]:
-    """Per-trial metrics, states and probabilities from ``fit_fused``'s final locals."""
-    t_count, plans, cfgs, protos, trials = (s["t_count"], s["plans"], s["cfgs"], s["protos"],
-                                            s["trials"])
-    params, buffers, fixed, score = s["params"], s["buffers"], s["fixed"], s["score"]
-    has_test = "test" in s["ys"]
-    test_acc, test_nll, probs = score("test", s["keep_probs"]) if has_test else (None,) * 3
-    val_acc = score("val")[0] if s["has_val"] else None
-    out = []
-    for ti in range(t_count):
-        state = {}
-        for k, v in {**fixed, **params, **buffers}.items():
-            name = k[2:]
-            if name.endswith(MIX_BUFFER):
-                continue
-            t = v[ti] if k not in fixed else v
-            state[name] = t.detach().cpu().contiguous().clone()
-        order = [k for k in plans[ti].model.state_dict() if not k.endswith(MIX_BUFFER)]
-        state = {k: state[k] for k in order}
-        outcome, reason = s["outcome"][ti], s["reason"][ti]
-        nan = float("nan")
-        t_nll = float(test_nll[ti]) if has_test else nan
-        if outcome == "ok":
-            bad = next((k for k, v in state.items() if v.is_floating_point()
-                        and not bool(torch.isfinite(v).all())), "")
-            if bad or (has_test and not math.isfinite(t_nll)):
-                outcome = "diverged"
-                reason = (f"non-finite weights in {bad}" if bad else f"test NLL is {t_nll}") + \
-                    f" after training; lower the learning rate (lr={cfgs[ti].lr}) or set " \
-                    "max_grad_norm"
-        model = plans[ti].model
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        n_train = int(s["n"])
-        per_time = s["train_time"] / t_count  # the fused job's time, shared evenly
-        metrics = {
-            "test_acc": float(test_acc[ti]) if has_test else nan, "test_nll": t_nll,
-            "val_acc": float(val_acc[ti]) if val_acc is not None else nan,
-            "trainable_params": trainable,
-            "frozen_params": sum(p.numel() for p in model.parameters()) - trainable,
-            "train_time_s": per_time, "feature_time_s": s["feature_time"] / t_count,
-            "samples_per_s": n_train * s["epochs_run"][ti] / max(per_time, 1e-9),
-            "epochs_run": s["epochs_run"][ti], "best_epoch": s["best_epoch"][ti],
-            "outcome": outcome, "reason": reason, "cached_prefix": s["start"],
-            "features_from_depth": None, "depth": plans[ti].depth,
-            "reinitialised": plans[ti].reinitialised, "fused_trials": t_count,
-        }
-        config = {"protocol": protos[ti].name, "protocol_config": protos[ti].config.to_dict(),
-                  "train": cfgs[ti].to_dict(), "seed": int(trials[ti].seed)}
-        out.append(FusedTrialResult(metrics, s["history"][ti], state, config,
-                                    probs[ti].contiguous() if probs is not None else None))
-    return out
+    test = score("test", keep_probs) if "test" in ys else None
+    val_acc = score("val")[0].cpu() if has_val else None
+    states = trial_states(t_count, plans, fixed, params, buffers)
+    return collect(plans, cfgs, protos, [int(t.seed) for t in trials], states, test, val_acc,
+                   outcome, reason, epochs_run, best_epoch, history,
+                   {"train_time": train_time, "feature_time": feature_time, "n": n,
+                    "start": start})

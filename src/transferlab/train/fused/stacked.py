@@ -53,70 +53,58 @@ def mix_batchnorm(module: nn.modules.batchnorm._BatchNorm, frozen: torch.Tensor)
     module.forward = types.MethodType(_mixed_forward, module)
 
 
-def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """(T,) -> (T, 1, ..., 1) broadcasting against ``like`` (T, ...)."""
-    return v.view(-1, *[1] * (like.dim() - 1)).to(like.dtype)
-
-
 class StackedOptimizer:
-    """SGD or AdamW over a dict of stacked parameters, one (T,) lr scale per tensor.
+    """SGD or AdamW over the trials' trained tensors, held in one flat (T, P) buffer.
 
-    ``scale[k]``: (T,) learning-rate multiplier of tensor ``k`` per trial (0: that trial
-    does not train it); ``decay[k]``: (T,) weight decay per trial (0 for 1-D tensors, the
-    plain loop's rule); ``lr``: (T,) base learning rates. ``step(grads, factor, active)``
-    applies one update with lr = lr * factor (the schedule) * scale * active.
+    ``flat``: the trials' trainable parameters side by side (the engine's stacked
+    parameters are views into it), so one step is a handful of kernels whatever the number
+    of tensors (a GPU step of a small model is launch-bound). ``scale``: (T, P) lr multiplier
+    per trial and element (0: that trial does not train it); ``decay``: (T, P) weight decay
+    (0 for 1-D tensors, the plain loop's rule); ``lr``: (T,) base learning rates.
+    ``step(grad, factor, active)`` applies one update with lr = lr * factor (the schedule) *
+    scale * active, as ``torch.optim.SGD`` (momentum, Nesterov when momentum > 0, weight
+    decay added to the gradient) or ``torch.optim.AdamW`` (decoupled decay) would.
     """
 
-    def __init__(self, params: dict[str, torch.Tensor], scale: dict[str, torch.Tensor],
-                 decay: dict[str, torch.Tensor], lr: torch.Tensor, kind: str = "sgd",
-                 momentum: float = 0.9, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8):
-        self.params, self.scale, self.decay, self.lr = params, scale, decay, lr
+    def __init__(self, flat: torch.Tensor, scale: torch.Tensor, decay: torch.Tensor,
+                 lr: torch.Tensor, kind: str = "sgd", momentum: float = 0.9,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.flat, self.scale, self.decay, self.lr = flat, scale, decay, lr
         self.kind, self.momentum, self.betas, self.eps = kind, momentum, betas, eps
-        self.state: dict[str, dict] = {k: {} for k in params}
+        self.buf: torch.Tensor | None = None
+        self.m: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
         self.steps = 0
 
     @torch.no_grad()
-    def step(self, grads: dict[str, torch.Tensor], factor: float,
-             active: torch.Tensor) -> None:
+    def step(self, g: torch.Tensor, factor: float, active: torch.Tensor) -> None:
+        """``g``: (T, P) gradient of ``flat``; ``active``: (T,) bool (False: no update)."""
         self.steps += 1
-        for k, g in grads.items():
-            p = self.params[k]
-            lr = _view(self.lr * factor * self.scale[k] * active, p)
-            wd = _view(self.decay[k], p)
-            st = self.state[k]
-            if self.kind == "adamw":
-                b1, b2 = self.betas
-                if not st:
-                    st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
-                p.mul_(1 - lr * wd)
-                st["m"].lerp_(g, 1 - b1)
-                st["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
-                bc1, bc2 = 1 - b1 ** self.steps, 1 - b2 ** self.steps
-                denom = (st["v"].sqrt() / math.sqrt(bc2)).add_(self.eps)
-                p.sub_(lr / bc1 * st["m"] / denom)
-                continue
-            g = g + wd * p
-            if self.momentum:
-                buf = st.get("buf")
-                buf = g.clone() if buf is None else buf.mul_(self.momentum).add_(g)
-                st["buf"] = buf
-                g = g.add(buf, alpha=self.momentum)  # Nesterov, as the plain loop's SGD
-            p.sub_(lr * g)
+        p = self.flat
+        lr = (self.lr * factor * active).unsqueeze(1) * self.scale  # (T, P)
+        if self.kind == "adamw":
+            b1, b2 = self.betas
+            if self.m is None:
+                self.m, self.v = torch.zeros_like(p), torch.zeros_like(p)
+            p.mul_(1 - lr * self.decay)
+            self.m.lerp_(g, 1 - b1)
+            self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            bc1, bc2 = 1 - b1 ** self.steps, 1 - b2 ** self.steps
+            denom = (self.v.sqrt() / math.sqrt(bc2)).add_(self.eps)
+            p.sub_(lr / bc1 * self.m / denom)
+            return
+        g = g + self.decay * p
+        if self.momentum:
+            self.buf = g.clone() if self.buf is None else self.buf.mul_(self.momentum).add_(g)
+            g = g.add(self.buf, alpha=self.momentum)  # Nesterov, as the plain loop's SGD
+        p.sub_(lr * g)
 
 
-def clip_per_trial(grads: dict[str, torch.Tensor], masks: dict[str, torch.Tensor],
-                   max_norm: float) -> None:
-    """``nn.utils.clip_grad_norm_`` per trial, over the tensors that trial trains.
+def clip_per_trial(g: torch.Tensor, mask: torch.Tensor, max_norm: float) -> None:
+    """``nn.utils.clip_grad_norm_`` per trial, over the elements that trial trains.
 
-    ``masks[k]``: (T,) 1.0 where the trial trains tensor k. Scales ``grads`` in place.
+    ``g``: (T, P) flat gradient, scaled in place; ``mask``: (T, P) 1.0 where trained.
     """
-    total = None
-    for k, g in grads.items():
-        sq = g.float().pow(2).flatten(1).sum(1) * masks[k]
-        total = sq if total is None else total + sq
-    if total is None:
-        return
+    total = (g.float().pow(2) * mask).sum(1)
     coef = (max_norm / (total.sqrt() + 1e-6)).clamp(max=1.0)
-    for g in grads.values():
-        g.mul_(_view(coef, g))
+    g.mul_(coef.unsqueeze(1).to(g.dtype))
