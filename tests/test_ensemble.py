@@ -177,8 +177,13 @@ def test_rerun_resumes_from_the_store(saved):
     after = load_results(out / "ensemble.sqlite")
     assert len(after) == len(before)  # nothing ran again: the shifted members were reused
     assert np.array_equal(again.probs["shift"], res.probs["shift"])
-    assert again.rows[0]["wall_time_s"] == pytest.approx(res.rows[1]["wall_time_s"],
-                                                         abs=res.runs["shift"].overhead_s + 1)
+    # The reused trials report the times they recorded when they ran, so the strategy's
+    # trial time is the same to the bit; only the driver's own work (alpha pick, shift
+    # vector), which runs again, is timed afresh (not compared: a wall clock under load).
+    def trial_time(run):
+        return sum(t.time_s for t in run.trials)
+
+    assert trial_time(again.runs["shift"]) == trial_time(res.runs["shift"])
 
 
 def test_manifest_predict_and_add(saved, tmp_path):
