@@ -3,10 +3,11 @@
 A results table (one row per trial, as ``transferlab.sweep`` returns it) becomes, for every
 cell and depth n, the per-seed test accuracies of ``freeze:n`` (and ``reinit:n``), their mean,
 sample std (ddof 1) and 95% t-interval, plus ``scratch``. The optimal depth n* of a cell is
-the depth with the highest mean test accuracy over seeds (ties go to the deeper, cheaper
-depth); ``optimal_by_val`` is what validation alone would pick (its test accuracy is
-reported, never used to choose). Per seed, ``seed_optimal`` is that seed's own argmax, the
-unit value of the findings' tests on n*.
+the depth with the highest mean VALIDATION accuracy over seeds (ties go to the deeper,
+cheaper depth); its mean test accuracy is reported beside it, never used to choose (an
+argmax over test means would be a winner's curse: the gain it reports is biased upwards).
+Per seed, ``seed_optimal`` is that seed's own argmax of validation accuracy, the unit value
+of the findings' tests on n*. A cell whose trials have no validation accuracy has no n*.
 """
 
 from __future__ import annotations
@@ -62,12 +63,13 @@ def _argmax(depths: list[int], means: list[float | None]) -> int | None:
 
 def compute_curves(df: pd.DataFrame, d: Design) -> dict:
     """The study's numbers (see the module docstring); keys: cells, scratch, reinit,
-    optimal, optimal_by_val, seed_optimal, depths, sizes, levels."""
+    optimal (n* by validation, with its test ``mean`` and ``val_mean``), seed_optimal,
+    depths, sizes, levels."""
     table = unit_table(df, d)
     if not table:
         raise UserError("the study has no finished trials; see the sweep's errors with "
                         "`transferlab results DB --failed`")
-    cells, scratch, reinit, optimal, by_val, seed_opt = [], [], [], [], [], []
+    cells, scratch, reinit, optimal, seed_opt = [], [], [], [], []
     for n, level in d.cells:
         means, vmeans = [], []
         for dep in d.depths:
@@ -82,23 +84,20 @@ def compute_curves(df: pd.DataFrame, d: Design) -> dict:
                                **_stats(r)})
         if (s := table.get((n, level, "scratch", None))):
             scratch.append({"target_size": n, "correlation": level, **_stats(s)})
-        best = _argmax(d.depths, means)
+        # n* is chosen on validation only; the test mean at n* is read off afterwards.
+        best = _argmax(d.depths, vmeans) if all(v is not None for v in vmeans) else None
         if best is not None:
+            i = d.depths.index(best)
             optimal.append({"target_size": n, "correlation": level, "depth": best,
-                            "mean": means[d.depths.index(best)]})
-        vbest = _argmax(d.depths, vmeans)
-        if vbest is not None:
-            by_val.append({"target_size": n, "correlation": level, "depth": vbest,
-                           "val_mean": vmeans[d.depths.index(vbest)],
-                           "test_mean": means[d.depths.index(vbest)]})
+                            "mean": means[i], "val_mean": vmeans[i]})
         for seed in d.seeds:
             accs = [table.get((n, level, "freeze", dep), {}).get(seed) for dep in d.depths]
-            if all(a is not None for a in accs):
+            if all(a is not None and a[1] is not None for a in accs):
                 seed_opt.append({"target_size": n, "correlation": level, "seed": seed,
-                                 "depth": _argmax(d.depths, [a[0] for a in accs])})
+                                 "depth": _argmax(d.depths, [a[1] for a in accs])})
     return {"cells": cells, "scratch": scratch, "reinit": reinit, "optimal": optimal,
-            "optimal_by_val": by_val, "seed_optimal": seed_opt, "depths": d.depths,
-            "sizes": d.sizes, "levels": d.levels}
+            "seed_optimal": seed_opt, "depths": d.depths, "sizes": d.sizes,
+            "levels": d.levels}
 
 
 def cell(curves: dict, n: int, level, depth: int | None = None, kind: str = "cells"

@@ -7,7 +7,7 @@ beside it) with Holm's correction over the claim's family:
 
 1. *Full freezing is not always optimal*: per cell with n* < L, accuracy at n* minus at
    n = L. Reproduced if some cell's difference is significantly positive. n* is picked on
-   the same test means, so this difference is optimistic (a winner's curse); the text says so.
+   validation accuracy (``curves``), so the test difference is not a winner's curse.
 2. *n* changes with N and with correlation*: per-seed n* at the smallest vs the largest N
    (one test per level), and at the lowest vs the highest level (one test per N).
    Reproduced if both families have a significant difference (with one level: N only).
@@ -16,9 +16,10 @@ beside it) with Holm's correction over the claim's family:
    per-seed difference is significantly positive and none significantly negative.
 4. *n*(highest correlation) >= n*(lowest)*, per N: the same rule.
 
-Per-seed n* are integers: with few seeds identical differences give t-test p = 0 (the
-kit's zero-spread convention) while the exact Wilcoxon p cannot fall below 0.25 with 3
-seeds; both are reported. With one seed nothing is tested (``reproduced`` None).
+Per-seed n* (each seed's argmax of validation accuracy) are integers: identical
+differences have zero variance and are "not tested" (``kit.stats``), as is any family with
+fewer than three seeds (``reproduced`` None); the exact Wilcoxon p, which cannot fall below
+0.25 with 3 seeds, is reported beside the t-test's.
 """
 
 from __future__ import annotations
@@ -82,12 +83,12 @@ def not_optimal(curves: dict, gain_rows: list[dict], num_blocks: int) -> Finding
                        f"n* = L = {num_blocks} (full freezing) in every one of {n_cells} cells."
                        if n_cells else "Not measured: no cell has finished trials.", [])
     if not _tested(rows):
-        return Finding(key, title, None, f"n* < L in {len(below)} of {n_cells} cells, but one "
-                       "seed allows no paired test; run --seeds 2 or more.", rows)
+        return Finding(key, title, None, f"n* < L in {len(below)} of {n_cells} cells, but "
+                       "not tested: a paired test needs 3 seeds or more with some spread "
+                       "(set the seeds in the study's config before running it).", rows)
     sig = [r for r in rows if r["higher"]]
     best = max(rows, key=lambda r: r["mean_diff"])
-    caveat = (" (n* is the argmax of the same test means (a winner's curse), so these gains "
-              "are optimistic; see optimal_by_val for the depth validation picks)")
+    caveat = " (n* chosen on validation accuracy; the gains are test accuracy)"
     if sig:
         cells = "; ".join(f"{r['cell']}: {pp(r['mean_diff'])}, Holm {fmt_p(r['p_holm'])}"
                           for r in sig)
@@ -138,7 +139,8 @@ def changes(curves: dict) -> Finding:
     if not by_n:
         return Finding(key, title, None, "Not measured: needs two target sizes.", rows)
     if not _tested(rows):
-        return Finding(key, title, None, "Not tested: one seed allows no paired test.", rows)
+        return Finding(key, title, None, "Not tested: fewer than 3 seeds, or per-seed n* "
+                       "differences without spread.", rows)
     sig_n = any(r["higher"] or r["lower"] for r in by_n)
     sig_c = any(r["higher"] or r["lower"] for r in by_c)
     if not by_c:
@@ -160,7 +162,8 @@ def _ordering(key: str, title: str, rows: list[dict], what: str) -> Finding:
     against = [r for r in rows if r["lower"]]
     strict = [r for r in rows if r["higher"]]
     if not _tested(rows):
-        return Finding(key, title, None, f"Not tested (one seed); the mean-based n* satisfy "
+        return Finding(key, title, None, f"Not tested (fewer than 3 seeds or no spread); the "
+                       f"mean-based n* satisfy "
                        f"it in {len(holds)} of {len(rows)}. {_describe(rows)}.", rows)
     moved = [r for r in holds if r["nstar_a"] > r["nstar_b"]]
     consistent = len(holds) == len(rows) and not against
@@ -188,6 +191,6 @@ def findings(curves: dict, num_blocks: int) -> tuple[str, list[Finding], list[di
                        "(4) At fixed N, n* at the highest correlation >= at the lowest",
                        _nstar_family(curves, _level_pairs(curves)), "correlation levels")]
     rule = (f"Each finding is decided by two-sided paired t-tests across seeds, Holm-corrected "
-            f"over its family (alpha = {ALPHA}); n* = argmax over depths of the mean test "
-            "accuracy (ties: the deeper depth).")
+            f"over its family (alpha = {ALPHA}); n* = argmax over depths of the mean VALIDATION "
+            "accuracy (ties: the deeper depth), its test accuracy reported beside it.")
     return rule, found, gain_rows

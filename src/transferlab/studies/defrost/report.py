@@ -34,16 +34,16 @@ def _gain(row: dict | None) -> str:
 
 
 def optimal_table(result: dict) -> str:
-    by_val = {(r["target_size"], r["correlation"]): r for r in result["optimal_by_val"]}
+    by_val = {(r["target_size"], r["correlation"]): r for r in result["optimal"]}
     rows = []
     for g in result["gains"]:
         v = by_val.get((g["target_size"], g["correlation"]), {})
         rows.append({"N": g["target_size"], "correlation": g["correlation"],
-                     "n*": g["depth"], "acc. at n* (%)": _pct(g["mean"]),
+                     "n* (by validation)": g["depth"],
+                     "val. acc. at n* (%)": _pct(v.get("val_mean")),
+                     "test acc. at n* (%)": _pct(g["mean"]),
                      "vs n = L": _gain(g["vs_full_freeze"]),
-                     "vs scratch": _gain(g["vs_scratch"]),
-                     "n* by validation": v.get("depth", "–"),
-                     "its test acc. (%)": _pct(v.get("test_mean"))})
+                     "vs scratch": _gain(g["vs_scratch"])})
     return kit.table(rows, left=("correlation",))
 
 

@@ -82,7 +82,8 @@ def run_config(cfg: DefrostConfig, progress: bool = True) -> dict:
     pair = ("synthetic correlated hidden-manifold model" if d.kind == "synthetic"
             else f"{d.source_tasks[d.seeds[0]]} -> {d.levels[0]}")
     images = [(plot.save_png(plot.heatmap(result, d.knob, d.num_blocks), files["heatmap"]),
-               "Optimal freeze depth n* (argmax of the mean test accuracy) per cell."),
+               "Optimal freeze depth n* (argmax of the mean validation accuracy; its test "
+               "accuracy beside it) per cell."),
               (plot.save_png(plot.curves_figure(result, d.block_names), files["curves"]),
                "Test accuracy against the number of frozen blocks n (mean, 95% CI), one "
                "line per target size; ring: n*; dashed: scratch.")]
