@@ -255,7 +255,8 @@ def _select_by_cv(x, y, k: int, bias: bool) -> tuple[float, float]:
 
 
 def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
-              f_val: torch.Tensor, y_val: torch.Tensor, l2: float | None = None) -> dict:
+              f_val: torch.Tensor, y_val: torch.Tensor, l2: float | None = None,
+              refit: bool = True) -> dict:
     """Fit ``model``'s head by L-BFGS on features: choose L2, then refit on every label.
 
     f_*: (N, ...) outputs of the last block; y_*: (N,) int64. L2 (unless given) is chosen on
@@ -265,14 +266,16 @@ def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
     "l2_selection", "refit_examples"}``: ``val_acc`` is the held-out accuracy that chose L2
     (the val split's, of the fit on train only; or the mean CV accuracy), never the
     accuracy of the final fit on examples it trained on (0.0 without validation data: the
-    first, strongest L2 is kept).
+    first, strongest L2 is kept). ``refit=False`` keeps the final fit on the train split
+    (for a caller that still selects on the val split afterwards, e.g. ``lp-ft``'s epochs).
     """
     linear, x_tr = linear_head_input(model, f_train)
     _, x_va = linear_head_input(model, f_val)
     x_tr, x_va = x_tr.float(), x_va.float()
     bias, k = linear.bias is not None, linear.out_features
     x_all, y_all = torch.cat([x_tr, x_va]), torch.cat([y_train, y_val])
-    path = LogisticPath(x_all, y_all, k, bias=bias)
+    path = LogisticPath(x_all, y_all, k, bias=bias) if refit else \
+        LogisticPath(x_tr, y_train, k, bias=bias)
     start = None
     counts = torch.bincount(y_val.cpu(), minlength=k) if len(y_val) else None
     if not len(y_val):
@@ -300,7 +303,8 @@ def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
             path.fit(lam, max_iter=PATH_ITERS)
     path.fit(l2, max_iter=PRECONDITIONED_POLISH_ITERS if path.precondition else POLISH_ITERS)
     path.write_to(linear)
-    return {"l2": l2, "val_acc": acc, "l2_selection": how, "refit_examples": len(y_all)}
+    return {"l2": l2, "val_acc": acc, "l2_selection": how,
+            "refit_examples": len(y_all) if refit else len(y_train)}
 
 
 register_protocol("linear-probe", LinearProbeConfig, takes_depth=False,
