@@ -53,7 +53,12 @@ def test_ranking_is_a_permutation_of_the_candidates():
     labels = [c.label for c in cands]
     assert len(set(labels)) == len(labels)
     assert {"linear-probe", "probe:4", "probe:3", "freeze:3", "freeze:5", "scratch",
-            "finetune (lr_mult 0.1)", "finetune (lr_mult 1)"} == set(labels)
+            "finetune (lr_mult 0.1)", "finetune (lr_mult 1)", "lp-ft"} == set(labels)
+    lpft = next(c for c in cands if c.protocol == "lp-ft")
+    assert (lpft.lr_mult, lpft.epochs, lpft.solver) == (0.1, 10, False)
+    # a fitted table can make it the first choice
+    th = Thresholds.guide(large_similar="lp-ft")
+    assert rank(cands, "large", "similar", 4, L, th)[0].protocol == "lp-ft"
 
 
 @pytest.mark.parametrize("kwargs", [{"size_k": 1}, {"retained_min": 1.5},

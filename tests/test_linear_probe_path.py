@@ -99,8 +99,15 @@ def test_a_tiny_validation_split_chooses_l2_by_cv_and_refits_on_every_label():
     assert out["val_acc"] == pytest.approx(max(accs), abs=1e-6)
     assert accs[lp.L2_GRID.index(out["l2"])] == pytest.approx(max(accs), abs=1e-6)
     # folds are stratified and cover every example once
-    held = torch.cat([va for _, va in lp.cv_folds(ya)]).sort().values
-    assert torch.equal(held, torch.arange(40))
+    folds = lp.cv_folds(ya)
+    held = torch.cat([va for _, va in folds]).sort().values
+    assert len(folds) == 5 and torch.equal(held, torch.arange(40))
+    per_fold = torch.stack([torch.bincount(ya[va], minlength=4) for _, va in folds])
+    for tr, va in folds:
+        assert set(tr.tolist()).isdisjoint(va.tolist()) and len(tr) + len(va) == 40
+    # stratified: each class is dealt evenly over the folds
+    assert int((per_fold.max(0).values - per_fold.min(0).values).max()) <= 1
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(folds, lp.cv_folds(ya)))  # fixed
 
 
 def test_a_given_l2_still_refits_on_train_and_val_and_reports_held_out_accuracy():
