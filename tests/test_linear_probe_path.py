@@ -119,6 +119,13 @@ def test_a_given_l2_still_refits_on_train_and_val_and_reports_held_out_accuracy(
     ref = _Probe(12, 4)
     lp.fit_logistic(torch.cat([x, xv]), torch.cat([y, yv]), ref.head, 1e-2, max_iter=500)
     torch.testing.assert_close(model.head.weight, ref.head.weight, rtol=0, atol=2e-3)
+    # refit=False (for callers that still choose on val): the fit of the train split alone
+    kept = _Probe(12, 4)
+    out = lp.fit_probe(kept, x, y, xv, yv, l2=1e-2, refit=False)
+    assert out["refit_examples"] == 200
+    train_only = _Probe(12, 4)
+    lp.fit_logistic(x, y, train_only.head, 1e-2, max_iter=500)
+    torch.testing.assert_close(kept.head.weight, train_only.head.weight, rtol=0, atol=2e-3)
 
 
 def test_the_subsample_is_fixed_by_the_data():
