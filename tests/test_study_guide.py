@@ -79,7 +79,7 @@ def test_winner_is_chosen_on_validation_never_on_test():
 
 def test_design_candidates_and_epochs():
     assert candidates(7) == ["linear-probe", "probe:1", "probe:2", "probe:3", "probe:4",
-                             "probe:5", "probe:6", "freeze:3", "freeze:5", "scratch"]
+                             "probe:5", "probe:6", "freeze:3", "freeze:5", "scratch", "lp-ft"]
     b = BUDGETS["quick"]
     case = CASE_SETS["mnist"][0]
     s1, s2 = sweep_specs(case, b, [0, 1], 7, None, n_train=40)
