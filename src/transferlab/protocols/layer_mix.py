@@ -9,8 +9,8 @@ per task (one forward pass, length-sorted batches) and cached on disk, keyed by 
 weights digest and the task's data fingerprint; then s (B,), gamma and the head are fitted on
 the cached (N, B, H) features, by L-BFGS (default: full batch, L2 on the head chosen along
 the linear probe's grid on validation, or by cross-validation over train + val when the
-validation split is tiny, then refitted on train + val) or by Adam / SGD minibatches (``mix_optimizer``;
-``TrainConfig`` epochs, lr, batch_size; ``TrainConfig.l2`` or weight_decay as the L2). The
+validation split is tiny, then refitted on train + val) or by Adam / SGD minibatches
+(``mix_optimizer``; ``TrainConfig`` epochs, lr, batch_size; ``TrainConfig.l2`` or weight_decay as the L2). The
 penalty is l2/2 (||gamma W||^2 + ||s||^2): on the effective head, since gamma W is what the
 logits see (a penalty on W alone lets gamma grow without bound).
 
