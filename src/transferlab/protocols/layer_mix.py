@@ -11,8 +11,9 @@ the cached (N, B, H) features, by L-BFGS (default: full batch, L2 on the head ch
 the linear probe's grid on validation, or by cross-validation over train + val when the
 validation split is tiny, then refitted on train + val) or by Adam / SGD minibatches
 (``mix_optimizer``; ``TrainConfig`` epochs, lr, batch_size; ``TrainConfig.l2`` or
-weight_decay as the L2). The penalty is l2/2 (||gamma W||^2 + ||s||^2): on the effective head, since gamma W is what the
-logits see (a penalty on W alone lets gamma grow without bound).
+weight_decay as the L2). The penalty is l2/2 (||gamma W||^2 + ||s||^2): on the effective
+head, since gamma W is what the logits see (a penalty on W alone lets gamma grow without
+bound).
 
 The result is a real model: ``LayerMixModel`` (the copied BlockModel, its class switched in
 place, plus ``mix``) whose ``forward(tokens)`` runs the blocks and mixes them, and whose
