@@ -110,6 +110,7 @@ def run_case(case: dict, work: Path, seeds: int, args) -> dict:
                           "test_std": statistics.stdev(t) if len(t) > 1 else 0.0,
                           "val_mean": statistics.fmean(g["val_acc"].tolist()),
                           "time_s": float(g["duration_s"].sum())})
+    # The oracle (best mean test accuracy): scores the search's choice, never makes it.
     best = max(per_depth, key=lambda r: (r["test_mean"], r["depth"]))
     by_val = max(per_depth, key=lambda r: (r["val_mean"], r["depth"]))
     chosen = next(r for r in per_depth if r["depth"] == res.depth)

@@ -53,7 +53,12 @@ def test_ranking_is_a_permutation_of_the_candidates():
     labels = [c.label for c in cands]
     assert len(set(labels)) == len(labels)
     assert {"linear-probe", "probe:4", "probe:3", "freeze:3", "freeze:5", "scratch",
-            "finetune (lr_mult 0.1)", "finetune (lr_mult 1)"} == set(labels)
+            "finetune (lr_mult 0.1)", "finetune (lr_mult 1)", "lp-ft"} == set(labels)
+    lpft = next(c for c in cands if c.protocol == "lp-ft")
+    assert (lpft.lr_mult, lpft.epochs, lpft.solver) == (0.1, 10, False)
+    # a fitted table can make it the first choice
+    th = Thresholds.guide(large_similar="lp-ft")
+    assert rank(cands, "large", "similar", 4, L, th)[0].protocol == "lp-ft"
 
 
 @pytest.mark.parametrize("kwargs", [{"size_k": 1}, {"retained_min": 1.5},
@@ -64,9 +69,10 @@ def test_thresholds_refuse_bad_values(kwargs):
 
 
 def _case(name, k, retained, best, acc, similar=True, best_depth=3):
+    acc = {lab: (0.9 if lab == best else a) for lab, a in acc.items()}
     return {"name": name, "k": k, "retained": retained, "best_depth": best_depth,
-            "num_blocks": L, "nominal_similar": similar,
-            "acc": {lab: (0.9 if lab == best else a) for lab, a in acc.items()}}
+            "num_blocks": L, "nominal_similar": similar, "acc": acc,
+            "val_acc": {lab: a - 0.02 for lab, a in acc.items()}}
 
 
 ALL = [c.label for c in candidate_set(L, 3, 10, 0.05)]
@@ -116,6 +122,30 @@ def test_fit_learns_a_scenarios_family_from_its_cases():
     th, info = calibrate.fit(cases)
     assert th.large_dissimilar == "scratch" and info["total_regret"] == 0
     assert th.small_similar == "linear-probe"
+
+
+def test_fit_chooses_on_validation_and_ignores_test_accuracy():
+    """Shuffling (or inverting) every case's test accuracies changes no fitted threshold;
+    changing the validation accuracies does. A case without validation accuracies is
+    refused, never fitted on test."""
+    import random
+    th, info = calibrate.fit(_cases())
+    assert info["metric"] == "val_acc"
+    for seed in range(3):
+        cases = _cases()
+        rng = random.Random(seed)
+        for c in cases:
+            vals = list(c["acc"].values())
+            rng.shuffle(vals)
+            c["acc"] = dict(zip(c["acc"], vals))
+        assert calibrate.fit(cases)[0] == th
+    base = {lab: 0.5 for lab in ALL}
+    cases = _cases()
+    cases[3]["val_acc"] = {lab: (0.9 if lab == "scratch" else 0.5) for lab in base}
+    assert calibrate.fit(cases)[0].large_dissimilar == "scratch"
+    cases[0].pop("val_acc")
+    with pytest.raises(UserError, match="val_acc"):
+        calibrate.fit(cases)
 
 
 def test_guide_rule_is_fixed_whatever_the_evidence():

@@ -52,6 +52,7 @@ TEXT_CASES = {
     "head-only": lambda k: False,
     "freeze:2": lambda k: not k.startswith(("blocks.0.", "blocks.1.")),
     "finetune": lambda k: True,
+    "lp-ft": lambda k: True,
     "norm-only": lambda k: "LayerNorm" in k or "layer_norm" in k.lower(),
 }
 
@@ -67,7 +68,7 @@ def test_text_encoder_protocols_move_exactly_the_intended_parameters(token_task,
     allowed = TEXT_CASES[protocol]
     assert all(allowed(k) for k in changed), sorted(k for k in changed if not allowed(k))
     may = {k for k in before if allowed(k) and before[k].is_floating_point()}
-    if protocol in ("norm-only", "freeze:2", "finetune"):
+    if protocol in ("norm-only", "freeze:2", "finetune", "lp-ft"):
         # every trainable kind moved somewhere (embeddings' unused rows may stay put)
         assert changed and any("LayerNorm" in k for k in changed)
     if protocol in ("linear-probe", "head-only"):

@@ -85,8 +85,11 @@ def test_probe_head_is_the_linear_probe_of_the_shifted_encoder(models):
     replace_head(want, task.num_classes, torch.Generator().manual_seed(0))
     want.eval()
     with torch.no_grad():
-        fit_probe(want, prefix_features(want, task.x_train, want.num_blocks), task.y_train,
-                  prefix_features(want, task.x_val, want.num_blocks), task.y_val)
+        # fitted on the train split only: the val split then chooses alpha
+        info = fit_probe(want, prefix_features(want, task.x_train, want.num_blocks),
+                         task.y_train, prefix_features(want, task.x_val, want.num_blocks),
+                         task.y_val, refit=False)
+    assert info["refit_examples"] == len(task.y_train)
     torch.testing.assert_close(got.head.weight, want.head.weight, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="probe fits a fresh head"):
         apply_shift(other, delta, 1.0, tuned, task.num_classes,

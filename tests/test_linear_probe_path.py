@@ -42,12 +42,14 @@ def test_the_path_reads_a_subsample_and_the_polish_every_example(monkeypatch):
     seen = _rows_seen(monkeypatch)
     model = _Probe(12, 4)
     out = lp.fit_probe(model, x, y, xv, yv)
-    assert set(seen) == {300, 1000}  # the path on 300 rows, the polish on all 1,000
-    assert seen[0] == 300 and seen[-1] == 1000
-    # The polish converges to the full data's optimum at the picked L2, whatever the
+    # the path on 300 training rows, the polish on all 1,000 + the 200 validation rows
+    assert set(seen) == {300, 1200}
+    assert seen[0] == 300 and seen[-1] == 1200
+    assert out["l2_selection"] == "val" and out["refit_examples"] == 1200
+    # The polish converges to train + val's optimum at the picked L2, whatever the
     # (differently centred) subsample fit it started from: same as a fit from zero.
     ref = _Probe(12, 4)
-    lp.fit_logistic(x, y, ref.head, out["l2"], max_iter=500)
+    lp.fit_logistic(torch.cat([x, xv]), torch.cat([y, yv]), ref.head, out["l2"], max_iter=500)
     torch.testing.assert_close(model.head.weight, ref.head.weight, rtol=0, atol=2e-3)
     torch.testing.assert_close(model.head.bias, ref.head.bias, rtol=0, atol=2e-3)
 
@@ -57,7 +59,73 @@ def test_small_training_sets_run_the_path_on_every_example(monkeypatch):
     xv, yv = _problem(100, seed=1)
     seen = _rows_seen(monkeypatch)
     lp.fit_probe(_Probe(12, 4), x, y, xv, yv)
-    assert set(seen) == {400}
+    assert set(seen) == {400, 500}  # the path on the train split, the refit on train + val
+
+
+def test_a_tiny_validation_split_chooses_l2_by_cv_and_refits_on_every_label():
+    """k = 10 per class (8 train + 2 val, the sampler's split): L2 by 5-fold CV over the
+    40 labelled examples, then the final head is the fit on all 40 at that L2."""
+    x, y = _problem(32, d=30, seed=2)
+    xv, yv = _problem(8, d=30, seed=3)
+    model = _Probe(30, 4)
+    out = lp.fit_probe(model, x, y, xv, yv)
+    assert out["l2_selection"].startswith("cv-") and out["refit_examples"] == 40
+    assert out["l2"] in lp.L2_GRID and 0.0 <= out["val_acc"] <= 1.0
+    ref = _Probe(30, 4)
+    xa, ya = torch.cat([x, xv]), torch.cat([y, yv])
+    lp.fit_logistic(xa, ya, ref.head, out["l2"], max_iter=2000)
+    # the optimum is flat here (separable classes): compare the objective on all 40
+    got = _objective(xa, ya, model.head.weight.detach(), model.head.bias.detach(), out["l2"])
+    want = _objective(xa, ya, ref.head.weight.detach(), ref.head.bias.detach(), out["l2"])
+    assert got == pytest.approx(want, abs=1e-5)
+    # and the train-only optimum is a different, worse fit of the 40 (the refit moved it)
+    tr = _Probe(30, 4)
+    lp.fit_logistic(x, y, tr.head, out["l2"], max_iter=2000)
+    assert _objective(xa, ya, tr.head.weight.detach(), tr.head.bias.detach(), out["l2"]) \
+        > want + 1e-3
+    # The CV choice is the one an independent computation of the CV accuracies makes.
+    accs = []
+    for lam in lp.L2_GRID:
+        hits = 0.0
+        folds = lp.cv_folds(ya)
+        for tr, va in folds:
+            p = lp.LogisticPath(xa[tr], ya[tr], 4, precondition=False)
+            for lam2 in lp.L2_GRID:  # the same warm-started path up to lam
+                p.fit(lam2, max_iter=lp.PATH_ITERS)
+                if lam2 == lam:
+                    break
+            hits += (p.logits(xa[va]).argmax(1) == ya[va]).float().mean().item() / len(folds)
+        accs.append(hits)
+    assert out["val_acc"] == pytest.approx(max(accs), abs=1e-6)
+    assert accs[lp.L2_GRID.index(out["l2"])] == pytest.approx(max(accs), abs=1e-6)
+    # folds are stratified and cover every example once
+    folds = lp.cv_folds(ya)
+    held = torch.cat([va for _, va in folds]).sort().values
+    assert len(folds) == 5 and torch.equal(held, torch.arange(40))
+    per_fold = torch.stack([torch.bincount(ya[va], minlength=4) for _, va in folds])
+    for tr, va in folds:
+        assert set(tr.tolist()).isdisjoint(va.tolist()) and len(tr) + len(va) == 40
+    # stratified: each class is dealt evenly over the folds
+    assert int((per_fold.max(0).values - per_fold.min(0).values).max()) <= 1
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(folds, lp.cv_folds(ya)))  # fixed
+
+
+def test_a_given_l2_still_refits_on_train_and_val_and_reports_held_out_accuracy():
+    x, y = _problem(200)
+    xv, yv = _problem(60, seed=1)
+    model = _Probe(12, 4)
+    out = lp.fit_probe(model, x, y, xv, yv, l2=1e-2)
+    assert out["l2"] == 1e-2 and out["l2_selection"] == "given" and out["refit_examples"] == 260
+    ref = _Probe(12, 4)
+    lp.fit_logistic(torch.cat([x, xv]), torch.cat([y, yv]), ref.head, 1e-2, max_iter=500)
+    torch.testing.assert_close(model.head.weight, ref.head.weight, rtol=0, atol=2e-3)
+    # refit=False (for callers that still choose on val): the fit of the train split alone
+    kept = _Probe(12, 4)
+    out = lp.fit_probe(kept, x, y, xv, yv, l2=1e-2, refit=False)
+    assert out["refit_examples"] == 200
+    train_only = _Probe(12, 4)
+    lp.fit_logistic(x, y, train_only.head, 1e-2, max_iter=500)
+    torch.testing.assert_close(kept.head.weight, train_only.head.weight, rtol=0, atol=2e-3)
 
 
 def test_the_subsample_is_fixed_by_the_data():

@@ -46,12 +46,12 @@ def test_probe_fits_logistic_regression_on_average_pooled_block_output(source, t
     l2, task = 1e-2, tasks[1]
     res = transfer(source, task, "probe:conv3", {**FAST, "l2": l2}, progress=False)
     assert res.model.block_names == ["conv1", "conv2", "conv3"] and res.metrics["depth"] == 3
-    with torch.no_grad():
-        h = source.eval().features(task.x_train, 3)              # (N, C, H, W)
+    with torch.no_grad():  # the final fit reads every labelled example: train + val
+        h = source.eval().features(torch.cat([task.x_train, task.x_val]), 3)  # (N, C, H, W)
         x = h.mean((2, 3)).double().numpy()                      # (N, C)
     assert x.shape[1] == res.model.head.linear.in_features == h.shape[1]
     ref = LogisticRegression(C=1 / (len(x) * l2), max_iter=5000, tol=1e-10).fit(
-        x, task.y_train.numpy())
+        x, torch.cat([task.y_train, task.y_val]).numpy())
     ours = res.model.head.linear.weight.detach().double().numpy()
     ours, theirs = ours - ours.mean(0), ref.coef_ - ref.coef_.mean(0)
     assert abs(ours - theirs).max() < 2e-3 * max(1.0, abs(theirs).max())

@@ -153,10 +153,31 @@ def test_cells_have_the_t_interval_and_pairs_are_tested_per_episode():
     assert b5["n"] == 4 and b5["n_failed"] == 1
     rows = pairwise(cells, ["a", "b"], [1, 5])
     r5 = next(r for r in rows if r["shots"] == 5)
-    # Paired over the 4 shared episodes: a constant difference of 0.1, no spread.
-    assert r5["n"] == 4 and r5["mean_diff"] == pytest.approx(0.1) and r5["higher"]
+    # Paired over the 4 shared episodes: a constant difference of 0.1, no spread: zero
+    # variance is "not tested", never p = 0 and never significant.
+    assert r5["n"] == 4 and r5["mean_diff"] == pytest.approx(0.1)
+    assert r5["status"] == "not tested" and r5["p"] is None and not r5["higher"]
     r1 = next(r for r in rows if r["shots"] == 1)
     assert r1["mean_diff"] == pytest.approx(0.0) and not (r1["higher"] or r1["lower"])
+
+
+def test_best_per_k_is_decided_by_tests_not_by_an_argmax_of_test_means():
+    from transferlab.studies.fewshot.findings import best_per_k
+
+    df = _table({("a", 5): 0.8, ("b", 5): 0.6, ("c", 5): 0.59}, episodes=6)
+    wobble = np.array([0.0, 0.01, -0.01, 0.02, 0.0, -0.02])  # per-episode spread of b - c
+    b = (df["protocol"] == "b").to_numpy()
+    df.loc[b, "test_acc"] += wobble
+    df.loc[(df["protocol"] == "a").to_numpy(), "test_acc"] += np.roll(wobble, 2)
+    cells = compute_cells(df, ["a", "b", "c"], [5])
+    found = best_per_k(cells, ["a", "b", "c"], [5], pairwise(cells, ["a", "b", "c"], [5]))
+    assert "a (80.0%), significantly better than every other protocol" in found.text
+    # b and c are 1 point apart with spread: neither beats the other, and c is named in the
+    # config's order beside b, not dropped for having the lower test mean
+    df2 = df[df["protocol"] != "a"]
+    cells = compute_cells(df2, ["c", "b"], [5])
+    found = best_per_k(cells, ["c", "b"], [5], pairwise(cells, ["c", "b"], [5]))
+    assert "no protocol is significantly below c (59.0%), b (60.0%)" in found.text
 
 
 def test_design_pretrains_on_the_other_half_and_specs_share_episodes():

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as st
 
 from transferlab.errors import UserError
-from transferlab.studies.kit.stats import (bootstrap_ci, holm, mean_std, pair_up,
+from transferlab.studies.kit.stats import (bootstrap_ci, fmt_p, holm, mean_std, pair_up,
                                            paired_family, paired_test, t_interval,
                                            welch_test)
 
@@ -59,16 +59,30 @@ def test_wilcoxon_exact_p_worked_by_hand():
     assert paired_test([2, 3, 4, 5, 6], [1, 1, 1, 1, 1], "wilcoxon").p == pytest.approx(2 / 32)
 
 
-def test_paired_tests_without_spread_or_pairs():
+def test_paired_tests_without_spread_or_pairs_are_not_tested():
     one = paired_test([0.9], [0.8])
     assert one.n == 1 and one.p is None and one.statistic is None and one.ci is None
+    assert one.status == "not tested" and "at least 3" in one.reason
     assert one.mean_diff == pytest.approx(0.1)
+    # Two units, even far apart: too few for a test.
+    two = paired_test([0.9, 0.95], [0.1, 0.2])
+    assert two.status == "not tested" and two.p is None
     same = paired_test([0.5, 0.6, 0.7], [0.5, 0.6, 0.7])
-    assert same.p == 1.0 and same.mean_diff == 0.0
-    shifted = paired_test([0.6, 0.7, 0.8], [0.5, 0.6, 0.7], "t")  # differences equal
-    assert shifted.p == 0.0 and shifted.statistic == math.inf
-    # Wilcoxon has no such limit: three positive differences give the exact 2/8.
-    assert paired_test([0.6, 0.7, 0.8], [0.5, 0.6, 0.7], "wilcoxon").p == pytest.approx(0.25)
+    assert same.status == "not tested" and same.p is None and same.mean_diff == 0.0
+    for method in ("t", "wilcoxon"):  # identical nonzero differences: zero variance
+        shifted = paired_test([0.6, 0.7, 0.8], [0.5, 0.6, 0.7], method)
+        assert shifted.status == "not tested" and shifted.p is None
+        assert shifted.statistic is None and "zero variance" in shifted.reason
+    # Spread, three units: tested, the exact Wilcoxon p of three positive differences 2/8.
+    r = paired_test([0.6, 0.75, 0.8], [0.5, 0.6, 0.7], "wilcoxon")
+    assert r.status == "tested" and r.p == pytest.approx(0.25)
+    assert fmt_p(None) == "not tested"
+    # A family never calls a "not tested" row significant, however large its difference.
+    rows = paired_family([("a", {0: 0.9, 1: 0.9}, {0: 0.1, 1: 0.1}),
+                          ("b", {0: 0.9, 1: 0.8, 2: 0.7}, {0: 0.8, 1: 0.7, 2: 0.6})])
+    assert [r["status"] for r in rows] == ["not tested", "not tested"]
+    assert not any(r["higher"] or r["lower"] for r in rows)
+    assert all(r["p_holm"] is None for r in rows)
     with pytest.raises(UserError, match=r"method='sign' is invalid: allowed is t or wilcoxon"):
         paired_test([1, 2], [1, 2], "sign")
     with pytest.raises(UserError, match=r"as many values as x \(2\)"):
@@ -85,6 +99,7 @@ def test_welch_test_matches_the_textbook_formula():
     half = st.t.ppf(0.975, df) * math.sqrt(va + vb)
     assert r.ci == pytest.approx((r.mean_diff - half, r.mean_diff + half))
     assert welch_test([1.0], [1.0, 2.0]).p is None
+    assert welch_test([1.0, 1.0, 1.0], [2.0, 2.0, 2.0]).status == "not tested"
 
 
 def test_bootstrap_ci_approaches_the_normal_interval_for_a_large_sample():

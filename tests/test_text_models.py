@@ -167,9 +167,10 @@ def test_linear_probe_fits_the_pooled_hf_embedding():
     task = token_task()
     res = transfer(hf_encoder(hf, num_classes=3), task, "linear-probe",
                    {**TRAIN, "l2": 1e-2}, seed=0, progress=False)
-    x = mean_pooled_reference(hf, task.x_train)
+    # the final fit reads every labelled example: train + val
+    x = torch.cat([mean_pooled_reference(hf, task.x_train), mean_pooled_reference(hf, task.x_val)])
     ref = torch.nn.Linear(HIDDEN, 3)
-    fit_logistic(x, task.y_train, ref, 1e-2)
+    fit_logistic(x, torch.cat([task.y_train, task.y_val]), ref, 1e-2)
     got = head_linear(res.model)
     assert torch.allclose(got.weight, ref.weight, atol=1e-3)
     assert torch.allclose(got.bias, ref.bias, atol=1e-3)

@@ -90,6 +90,30 @@ def test_layer_mix_is_the_softmax_weighted_sum_of_every_pooled_layer(tiny):
     assert res.metrics["trainable_params"] == 3 + 1 + 16 * 3 + 3  # s, gamma, head W, b
 
 
+def test_layer_mix_chooses_l2_by_cv_on_a_tiny_val_split_and_refits_on_every_label(
+        tiny, monkeypatch):
+    from transferlab.protocols import layer_mix
+
+    task = token_task()
+    sizes = []
+    orig = layer_mix._objective
+    monkeypatch.setattr(layer_mix, "_objective",
+                        lambda model, fc, y, lam: sizes.append(len(y)) or orig(model, fc, y, lam))
+    res = tl.transfer(tiny, task, "layer-mix", progress=False)
+    n_tr, n_va = len(task.y_train), len(task.y_val)
+    assert res.metrics["l2_selection"].startswith("cv-")  # 2 validation texts per class
+    assert res.metrics["l2"] in layer_mix_grid()
+    assert sizes[-1] == n_tr + n_va  # the final fit reads train + val
+    assert set(sizes) - {n_tr + n_va}  # the CV folds fit on fewer examples
+    assert 0.0 <= res.metrics["val_acc"] <= 1.0
+
+
+def layer_mix_grid():
+    from transferlab.protocols.linear_probe import L2_GRID
+
+    return L2_GRID
+
+
 def test_layer_mix_adam_and_bad_options(tiny):
     res = tl.transfer(tiny, token_task(), get_protocol("layer-mix", mix_optimizer="adam"),
                       train={"epochs": 30, "lr": 0.05}, progress=False)

@@ -65,12 +65,13 @@ def test_linear_probe_matches_sklearn_logistic_regression(source, tasks):
     from sklearn.linear_model import LogisticRegression
 
     res = transfer(source, tasks[1], "linear-probe", {**FAST, "l2": 1e-2}, progress=False)
-    with torch.no_grad():
-        feats = res.model.features(tasks[1].x_train, 7).flatten(1).double().numpy()
+    t = tasks[1]
+    with torch.no_grad():  # the final fit reads every labelled example: train + val
+        feats = res.model.features(torch.cat([t.x_train, t.x_val]), 7).flatten(1).double().numpy()
     n = len(feats)
     # sklearn minimises C * sum(CE) + ||W||^2 / 2, ours mean(CE) + l2 / 2 ||W||^2: C = 1/(n l2)
     ref = LogisticRegression(C=1 / (n * 1e-2), max_iter=5000, tol=1e-10).fit(
-        feats, tasks[1].y_train.numpy())
+        feats, torch.cat([t.y_train, t.y_val]).numpy())
     ours = res.model.head.weight.detach().double().numpy()
     # Softmax weights are identifiable only up to a shared shift across classes.
     ours, theirs = ours - ours.mean(0), ref.coef_ - ref.coef_.mean(0)

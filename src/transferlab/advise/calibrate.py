@@ -1,13 +1,17 @@
 """Fitting the advisor's thresholds on measured cases, and scoring advice by regret.
 
 A *case* is one (source, target) pair with the advisor's evidence and the measured mean
-test accuracy of every candidate (``transferlab study guide`` builds them)::
+validation and test accuracy of every candidate (``transferlab study guide`` builds them)::
 
     {"name": ..., "k": 10, "retained": 0.93, "best_depth": 3, "num_blocks": 7,
-     "nominal_similar": True, "acc": {"linear-probe": 0.91, "finetune (lr_mult 0.1)": ...}}
+     "nominal_similar": True, "val_acc": {"linear-probe": 0.90, ...},
+     "acc": {"linear-probe": 0.91, "finetune (lr_mult 0.1)": ...}}
 
 The regret of a rule on a case is ``max(acc) - acc[the rule's pick]`` (the pick is the
-first candidate of the rule's order that was measured). ``fit`` searches size_k, the
+first candidate of the rule's order that was measured). ``fit`` chooses the thresholds on
+VALIDATION accuracies (``val_acc``): a threshold fitted on test accuracies would be scored
+on the numbers it was chosen from. ``evaluate`` then reports test regret beside it, never
+used to choose. ``fit`` searches size_k, the
 retained line (over the cuts between the cases' values) and, for each scenario, the
 protocol family (``rules.FAMILIES``) of least regret on the cases that fall into it, for
 the least total regret; equal fits are broken towards the middle of the optimal interval
@@ -22,6 +26,9 @@ import math
 
 from transferlab.advise.rules import (ALWAYS_FINETUNE, FAMILIES, GUIDE_TABLE, Thresholds,
                                       candidate_set, guide_rule, rank, resolve, scenario)
+from transferlab.errors import UserError
+
+FIT_METRIC = "val_acc"  # what fit() chooses on: the cases' mean validation accuracies
 
 
 def advised_label(case: dict, th: Thresholds) -> str:
@@ -35,11 +42,13 @@ def advised_label(case: dict, th: Thresholds) -> str:
     raise KeyError(f"case {case.get('name')}: none of the advisor's candidates was measured")
 
 
-def regret(case: dict, label: str) -> float | None:
-    """best measured accuracy - the accuracy of ``label`` (None if it was not measured)."""
-    if label not in case["acc"]:
+def regret(case: dict, label: str, metric: str = "acc") -> float | None:
+    """best measured ``case[metric]`` - that of ``label`` (None if it was not measured).
+    ``metric``: "acc" (test, for scoring) or "val_acc" (for fitting)."""
+    acc = case[metric]
+    if label not in acc or acc[label] is None:
         return None
-    return max(case["acc"].values()) - case["acc"][label]
+    return max(v for v in acc.values() if v is not None) - acc[label]
 
 
 def evaluate(cases: list[dict], th: Thresholds) -> list[dict]:
@@ -82,7 +91,7 @@ def _family_regret(case: dict, family: str) -> float:
     L = case["num_blocks"]
     cands = candidate_set(L, case["best_depth"], 1, 0.05, probe_ok=case.get("probe_ok", True))
     c = resolve(family, cands, case["best_depth"], L)
-    r = regret(case, c.label) if c is not None else None
+    r = regret(case, c.label, FIT_METRIC) if c is not None else None
     return math.inf if r is None else r
 
 
@@ -107,8 +116,13 @@ def _cell_table(cases: list[dict], size_k: int, retained: float) -> tuple[float,
 
 
 def fit(cases: list[dict]) -> tuple[Thresholds, dict]:
-    """The thresholds and scenario table of least total regret on ``cases``; returns
-    (thresholds, details)."""
+    """The thresholds and scenario table of least total VALIDATION regret on ``cases``
+    (each needs ``val_acc``); returns (thresholds, details)."""
+    missing = [c.get("name") for c in cases if not c.get(FIT_METRIC)]
+    if missing:
+        raise UserError(f"calibration case(s) {missing} have no {FIT_METRIC!r}: allowed is a "
+                        "case with the mean validation accuracy of each candidate (thresholds "
+                        "are never fitted on test accuracy); rerun `transferlab study guide`")
     k_cuts = _cuts([c["k"] for c in cases])
     r_cuts = _cuts([c["retained"] for c in cases])
     scored = []
@@ -126,7 +140,7 @@ def fit(cases: list[dict]) -> tuple[Thresholds, dict]:
     rs = sorted({s[2] for s in optimal if s[1] == k_mid})
     r_mid = rs[len(rs) // 2]
     pick = next(s for s in optimal if s[1] == k_mid and s[2] == r_mid)
-    return pick[3], {"total_regret": best_total, "n_cases": len(cases),
+    return pick[3], {"total_regret": best_total, "metric": FIT_METRIC, "n_cases": len(cases),
                      "optimal_settings": len(optimal), "settings_tried": len(scored)}
 
 

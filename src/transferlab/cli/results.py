@@ -12,8 +12,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "results", help="aggregate a sweep database: mean ± std over seeds per cell",
         description="Print one row per cell (the --by columns) with the mean ± std of a "
-                    "metric over seeds and the number of finished trials n; the best cell is "
-                    "marked with *. Failed trials are not counted (see --failed).")
+                    "metric over seeds and the number of finished trials n; the cell of best mean "
+                    "VALIDATION accuracy is marked with * (chosen on val_acc whatever "
+                    "--metric shows; none is marked without val_acc). Failed trials are not "
+                    "counted (see --failed).")
     p.add_argument("db", help="SQLite database written by `transferlab sweep`")
     p.add_argument("--metric", default="test_acc",
                    help="metric column to aggregate (default test_acc; others: test_nll, "
@@ -81,8 +83,18 @@ def run(args) -> int:
                         f"allowed are {', '.join(numeric)}")
     by = [c.strip() for c in args.by.split(",") if c.strip()] if args.by else default_by(df)
     table = aggregate(df, by=by, metric=args.metric)
-    best = best_index(table, args.metric)
-    table["best"] = [i == best for i in table.index]
+    # The "best" cell is chosen on validation: marking the best test mean would invite
+    # picking on the test split. Cells are matched by their --by values.
+    def keys(t: pd.DataFrame) -> list[tuple]:
+        return [tuple(r) for r in t[by].astype(object).where(t[by].notna(), None)
+                .itertuples(index=False)]
+
+    best_key = None
+    if "val_acc" in done.columns and pd.to_numeric(done["val_acc"], errors="coerce").notna().any():
+        vt = aggregate(df, by=by, metric="val_acc")
+        b = best_index(vt, "val_acc")
+        best_key = None if b is None else keys(vt.loc[[b]])[0]
+    table["best"] = [k == best_key for k in keys(table)]
     if args.csv:
         write_text_atomic(args.csv, table.to_csv(index=False))
         print(f"wrote {len(table)} cells to {args.csv}")

@@ -137,7 +137,9 @@ def apply_shift(source: BlockModel, delta: dict[str, torch.Tensor], alpha: float
 
     ``probe=(x_train, y_train, x_val, y_val)`` (with ``head_from=None``): the fresh head is
     then fitted by the L-BFGS linear probe on the shifted encoder's own features (L2 picked
-    on the validation split): a member's features are its own coordinates, in which the
+    on the validation split, the head fitted on the train split only: the val split still
+    chooses alpha and scores the member afterwards): a member's features are its own
+    coordinates, in which the
     reference's head need not read anything (independently pretrained members differ by
     more than a permutation of units).
 
@@ -177,5 +179,5 @@ def apply_shift(source: BlockModel, delta: dict[str, torch.Tensor], alpha: float
         x_tr, y_tr, x_va, y_va = probe
         model.eval()
         fit_probe(model, prefix_features(model, x_tr, model.num_blocks), y_tr,
-                  prefix_features(model, x_va, model.num_blocks), y_va)
+                  prefix_features(model, x_va, model.num_blocks), y_va, refit=False)
     return model.eval()

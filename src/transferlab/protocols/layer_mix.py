@@ -7,11 +7,13 @@ encoders; flattened for other models), j = 1..B (embeddings included), and the t
 is the linear head. The encoder is frozen: the pooled output of every block is computed once
 per task (one forward pass, length-sorted batches) and cached on disk, keyed by the blocks'
 weights digest and the task's data fingerprint; then s (B,), gamma and the head are fitted on
-the cached (N, B, H) features, by L-BFGS (default: full batch, L2 on the head picked on
-validation along the linear probe's grid) or by Adam / SGD minibatches (``mix_optimizer``;
-``TrainConfig`` epochs, lr, batch_size; ``TrainConfig.l2`` or weight_decay as the L2). The
-penalty is l2/2 (||gamma W||^2 + ||s||^2): on the effective head, since gamma W is what the
-logits see (a penalty on W alone lets gamma grow without bound).
+the cached (N, B, H) features, by L-BFGS (default: full batch, L2 on the head chosen along
+the linear probe's grid on validation, or by cross-validation over train + val when the
+validation split is tiny, then refitted on train + val) or by Adam / SGD minibatches
+(``mix_optimizer``; ``TrainConfig`` epochs, lr, batch_size; ``TrainConfig.l2`` or
+weight_decay as the L2). The penalty is l2/2 (||gamma W||^2 + ||s||^2): on the effective
+head, since gamma W is what the logits see (a penalty on W alone lets gamma grow without
+bound).
 
 The result is a real model: ``LayerMixModel`` (the copied BlockModel, its class switched in
 place, plus ``mix``) whose ``forward(tokens)`` runs the blocks and mixes them, and whose
@@ -193,17 +195,18 @@ class LayerMixConfig(ProtocolConfig):
         f = cached_layer_features(model, task)
         feature_time = time.perf_counter() - t0
         feats.update(f)
-        mu = f["train"].mean(0, keepdim=True)  # centring: exact (the bias is unpenalised)
-        if self.mix_optimizer == "lbfgs":
-            l2 = _fit_lbfgs(model, f, mu, task, cfg.l2)
+        if self.mix_optimizer == "lbfgs":  # L2 chosen on held-out data, then refit on all
+            l2, val_acc, how = _fit_lbfgs(model, f, task, cfg.l2)
         else:
-            l2 = cfg.l2 if cfg.l2 is not None else cfg.weight_decay
+            mu = f["train"].mean(0, keepdim=True)  # centring: exact (the bias is unpenalised)
+            l2, how = (cfg.l2 if cfg.l2 is not None else cfg.weight_decay), "given"
             _fit_minibatch(model, f, mu, task, cfg, l2, self.mix_optimizer, generator)
-        with torch.no_grad():
-            logits = model.forward_from(f["val"], 0)
-            val_acc = (logits.argmax(1) == task.y_val).float().mean().item() \
-                if len(task.y_val) else 0.0
-        return {"l2": l2, "val_acc": val_acc, "layer_feature_time_s": feature_time,
+            with torch.no_grad():
+                logits = model.forward_from(f["val"], 0)
+                val_acc = (logits.argmax(1) == task.y_val).float().mean().item() \
+                    if len(task.y_val) else 0.0
+        return {"l2": l2, "val_acc": val_acc, "l2_selection": how,
+                "layer_feature_time_s": feature_time,
                 "mix_weights": [round(float(w), 6) for w in model.mix.s.detach().softmax(0)],
                 "gamma": float(model.mix.gamma.detach())}
 
@@ -237,49 +240,89 @@ def _absorb_centre(model, mu: torch.Tensor) -> None:
             lin.bias.sub_(lin.weight @ model.mix(mu)[0])
 
 
-def _fit_lbfgs(model, f: dict, mu, task, l2: float | None) -> float:
-    from transferlab.protocols.linear_probe import L2_GRID, PATH_ITERS, POLISH_ITERS
+def _fit_lbfgs(model, f: dict, task, l2: float | None) -> tuple[float, float, str]:
+    """Choose L2 along the linear probe's grid (on the val split, or by cross-validation
+    over train + val when it is tiny: ``linear_probe.CV_BELOW``), then refit s, gamma and
+    the head on train + val (every labelled example). Returns (l2, the held-out accuracy
+    that chose it, how it was chosen)."""
+    from transferlab.models.heads import head_linear
+    from transferlab.protocols.linear_probe import (CV_BELOW, CV_FOLDS, L2_GRID, PATH_ITERS,
+                                                    POLISH_ITERS, cv_folds)
 
     params = _params(model)
-    with torch.no_grad():
-        for p in params[2:]:
-            p.zero_()
-    # centred once, not at every closure call (measured: the copy dominated a call)
-    fc_train, fc_val = f["train"] - mu, f["val"] - mu
 
-    def run(lam: float, iters: int) -> None:
+    def reset() -> None:
+        with torch.no_grad():
+            params[0].zero_()
+            params[1].fill_(1.0)
+            for p in params[2:]:
+                p.zero_()
+
+    def run(fc, y, lam: float, iters: int) -> None:
         opt = torch.optim.LBFGS(params, lr=1, max_iter=iters, tolerance_grad=1e-6,
                                 tolerance_change=1e-9, history_size=20,
                                 line_search_fn="strong_wolfe")
 
         def closure():
             opt.zero_grad()
-            loss = _objective(model, fc_train, task.y_train, lam)
+            loss = _objective(model, fc, y, lam)
             loss.backward()
             return loss
         opt.step(closure)
 
-    if l2 is None:  # the linear probe's path: strongest first, warm-started, loose
-        best = (-1.0, None, None)
+    def path(x_tr, y_tr, x_va, y_va) -> list[tuple[float, list]]:
+        """The loose path strongest first, warm-started: (held-out acc, params) per L2."""
+        reset()
+        mu = x_tr.mean(0, keepdim=True)  # centred once (measured: a copy per call dominated)
+        fc_tr, fc_va = x_tr - mu, x_va - mu
+        out = []
         for lam in L2_GRID:
-            run(lam, PATH_ITERS)
+            run(fc_tr, y_tr, lam, PATH_ITERS)
             with torch.no_grad():
-                from transferlab.models.heads import head_linear
+                acc = (head_linear(model)(model.mix(fc_va)).argmax(1) == y_va).float() \
+                    .mean().item()
+            out.append((acc, [p.detach().clone() for p in params]))
+        return out
 
-                logits = head_linear(model)(model.mix(fc_val))
-                acc = (logits.argmax(1) == task.y_val).float().mean().item() \
-                    if len(task.y_val) else 0.0
-            if acc > best[0]:
-                best = (acc, lam, [p.detach().clone() for p in params])
-        l2 = best[1]
+    y_tr, y_va = task.y_train, task.y_val
+    x_all, y_all = torch.cat([f["train"], f["val"]]), torch.cat([y_tr, y_va])
+    acc, how = 0.0, "given"
+    if not len(y_va):
+        how, l2 = ("given" if l2 is not None else "none: no validation data"), \
+            (L2_GRID[0] if l2 is None else l2)
+    elif l2 is None and int(torch.bincount(y_va.cpu(), minlength=task.num_classes).min()) \
+            < CV_BELOW:
+        folds = cv_folds(y_all)
+        accs = [0.0] * len(L2_GRID)
+        for tr, va in folds:
+            for i, (a, _) in enumerate(path(x_all[tr], y_all[tr], x_all[va], y_all[va])):
+                accs[i] += a / len(folds)
+        i = max(range(len(L2_GRID)), key=lambda j: (accs[j], -j))  # ties: the stronger L2
+        l2, acc, how = L2_GRID[i], accs[i], f"cv-{min(CV_FOLDS, len(folds))}"
+    elif l2 is None:  # the linear probe's path on train, scored on val
+        fits = path(f["train"], y_tr, f["val"], y_va)
+        i = max(range(len(L2_GRID)), key=lambda j: (fits[j][0], -j))
+        l2, acc, how = L2_GRID[i], fits[i][0], "val"
+    else:
+        reset()  # a given L2: its held-out accuracy from a loose train-only fit
+        mu = f["train"].mean(0, keepdim=True)
+        run(f["train"] - mu, y_tr, l2, PATH_ITERS)
         with torch.no_grad():
-            for p, v in zip(params, best[2]):
-                p.copy_(v)
-    run(l2, POLISH_ITERS)
-    _absorb_centre(model, mu)
+            acc = (head_linear(model)(model.mix(f["val"] - mu)).argmax(1) == y_va).float() \
+                .mean().item()
+    # The final fit: every labelled example, the path walked down to the chosen L2.
+    reset()
+    mu_all = x_all.mean(0, keepdim=True)
+    fc_all = x_all - mu_all
+    for lam in L2_GRID:
+        if lam <= l2:
+            break
+        run(fc_all, y_all, lam, PATH_ITERS)
+    run(fc_all, y_all, l2, POLISH_ITERS)
+    _absorb_centre(model, mu_all)
     for p in params:
         p.grad = None
-    return l2
+    return l2, acc, how
 
 
 def _fit_minibatch(model, f: dict, mu, task, cfg, l2: float, kind: str, generator) -> None:

@@ -1,7 +1,9 @@
 """``linear-probe``: frozen "CNN codes" + a multinomial logistic regression.
 
 The head is fitted on cached features by full-batch L-BFGS (a direct solver), with the
-L2 penalty picked on the validation set when not given: seconds, not epochs of SGD.
+L2 penalty chosen on the validation set (or by cross-validation over train + val when the
+validation split is tiny) when not given, then refitted on train + val: every labelled
+example of the target, never the test split. Seconds, not epochs of SGD.
 The protocol's ``fit`` hook does this (``api.transfer`` just calls it); ``fit_probe`` is
 reused by other protocols that end with a probe (``bn-adapt``).
 """
@@ -193,38 +195,128 @@ def _path_subsample(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, tor
     return x[idx], y[idx]
 
 
-def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
-              f_val: torch.Tensor, y_val: torch.Tensor, l2: float | None = None) -> dict:
-    """Fit ``model``'s head by L-BFGS on features, picking L2 on validation if not given.
+# Below this many validation examples in some class the validation split is too small to
+# choose L2 on (at k = 10 per class it holds 2 per class): L2 is chosen by stratified
+# cross-validation over train + val instead (the same rule as advise/evidence.py).
+CV_BELOW = 10
+CV_FOLDS = 5
 
-    f_*: (N, ...) outputs of the last block; y_*: (N,) int64. Returns ``{"l2", "val_acc"}``
-    (val_acc 0.0 when there is no validation data: the first, strongest penalty is kept).
+
+def _val_acc(path: LogisticPath, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return (path.logits(x).argmax(1) == y).float().mean().item() if len(y) else 0.0
+
+
+def _select_on_val(x_tr, y_tr, x_va, y_va, k: int, bias: bool
+                   ) -> tuple[float, float, LogisticPath]:
+    """(L2, its validation accuracy, the loose path fit at it): the ``L2_GRID`` path on the
+    train split (a fixed subsample above ``PATH_MAX_SAMPLES``), scored on the val split;
+    ties go to the first (strongest) L2."""
+    sub = LogisticPath(*_path_subsample(x_tr, y_tr), k, bias=bias)
+    best = (-1.0, None, None)
+    for lam in L2_GRID:
+        sub.fit(lam, max_iter=PATH_ITERS)
+        acc = _val_acc(sub, x_va, y_va)
+        if acc > best[0]:
+            best = (acc, lam, (sub.w, sub.b, sub.mu))
+    sub.w, sub.b, sub.mu = best[2]
+    return best[1], best[0], sub
+
+
+def cv_folds(y: torch.Tensor, folds: int = CV_FOLDS) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Stratified ``folds``-fold split of (N,) labels (fewer folds when a class is smaller):
+    each class's examples in a fixed random order (a CPU generator seeded 0: the result
+    depends on the labels alone) dealt round-robin to the folds. Returns [(train index,
+    held-out index)] on ``y``'s device. (Not scikit-learn's StratifiedKFold: importing it
+    costs seconds in every worker process.)"""
+    yc = y.cpu()
+    n = min(folds, int(torch.bincount(yc).min()))
+    g = torch.Generator().manual_seed(0)
+    fold_of = torch.empty(len(yc), dtype=torch.long)
+    for c in torch.unique(yc):
+        idx = torch.nonzero(yc == c).squeeze(1)
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        fold_of[idx] = torch.arange(len(idx)) % n
+    out = []
+    for f in range(n):
+        held = fold_of == f
+        out.append((torch.nonzero(~held).squeeze(1).to(y.device),
+                    torch.nonzero(held).squeeze(1).to(y.device)))
+    return out
+
+
+def _select_by_cv(x, y, k: int, bias: bool) -> tuple[float, float]:
+    """(L2, its mean held-out accuracy) by ``cv_folds`` over (x, y) (the union of the train
+    and val examples): the loose ``L2_GRID`` path per fold; ties (common on small folds)
+    broken by the lower mean held-out cross-entropy, then by the stronger L2."""
+    acc, nll = torch.zeros(len(L2_GRID)), torch.zeros(len(L2_GRID))
+    folds = cv_folds(y)
+    for tr, va in folds:
+        path = LogisticPath(x[tr], y[tr], k, bias=bias, precondition=False)
+        for i, lam in enumerate(L2_GRID):
+            path.fit(lam, max_iter=PATH_ITERS)
+            with torch.no_grad():
+                z = path.logits(x[va])
+                acc[i] += (z.argmax(1) == y[va]).float().mean().item() / len(folds)
+                nll[i] += torch.nn.functional.cross_entropy(z, y[va]).item() / len(folds)
+    i = min(range(len(L2_GRID)), key=lambda j: (-round(acc[j].item(), 9), nll[j].item(), j))
+    return L2_GRID[i], float(acc[i])
+
+
+def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
+              f_val: torch.Tensor, y_val: torch.Tensor, l2: float | None = None,
+              refit: bool = True) -> dict:
+    """Fit ``model``'s head by L-BFGS on features: choose L2, then refit on every label.
+
+    f_*: (N, ...) outputs of the last block; y_*: (N,) int64. L2 (unless given) is chosen on
+    the val split, or by ``CV_FOLDS``-fold cross-validation over train + val when some class
+    has fewer than ``CV_BELOW`` validation examples; the final fit then uses train + val
+    (all k labelled examples per class, never the test split). Returns ``{"l2", "val_acc",
+    "l2_selection", "refit_examples"}``: ``val_acc`` is the held-out accuracy that chose L2
+    (the val split's, of the fit on train only; or the mean CV accuracy), never the
+    accuracy of the final fit on examples it trained on (0.0 without validation data: the
+    first, strongest L2 is kept). ``refit=False`` keeps the final fit on the train split
+    (for a caller that still selects on the val split afterwards, e.g. ``lp-ft``'s epochs).
     """
     linear, x_tr = linear_head_input(model, f_train)
     _, x_va = linear_head_input(model, f_val)
-    bias = linear.bias is not None
-    path = LogisticPath(x_tr.float(), y_train, linear.out_features, bias=bias)
-    if l2 is None:
-        sub = LogisticPath(*_path_subsample(x_tr.float(), y_train), linear.out_features,
-                           bias=bias) if len(y_train) > PATH_MAX_SAMPLES else path
-        best = (-1.0, None, None)
+    x_tr, x_va = x_tr.float(), x_va.float()
+    bias, k = linear.bias is not None, linear.out_features
+    x_all, y_all = torch.cat([x_tr, x_va]), torch.cat([y_train, y_val])
+    path = LogisticPath(x_all, y_all, k, bias=bias) if refit else \
+        LogisticPath(x_tr, y_train, k, bias=bias)
+    start = None
+    counts = torch.bincount(y_val.cpu(), minlength=k) if len(y_val) else None
+    if not len(y_val):
+        how, l2 = ("given" if l2 is not None else "none: no validation data"), \
+            (L2_GRID[0] if l2 is None else l2)
+        acc = 0.0
+    elif l2 is not None:
+        how = "given"
+        held = LogisticPath(x_tr, y_train, k, bias=bias)
+        held.fit(l2, max_iter=PATH_ITERS)
+        acc, start = _val_acc(held, x_va, y_val), held
+    elif int(counts.min()) < CV_BELOW:
+        l2, acc = _select_by_cv(x_all, y_all, k, bias)
+        how = f"cv-{min(CV_FOLDS, int(torch.bincount(y_all.cpu()).min()))}"
+    else:
+        l2, acc, start = _select_on_val(x_tr, y_train, x_va, y_val, k, bias)
+        how = "val"
+    if start is not None:
+        # warm start: the same logits under the union's centring, w (x - mu_s) + b = w (x - mu) + b'
+        path.w, path.b = start.w, start.b + start.w @ (path.mu - start.mu)
+    else:  # walk the path down to the chosen L2 (warm starts, as in selection)
         for lam in L2_GRID:
-            sub.fit(lam, max_iter=PATH_ITERS)
-            with torch.no_grad():
-                acc = ((sub.logits(x_va.float()).argmax(1) == y_val).float().mean().item()
-                       if len(y_val) else 0.0)
-            if acc > best[0]:
-                best = (acc, lam, (sub.w, sub.b))
-        l2 = best[1]
-        # the same logits under the full data's centring: w (x - mu_s) + b = w (x - mu) + b'
-        path.w, path.b = best[2][0], best[2][1] + best[2][0] @ (path.mu - sub.mu)
+            if lam <= l2:
+                break
+            path.fit(lam, max_iter=PATH_ITERS)
     path.fit(l2, max_iter=PRECONDITIONED_POLISH_ITERS if path.precondition else POLISH_ITERS)
     path.write_to(linear)
-    with torch.no_grad():
-        acc = ((linear(x_va).argmax(1) == y_val).float().mean().item() if len(y_val) else 0.0)
-    return {"l2": l2, "val_acc": acc}
+    return {"l2": l2, "val_acc": acc, "l2_selection": how,
+            "refit_examples": len(y_all) if refit else len(y_train)}
 
 
 register_protocol("linear-probe", LinearProbeConfig, takes_depth=False,
                   summary="every block frozen; logistic regression on cached features by "
-                          "L-BFGS (L2 picked on validation)")
+                          "L-BFGS (L2 chosen on validation or by CV, then refitted on "
+                          "train + val)")

@@ -125,25 +125,36 @@ def frozen_stats(cells, protocols, shots) -> Finding:
 
 
 def best_per_k(cells, protocols, shots, pairwise_rows) -> Finding:
+    """Per k, the protocols that no other protocol beats significantly (Holm over every pair
+    at k), in the config's order; one is named "best" only if it beats every other
+    significantly. No argmax over test means: the study trains on all k (no validation
+    split), so nothing here is chosen on test accuracy, it is only tested on it."""
     parts, tests = [], []
     for k in shots:
-        measured = [c for c in (cell(cells, p, k) for p in protocols) if c and c["mean"] is not None]
+        measured = [p for p in protocols if (c := cell(cells, p, k)) and c["mean"] is not None]
         if not measured:
             continue
-        best = max(measured, key=lambda c: c["mean"])
-        ties = []
-        for r in pairwise_rows:
-            if r["shots"] != k or best["protocol"] not in (r["a"], r["b"]):
-                continue
-            other = r["b"] if r["a"] == best["protocol"] else r["a"]
-            tests.append(r)
-            if not (r["higher"] or r["lower"]):
-                ties.append(other)
-        s = f"k = {k}: {best['protocol']} ({pct(best['mean'])})"
-        s += (", not significantly better than " + ", ".join(ties)) if ties else \
-            ", significantly better than every other protocol"
+        rows = [r for r in pairwise_rows if r["shots"] == k
+                and r["a"] in measured and r["b"] in measured]
+        tests.extend(rows)
+        beaten = {r["b"] for r in rows if r["higher"]} | {r["a"] for r in rows if r["lower"]}
+        beats = {p: {r["b"] for r in rows if r["a"] == p and r["higher"]}
+                 | {r["a"] for r in rows if r["b"] == p and r["lower"]} for p in measured}
+        top = [p for p in measured if p not in beaten]
+        sole = [p for p in top if len(beats[p]) == len(measured) - 1]
+        if len(measured) > 1 and sole:
+            p = sole[0]
+            s = (f"k = {k}: {p} ({pct(cell(cells, p, k)['mean'])}), significantly better "
+                 "than every other protocol")
+        elif len(measured) == 1:
+            s = f"k = {k}: only {measured[0]} measured"
+        else:
+            s = f"k = {k}: no protocol is significantly below " + ", ".join(
+                f"{p} ({pct(cell(cells, p, k)['mean'])})" for p in top) + \
+                " (none significantly better than all others)"
         parts.append(s)
-    return Finding("best", "Best protocol per k", "; ".join(parts) + ".", tests)
+    return Finding("best", "Protocols not significantly beaten, per k", "; ".join(parts) + ".",
+                   tests)
 
 
 def weights_finding(rows, protocols, shots) -> Finding:

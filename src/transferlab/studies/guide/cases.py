@@ -133,10 +133,12 @@ CASE_SETS = {
 
 
 def candidates(num_blocks: int, probe_depths: tuple[int, ...] | None = None) -> list[str]:
-    """Every protocol the study measures besides finetune (which gets an lr_mult axis)."""
+    """Every protocol the study measures besides finetune (which gets an lr_mult axis);
+    ``lp-ft`` at its default lr_mult 0.1, so that the advisor's calibration can place it."""
     L = num_blocks
     return (["linear-probe"] + [f"probe:{n}" for n in (probe_depths or range(1, L))]
-            + [f"freeze:{n}" for n in sorted({max(1, L // 2), max(1, L - 2)})] + ["scratch"])
+            + [f"freeze:{n}" for n in sorted({max(1, L // 2), max(1, L - 2)})]
+            + ["scratch", "lp-ft"])
 
 
 def sweep_specs(case: Case, b: GuideBudget, seeds: list[int], num_blocks: int,

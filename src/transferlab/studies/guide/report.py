@@ -30,9 +30,10 @@ def write_report(path: str, result: dict, images: list[tuple[bytes, str]]) -> st
     if result.get("grid"):
         parts.append(kit.section(
             "The 2 x 2 grid (fit cases)",
-            kit.paragraph("For each scenario: the protocol with the best mean test accuracy "
-                          "(measured), the guide's advice and transferlab's advice (its "
-                          "thresholds were fitted on these four cases: in-sample), and the "
+            kit.paragraph("For each scenario: the winner (the protocol with the best mean "
+                          "VALIDATION accuracy; test accuracy never chooses it), the guide's "
+                          "advice and transferlab's advice (its thresholds were fitted on "
+                          "these four cases' validation accuracies: in-sample), and the test "
                           "accuracy each gives."),
             kit.table([{k: (_f(v) if isinstance(v, float) else v) for k, v in r.items()
                         if k != "guide_says"} for r in result["grid"]],
@@ -50,7 +51,8 @@ def write_report(path: str, result: dict, images: list[tuple[bytes, str]]) -> st
                        for r in f["lr_mult_0.1_vs_1"]], left=["case"])))
     if result.get("heldout_table"):
         parts.append(kit.section(
-            "Held-out evaluation (regret = best mean test accuracy - the rule's)",
+            "Held-out evaluation (regret = best mean test accuracy - the rule's; the best "
+            "by test is the oracle, used for scoring only)",
             kit.table(_summary_rows(result["heldout_summary"]), left=["rule"]),
             kit.table(_regret_rows(result["heldout_table"]),
                       left=["case", "best", "advised", "guide"])))

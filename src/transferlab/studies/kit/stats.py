@@ -9,6 +9,8 @@ p-values so that the chance of any false claim stays below alpha.
 Everything is a thin layer over ``scipy.stats`` (t distribution, ``ttest_rel``,
 ``wilcoxon``, ``ttest_ind``, ``bootstrap``); the layer handles the edge cases studies hit
 (one value, identical values) by returning ``None`` where a quantity is undefined, never NaN.
+A paired test with fewer than ``MIN_UNITS`` units or zero-variance differences is "not
+tested" (a status of its own, p None), never p = 0.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from transferlab.errors import bad_value
 LEVEL = 0.95
 ALPHA = 0.05  # family-wise error rate of one claim
 METHODS = ("t", "wilcoxon")
+# A paired test needs at least this many units. With two, a t-test has one degree of freedom
+# and a "significant" result says little; two identical seeds must never make a finding.
+MIN_UNITS = 3
+TESTED, NOT_TESTED = "tested", "not tested"
 
 
 def _array(values: Sequence[float]) -> np.ndarray:
@@ -74,8 +80,10 @@ class TestResult:
     """One two-sided test of "no difference".
 
     ``mean_diff`` is mean(x) - mean(y) (for paired tests: the mean of the per-unit
-    differences) and ``ci`` its 95% t-interval. ``statistic`` / ``p`` are None when the test
-    is impossible (fewer than two pairs); ``p`` is then None, never a made-up value.
+    differences) and ``ci`` its 95% t-interval. ``status`` is ``"tested"`` or
+    ``"not tested"``; when not tested (fewer than ``MIN_UNITS`` pairs, or differences with
+    zero variance), ``statistic`` and ``p`` are None, never a made-up 0 or 1, and ``reason``
+    says why.
     """
 
     method: str
@@ -84,6 +92,8 @@ class TestResult:
     ci: tuple[float, float] | None
     statistic: float | None
     p: float | None
+    status: str = TESTED
+    reason: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,8 +104,9 @@ def paired_test(x: Sequence[float], y: Sequence[float], method: str = "t") -> Te
 
     ``method``: "t" (``scipy.stats.ttest_rel``) or "wilcoxon" (signed-rank,
     ``scipy.stats.wilcoxon``; exact distribution for small n, zero differences dropped).
-    All differences zero give p = 1; for the t-test, identical nonzero differences (zero
-    spread) give p = 0, the limit of the t statistic, where scipy returns NaN or warns.
+    "not tested" (``status``; p None) with fewer than ``MIN_UNITS`` pairs or when the
+    differences have no spread (all equal, up to rounding): a t statistic of 0/0 or x/0 is
+    no evidence, and reporting p = 0 for two identical seeds would make a finding of nothing.
     """
     if method not in METHODS:
         raise bad_value("method", method, " or ".join(METHODS))
@@ -107,14 +118,13 @@ def paired_test(x: Sequence[float], y: Sequence[float], method: str = "t") -> Te
     n = int(diff.size)
     mean_diff = float(diff.mean()) if n else None
     ci = t_interval(diff)
-    if n < 2:
-        return TestResult(method, n, mean_diff, ci, None, None)
-    if not np.any(diff):  # no difference at all: both statistics are 0/0
-        return TestResult(method, n, mean_diff, ci, 0.0, 1.0)
+    if n < MIN_UNITS:
+        return TestResult(method, n, mean_diff, ci, None, None, NOT_TESTED,
+                          f"{n} paired unit(s); a test needs at least {MIN_UNITS}")
+    if np.ptp(diff) <= 1e-12 * max(float(np.abs(diff).max()), 1e-300):
+        return TestResult(method, n, mean_diff, ci, None, None, NOT_TESTED,
+                          "the paired differences have zero variance")
     if method == "t":
-        if np.ptp(diff) <= 1e-12 * np.abs(diff).max():  # no spread (up to rounding)
-            return TestResult(method, n, mean_diff, ci,
-                              math.copysign(math.inf, float(mean_diff)), 0.0)
         res = st.ttest_rel(a, b)
     else:
         res = st.wilcoxon(a, b)
@@ -125,19 +135,19 @@ def welch_test(x: Sequence[float], y: Sequence[float]) -> TestResult:
     """Two-sided Welch t-test (unequal variances) of two independent samples.
 
     For comparisons that share no units (two studies on different data). ``ci`` is the
-    Welch interval of mean(x) - mean(y); None (and no test) unless both have two values.
+    Welch interval of mean(x) - mean(y). "Not tested" (p None) unless both samples have
+    ``MIN_UNITS`` values and some spread.
     """
     a, b = _array(x), _array(y)
     mean_diff = float(a.mean() - b.mean()) if a.size and b.size else None
     n = int(min(a.size, b.size))
-    if a.size < 2 or b.size < 2:
-        return TestResult("welch", n, mean_diff, None, None, None)
+    if a.size < MIN_UNITS or b.size < MIN_UNITS:
+        return TestResult("welch", n, mean_diff, None, None, None, NOT_TESTED,
+                          f"{n} value(s) in the smaller sample; a test needs {MIN_UNITS}")
     va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
     if va + vb == 0:
-        zero = mean_diff == 0
-        return TestResult("welch", n, mean_diff, (mean_diff, mean_diff),
-                          0.0 if zero else math.copysign(math.inf, mean_diff),
-                          1.0 if zero else 0.0)
+        return TestResult("welch", n, mean_diff, (mean_diff, mean_diff), None, None,
+                          NOT_TESTED, "both samples have zero variance")
     res = st.ttest_ind(a, b, equal_var=False)
     ci = res.confidence_interval(LEVEL)
     return TestResult("welch", n, mean_diff, (float(ci.low), float(ci.high)),
@@ -188,7 +198,8 @@ def paired_family(groups: Sequence[tuple[Hashable, Mapping, Mapping]], alpha: fl
     family (``decide``). Groups with no shared unit are left out.
 
     Returns dicts: ``label`` (under the key ``label``), n, mean_diff, ci_low, ci_high (95%
-    t-interval of the mean difference), t, p, p_wilcoxon, p_holm, higher, lower.
+    t-interval of the mean difference), t, p, p_wilcoxon, status ("tested" / "not tested"),
+    reason, p_holm, higher, lower. A "not tested" row has p None and is never significant.
     """
     rows = []
     for name, xs, ys in groups:
@@ -198,14 +209,16 @@ def paired_family(groups: Sequence[tuple[Hashable, Mapping, Mapping]], alpha: fl
         t, w = paired_test(x, y, "t"), paired_test(x, y, "wilcoxon")
         rows.append({label: name, "n": t.n, "mean_diff": t.mean_diff,
                      "ci_low": t.ci[0] if t.ci else None, "ci_high": t.ci[1] if t.ci else None,
-                     "t": t.statistic, "p": t.p, "p_wilcoxon": w.p})
+                     "t": t.statistic, "p": t.p, "p_wilcoxon": w.p, "status": t.status,
+                     "reason": t.reason})
     return decide(rows, alpha)
 
 
 def fmt_p(p: float | None) -> str:
-    """A p-value as the reports print it: "p < 0.001", "p = 0.042", or "no test" (None)."""
+    """A p-value as the reports print it: "p < 0.001", "p = 0.042", or "not tested" (None:
+    fewer than ``MIN_UNITS`` units or zero variance, see ``paired_test``)."""
     if p is None:
-        return "no test"
+        return NOT_TESTED
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 

@@ -96,15 +96,16 @@ def _missing(key: str, title: str, what: str) -> Finding:
 
 
 def _untested(key: str, title: str, comparison: str, rows: list[dict]) -> Finding | None:
-    """The honest answer when no depth has two shared units (None if some test ran)."""
+    """The honest answer when no depth could be tested (None if some test ran)."""
     if any(r["p"] is not None for r in rows):
         return None
     big = max(rows, key=lambda r: abs(r["mean_diff"]))
     return Finding(key, title, None,
-                   f"Not tested: one unit (split seed, seed) per point allows no paired test, "
-                   f"so this claim is not decided (largest single difference {comparison} "
-                   f"{signed_pp(big['mean_diff'])} at n = {big['depth']}). Run --seeds 2 or "
-                   "more.", [r["depth"] for r in rows], comparison, rows)
+                   f"Not tested: a paired test needs 3 units (split seed, seed) per point "
+                   f"with some spread, so this claim is not decided (largest single "
+                   f"difference {comparison} {signed_pp(big['mean_diff'])} at n = "
+                   f"{big['depth']}). Fix 3 or more units in the config before the run.",
+                   [r["depth"] for r in rows], comparison, rows)
 
 
 def _onset(hits: list[int], depths: list[int]) -> int | None:
