@@ -203,9 +203,11 @@ def headline(curves: dict, found: list[Finding]) -> str:
     """The report's first line: whether this run shows the paper's central claim (finding
     2, n* changes with N and correlation), computed from ``found``, with the n* map."""
     f = next(f for f in found if f.key == "nstar_changes")
-    word = {True: "Reproduced", False: "NOT reproduced",
-            None: "Not decided"}[f.reproduced]
     moved = len({o["depth"] for o in curves["optimal"]}) > 1
+    # n* the same in every cell shows no effect at all, whatever the paired tests could say
+    # (with no spread they are "not tested"): that is a plain "not reproduced".
+    word = {True: "Reproduced", False: "NOT reproduced",
+            None: "Not decided" if moved else "NOT reproduced"}[f.reproduced]
     how = "" if f.reproduced or moved else " (n* is the same in every cell)"
     return (f"{word}: the optimal freeze depth n* changes with target size N and "
             f"correlation{how}. n* (chosen on validation): {nstar_map(curves)}.")
