@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
 import sys
 import typing
@@ -80,6 +81,40 @@ def _no_study(parser: argparse.ArgumentParser):
     return run_nothing
 
 
+# Fields of study configs that multiply the number of trials: counts and comma lists.
+_COUNTS = ("episodes", "seeds", "members")
+_LISTS = ("shots", "sizes", "correlations", "split_seeds", "depths", "protocols")
+
+
+def _check_plan_size(config) -> None:
+    """The study's trial count (the product of its counts and lists) within the memory and
+    time bound, before its design lists a single episode or seed."""
+    from transferlab._memory import check_count
+
+    factors = {f"--{n.replace('_', '-')}": v for n in _COUNTS
+               if isinstance(v := getattr(config, n, None), int) and not isinstance(v, bool)}
+    factors.update({f"--{n.replace('_', '-')}": len(v) for n in _LISTS
+                    if isinstance(v := getattr(config, n, None), (list, tuple)) and v})
+    if not factors or min(factors.values()) < 1:  # a 0 or negative count: the study says so
+        return
+    total = math.prod(factors.values())
+    param = max(factors, key=factors.get)  # the largest factor is the one to shrink
+    what = " x ".join(f"{k} {v:,}" for k, v in factors.items())
+    check_count(param, factors[param], total // factors[param], what)
+
+
+def _check_out(config) -> None:
+    """A given --out: a writable folder that holds none of the study's inputs' files."""
+    out = getattr(config, "out", None)
+    if out is None:
+        return
+    from transferlab._paths import check_output_dir
+
+    inputs = {f"--{n.replace('_', '-')}": v for n in ("source", "compare")
+              if isinstance(v := getattr(config, n, None), str) and ("/" in v or "." in v)}
+    check_output_dir(str(out), "--out", inputs)
+
+
 def run(args: argparse.Namespace) -> int:
     from transferlab.cli import print_json
     from transferlab.studies import get_study
@@ -87,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     study = get_study(args.study)
     config = study.config(**{f.name: getattr(args, f.name)
                              for f in dataclasses.fields(study.config)})
+    _check_plan_size(config)
+    _check_out(config)
     result = study.run(config, progress=not args.quiet)
     lines, summary = study.summarize(result)
     if args.json:

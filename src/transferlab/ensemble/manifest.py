@@ -79,10 +79,29 @@ def load_manifest(out: str | Path) -> dict:
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is not valid JSON ({exc.msg}); rerun `transferlab ensemble "
                         "--out`") from exc
+    if not isinstance(manifest, dict):
+        raise UserError(f"{path} holds a JSON {type(manifest).__name__}: allowed is a JSON "
+                        "object written by `transferlab ensemble --out`; rerun it")
     if manifest.get("format") != FORMAT:
         raise UserError(f"{path}: format {manifest.get('format')!r} is invalid: allowed is "
                         f"{FORMAT!r}; rerun `transferlab ensemble --out`")
     return manifest
+
+
+def input_files(out: str | Path) -> list[Path]:
+    """Every file a saved ensemble is read from: the manifest, members (both files of each
+    checkpoint) and shift vectors (none when ``out`` holds no readable manifest)."""
+    out = Path(out)
+    files = [out / "manifest.json"]
+    try:
+        manifest = load_manifest(out)
+    except UserError:
+        return files
+    for entry in manifest.get("strategies", {}).values():
+        for rel in [*entry.get("members", []), entry.get("delta")]:
+            if rel:
+                files += [out / rel, (out / rel).with_suffix(".json")]
+    return files
 
 
 def pick_strategy(manifest: dict, label: str | None, need_shift: bool = False) -> str:
@@ -115,6 +134,24 @@ def member_probs(out: str | Path, members: list[str], task) -> np.ndarray:
     return np.stack(probs)
 
 
+def check_members_fit(out: str | Path, members: list[str], task) -> None:
+    """The saved members run on ``task`` and were trained on its classes, in its order: an
+    ensemble scored on another class set of the same size would answer silently wrong."""
+    from transferlab.checkpoint import load_checkpoint
+    from transferlab.models.compat import check_runs_on
+
+    if not members:
+        raise UserError(f"ensemble {str(out)!r} has no members: allowed is a saved ensemble "
+                        "with at least one; rerun `transferlab ensemble --out`")
+    model, meta = load_checkpoint(Path(out) / members[0])
+    trained = [str(c) for c in meta.get("classes") or []]
+    if trained and len(trained) == task.num_classes and trained != [str(c) for c in task.classes]:
+        raise UserError(f"--task={str(task.spec)!r} has classes {list(task.classes)}: allowed "
+                        f"is a task of the ensemble's classes {trained} (in that order); pass "
+                        "a task with those classes")
+    check_runs_on(model, task.x_test, "ensemble member", str(task.spec))
+
+
 def predict(out: str | Path, strategy: str | None = None, task: str | None = None,
             data_dir: str | None = None) -> dict:
     """Metrics of each saved strategy (or ``strategy`` alone) on ``task`` (default: the
@@ -128,6 +165,7 @@ def predict(out: str | Path, strategy: str | None = None, task: str | None = Non
     result = {}
     for label in labels:
         members = manifest["strategies"][label]["members"]
+        check_members_fit(out, members, t)
         p = member_probs(out, members, t)
         if p.shape[-1] != t.num_classes:
             raise UserError(f"--task={str(t.spec)!r} has {t.num_classes} classes: allowed is "
@@ -161,6 +199,15 @@ def add_member(out: str | Path, source: str, strategy: str | None = None,
     label = pick_strategy(manifest, strategy, need_shift=True)
     entry = manifest["strategies"][label]
     cfg = get_strategy(entry["strategy"]).__class__(**entry["config"])
+    from transferlab._paths import checkpoint_files, real
+
+    mine = real(checkpoint_files(source)[0])
+    known = [*manifest.get("sources", []), *(a.get("source") for a in entry.get("added", [])),
+             *(out / m for m in entry["members"])]
+    if any(k and real(checkpoint_files(k)[0]) == mine for k in known):
+        raise UserError(f"--source={source!r} is invalid: it is already a member (or the "
+                        f"source of one) of {label!r}; allowed is a checkpoint not yet in the "
+                        "ensemble; pass another --source")
     new, _ = load_checkpoint(source)
     ref, _ = load_checkpoint(out / entry["members"][0])  # member 0 is the first reference
     if _signature(new) != _signature(ref):

@@ -158,6 +158,9 @@ def best_depth(source, task, *, budget: str | SearchBudget = "quick", seeds=(0,)
         raise UserError(f"task {str(task.spec)!r} has no validation split, and the depth "
                         "search chooses by validation only; allowed are tasks with one "
                         "(per_class >= 4, or val_per_class=v)")
+    from transferlab.models.compat import check_runs_on
+
+    check_runs_on(model, task.x_train, "source", str(task.spec))  # modality, size: one line
     view, E = _selection_view(task), cfg.epochs
     base = cfg.to_dict()
     evidence: list[dict] = []
@@ -274,6 +277,11 @@ def best_depth(source, task, *, budget: str | SearchBudget = "quick", seeds=(0,)
                              "value": final[n][0], "val_nll": final_nll[n], "epochs": E,
                              "seeds": seeds, "compute_s": time.perf_counter() - t0,
                              "test_acc": final[n][1]})
+    from transferlab._chance import check_decision
+
+    check_decision("depth", {f"freeze:{n}": v for n, v in walk.items()}, task.num_classes,
+                   task.n_val, "validation accuracy",
+                   "train longer (--epochs), tune --lr, or label more examples (per_class)")
     chosen = _rank({n: v for n, (v, _) in final.items()}, probe, final_nll)[0]
     return DepthSearchResult(
         depth=chosen, protocol=f"freeze:{chosen}", val_acc=final[chosen][0],
