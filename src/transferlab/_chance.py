@@ -30,8 +30,9 @@ def check_decision(command: str, accs: Mapping[str, float | None], num_classes: 
     ok = [a for a in accs.values() if a is not None and math.isfinite(a) and a > band]
     if ok:
         return
-    shown = ", ".join(f"{k} {'diverged' if a is None or not math.isfinite(a) or a < 0 else f'{a:.3f}'}"
-                      for k, a in accs.items())
+    shown = ", ".join(
+        f"{k} {'diverged' if a is None or not math.isfinite(a) or a < 0 else f'{a:.3f}'}"
+        for k, a in accs.items())
     raise UserError(f"{command}: every candidate diverged or sits at chance ({measure}: "
                     f"{shown}; chance is {1 / num_classes:.3f}, up to {band:.3f} on {n} "
                     f"examples): allowed is a decision with at least one candidate above "

@@ -42,6 +42,11 @@ def run(args) -> int:
 
     from transferlab.sweep.results import aggregate, best_index, default_by, load_results
 
+    given = [c.strip() for c in (args.by or "").split(",") if c.strip()]
+    if len(set(given)) < len(given):  # before reading: a column twice is a typo, not a table
+        dup = sorted({c for c in given if given.count(c) > 1})
+        raise UserError(f"--by={args.by!r} is invalid: it names {', '.join(dup)} twice; allowed "
+                        f"are distinct columns; e.g. --by {','.join(dict.fromkeys(given))}")
     if args.csv:  # before reading: the table must never overwrite the database it reads
         from transferlab._paths import check_output_file, database_files
 
@@ -77,10 +82,6 @@ def run(args) -> int:
         raise UserError(f"--metric={args.metric!r} is invalid: it is not a numeric column; "
                         f"allowed are {', '.join(numeric)}")
     by = [c.strip() for c in args.by.split(",") if c.strip()] if args.by else default_by(df)
-    if len(set(by)) < len(by):
-        dup = sorted({c for c in by if by.count(c) > 1})
-        raise UserError(f"--by={args.by!r} is invalid: it names {', '.join(dup)} twice; allowed "
-                        f"are distinct columns; e.g. --by {','.join(dict.fromkeys(by))}")
     table = aggregate(df, by=by, metric=args.metric)
     best = best_index(table, args.metric)
     table["best"] = [i == best for i in table.index]

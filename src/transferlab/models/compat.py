@@ -39,8 +39,12 @@ def _fix(model: BlockModel, shape: tuple[int, ...]) -> str:
             "to the task")
 
 
+TEXT_SOURCES = ("banking77", "csv")  # registered text sources (tokenizer key, default minilm)
+
+
 def describe(model: BlockModel) -> str:
-    """What a model takes, in words: 'an image model (mlp, (C, H, W) = (1, 8, 8))', ..."""
+    """What a model takes, in words: 'an image model (mlp, C=1, size 8)', 'a text model
+    (bert, vocabulary 259)'."""
     arch = model.arch or {}
     name = arch.get("arch", "wrapped")
     if _vocab(model) is not None:
@@ -75,14 +79,19 @@ def _check_modality(model: BlockModel, x, what: str, task: str) -> None:
                         "is a text model (arch bert, minilm or hf_encoder) for a text task; "
                         "pass a text checkpoint or an image task")
     if not isinstance(x, TokenInputs) and vocab is not None:
-        raise UserError(f"{what} is {describe(model)} but {on} holds {x.ndim - 1}-D "
-                        f"{'images' if x.ndim == 4 else 'vectors'}: allowed is a text task "
-                        "(banking77, csv:path=FILE); pass a text task or an image checkpoint")
+        held = (f"images of shape {tuple(x.shape[1:])}" if x.ndim == 4 else
+                f"vectors of shape {tuple(x.shape[1:])}")
+        raise UserError(f"{what} is {describe(model)} but {on} holds {held}: allowed is a "
+                        "text task (banking77, csv:path=FILE); pass a text task or an image "
+                        "checkpoint")
     if isinstance(x, TokenInputs):
         from transferlab.data.text import TOKENIZER_VOCAB
 
+        # the tokenizer of a text source's task: its key, or the sources' default (minilm);
+        # token arrays from memory (from_tokens) name none, so only their range is checked
         found = re.search(r"(?:^|:)tokenizer=(\w+)", task or "")
-        tok = found.group(1) if found else ("minilm" if task else None)
+        source = (task or "").split(":")[0]
+        tok = found.group(1) if found else ("minilm" if source in TEXT_SOURCES else None)
         top = int(x.input_ids.max()) if x.input_ids.numel() else 0
         need = TOKENIZER_VOCAB.get(tok) if tok else None
         if top >= vocab or (need is not None and need != vocab):

@@ -217,6 +217,14 @@ def design(cfg: FewshotConfig) -> Design:
     if target_ids != all_ids:
         topts["classes"] = target_ids
     target = str(TaskSpec(str(target_ds_name), **topts))
+    if kind == "checkpoint":  # a text model, or one of another size: one line, before any trial
+        import torch
+
+        from transferlab.checkpoint import load_checkpoint
+        from transferlab.models.compat import check_runs_on
+
+        check_runs_on(load_checkpoint(cfg.source)[0], torch.zeros(1, channels or c, size, size),
+                      "--source", target)
     return Design(kind, source, source_name, target, short_name(target_ds_name),
                   [ds.classes[i] for i in target_ids], shots, episodes, seeds, protocols,
                   budget, int(size), block_names, cfg.data_dir, bool(cfg.weights), notes)
