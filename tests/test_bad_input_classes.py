@@ -173,7 +173,8 @@ CASES = [
      "--out {o}/s --quiet", ("model_b is a text model", "images of shape")),
     ("ensemble-text-and-image-members", f"ensemble --members {S} {{f}}/txt --task {T8} "
      f"--strategies independent {FAST} --out {{o}}/e",
-     ("member 1", "is a text model", "member 0", "is an image model")),
+     ("member 1", "has another architecture than member 0", "a text model (bert",
+      "vs an image model (mlp")),
     ("ensemble-text-members-image-task", f"ensemble --members {{f}}/txt {{f}}/txtb --task {T8} "
      f"--strategies independent {FAST} --out {{o}}/e", ("member 0 is a text model",
                                                          "images of shape")),
@@ -186,7 +187,7 @@ CASES = [
     ("predict-other-image-size", "ensemble predict --ensemble {f}/ens --task "
      "digits:classes=5-9:size=16", ("ensemble member", "size=16", "add size=8")),
     ("add-a-member-again", "ensemble add --ensemble {f}/ens --source {f}/ens/shift/member1 "
-     "--no-compare --quiet", ("--source=", "already a member", "pass another --source")),
+     "--no-compare --quiet", ("--source=", "already the ensemble's member", "member1", "pass another --source")),
     ("fewshot-text-source", f"study fewshot --source {{f}}/txt --target digits --size 8 "
      f"{EXPAND} --out {{o}}/s", ("--source is a text model", "images of shape")),
     ("text-study-image-source", f"study text --source {S} --task {CSV} --shots 1 "

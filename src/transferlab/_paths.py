@@ -47,7 +47,9 @@ def database_files(db: str | os.PathLike) -> list[Path]:
 
 
 def database_folders(db: str | os.PathLike) -> list[Path]:
-    """Folders the sweep engine creates beside a store (feature cache, kept outputs)."""
+    """Folders the sweep engine creates beside a store (feature cache, kept outputs); their
+    files are keyed by content hashes, so an input inside one (a cached pretrained member
+    given back as --members) is read, never overwritten."""
     db = Path(db)
     return [db.with_name(db.name + s) for s in (".cache", ".artifacts", ".ensemble")]
 
@@ -165,4 +167,3 @@ def check_database(value: str, param: str = "--db", inputs: Inputs = {}) -> None
             raise UserError(f"{param}={value!r} is invalid: {folder} (its cache/artifacts "
                             "folder) is a file; allowed is a database whose companion "
                             f"folders are folders; move {folder} away or pick another {param}")
-    check_not_input(param, value, (), inputs, database_folders(value))

@@ -128,9 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
         check_out_dir(args.out, inputs={"--members": members},
                       writes=["manifest.json", "ensemble.sqlite"],
-                      fills=[_folder(s) for s in strategies] + ["ensemble.sqlite.ensemble",
-                                                                "ensemble.sqlite.cache",
-                                                                "ensemble.sqlite.artifacts"])
+                      fills=[_folder(s) for s in strategies])
     if args.db:
         from transferlab._paths import check_database
 
@@ -156,7 +154,9 @@ def run(args: argparse.Namespace) -> int:
 def run_add(args: argparse.Namespace) -> int:
     from transferlab.cli import print_json
     from transferlab.ensemble import add_member
+    from transferlab.ensemble.manifest import check_new_source
 
+    check_new_source(args.ensemble, args.source, args.strategy)  # a duplicate: one line
     res = add_member(args.ensemble, args.source, args.strategy, compare=not args.no_compare,
                      progress=not args.quiet)
     if args.json:

@@ -174,6 +174,29 @@ def predict(out: str | Path, strategy: str | None = None, task: str | None = Non
     return result
 
 
+def check_new_source(out: str | Path, source: str, strategy: str | None = None) -> None:
+    """``source`` is not already in the saved ensemble (as a source, an added source or a
+    member file, paths resolved): the command line refuses a duplicate member; the API's
+    ``add_member`` accepts one (tests build members from the sources)."""
+    from transferlab._paths import checkpoint_files, real
+
+    out = Path(out)
+    manifest = load_manifest(out)
+    label = pick_strategy(manifest, strategy, need_shift=True)
+    entry = manifest["strategies"][label]
+    mine = real(checkpoint_files(source)[0])
+    known = [*(("source", s) for s in manifest.get("sources", [])),
+             *(("added source", a.get("source")) for a in entry.get("added", [])),
+             *(("member", out / m) for m in entry["members"])]
+    same = next(((what, k) for what, k in known
+                 if k and real(checkpoint_files(k)[0]) == mine), None)
+    if same:
+        raise UserError(f"--source={source!r} is invalid: it is already the ensemble's "
+                        f"{same[0]} {str(same[1])!r} of {label!r}; allowed is a checkpoint not "
+                        "yet in the ensemble (a copy under a new name is one); pass another "
+                        "--source")
+
+
 def add_member(out: str | Path, source: str, strategy: str | None = None,
                compare: bool = True, progress: bool = False) -> dict:
     """Add the source checkpoint ``source`` to the saved shift ensemble ``strategy``: shift
@@ -199,15 +222,6 @@ def add_member(out: str | Path, source: str, strategy: str | None = None,
     label = pick_strategy(manifest, strategy, need_shift=True)
     entry = manifest["strategies"][label]
     cfg = get_strategy(entry["strategy"]).__class__(**entry["config"])
-    from transferlab._paths import checkpoint_files, real
-
-    mine = real(checkpoint_files(source)[0])
-    known = [*manifest.get("sources", []), *(a.get("source") for a in entry.get("added", [])),
-             *(out / m for m in entry["members"])]
-    if any(k and real(checkpoint_files(k)[0]) == mine for k in known):
-        raise UserError(f"--source={source!r} is invalid: it is already a member (or the "
-                        f"source of one) of {label!r}; allowed is a checkpoint not yet in the "
-                        "ensemble; pass another --source")
     new, _ = load_checkpoint(source)
     ref, _ = load_checkpoint(out / entry["members"][0])  # member 0 is the first reference
     if _signature(new) != _signature(ref):

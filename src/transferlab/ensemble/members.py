@@ -60,9 +60,9 @@ def check_members(paths: list[str]) -> list[str]:
         if first is None:
             first, first_desc = sig, describe(model)
         elif sig != first:
-            raise UserError(f"members: member {i} ({p}) is {describe(model)}, member 0 "
-                            f"({paths[0]}) is {first_desc}: allowed are members of one "
-                            "architecture; pass checkpoints of one arch")
+            raise UserError(f"members: member {i} ({p}) has another architecture than member "
+                            f"0 ({paths[0]}): {describe(model)} vs {first_desc}; allowed are "
+                            "members of one architecture; pass checkpoints of one arch")
         out.append(_weights_path(p))
     return out
 
