@@ -198,7 +198,7 @@ CASES = [
     # -- Nonsense answered as a result: a decision among candidates at chance, too few samples
     ("depth-every-candidate-at-chance", f"depth --source {{f}}/zero --task {T8}:per_class=20 "
      "--epochs 1 --quiet", ("every candidate diverged or sits at chance",
-                            "(validation accuracy: freeze:",
+                            "best validation accuracy of probe or walk: depth 0 0.200",
                             "chance is 0.200", "train longer")),
     ("advise-every-candidate-at-chance", f"advise --source {{f}}/zero "
      f"--task {T8}:per_class=20 --quiet", ("advise: every candidate", "depth 1 0.200",

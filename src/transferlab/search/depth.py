@@ -279,8 +279,11 @@ def best_depth(source, task, *, budget: str | SearchBudget = "quick", seeds=(0,)
                              "test_acc": final[n][1]})
     from transferlab._chance import check_decision
 
-    check_decision("depth", {f"freeze:{n}": v for n, v in walk.items()}, task.num_classes,
-                   task.n_val, "validation accuracy",
+    # every depth's best validation accuracy, its linear probe's or its walk trial's
+    seen = {n: max(probe.get(n, -1.0), walk.get(n, -1.0)) for n in candidates
+            if n in probe or n in walk}
+    check_decision("depth", {f"depth {n}": v for n, v in sorted(seen.items())},
+                   task.num_classes, task.n_val, "best validation accuracy of probe or walk",
                    "train longer (--epochs), tune --lr, or label more examples (per_class)")
     chosen = _rank({n: v for n, (v, _) in final.items()}, probe, final_nll)[0]
     return DepthSearchResult(
