@@ -98,6 +98,11 @@ def inputs(tmp_path_factory):
     (f / "cached.sqlite.cache").write_text("not a folder")
     (f / "afile").write_text("x")
     (f / "spec.yaml").write_text(f"name: s\ntarget: '{T8}'\nsources: {{}}\n")
+    lrs = ", ".join(f"0.{i + 1:04d}" for i in range(400))  # 400 lr x 3 protocols x 1000 seeds
+    (f / "grid.yaml").write_text(f"name: grid\ntarget: '{T8}'\nsources:\n  s:\n"
+                                 f"    checkpoint: {S}.safetensors\naxes:\n"
+                                 f"  protocol: [finetune, linear-probe, head-only]\n"
+                                 f"  seed: 1000\n  lr: [{lrs}]\n")
     return f
 
 
@@ -147,6 +152,9 @@ CASES = [
      ("--seeds=100000000",)),
     ("sweep-seeds-1e8", f"sweep --source {S}.safetensors --target {T8} --depths 1 "
      "--seeds 100000000 --db {o}/d.sqlite", ("axes.seed", "100,000,000 seeds", "at most")),
+    ("sweep-spec-grid-product", "sweep {f}/grid.yaml --db {o}/d.sqlite",
+     ("sweep 'grid' is invalid", "1,200,000 trials", "protocol: 3", "seed: 1000", "lr: 400",
+      "shrink the axes")),
     ("ensemble-pretrain-members-1e8", f"ensemble --pretrain digits:classes=0-4:size=8 "
      f"--members 100000000 --task {T8} --out {{o}}/e", ("--members=100000000", "at most")),
     ("depth-seeds-1e8", f"depth --source {S} --task {T8}:per_class=20 --seeds 100000000",
@@ -251,6 +259,10 @@ CASES = [
      "--cache-limit-gb inf --db {o}/d.sqlite", ("--cache-limit-gb=inf", "finite")),
     ("strategy-alpha-inf", f"ensemble --members {S} {{f}}/src2 --task {T8} "
      f"--strategies shift:alpha=inf {FAST} --out {{o}}/e", ("alpha=inf", "finite")),
+    ("ensemble-pretrain-lr-nan", f"ensemble --pretrain digits:classes=0-4:size=8 --members 2 "
+     f"--pretrain-lr nan --task {T8} {FAST} --out {{o}}/e", ("--pretrain-lr=nan", "finite")),
+    ("ensemble-workers-0", f"ensemble --members {S} {{f}}/src2 --task {T8} --workers 0 "
+     f"{FAST} --out {{o}}/e", ("--workers=0", ">= 1", "leave it out")),
     ("npz-with-0-rows", "pretrain --task {f}/zero.npz --epochs 1 --quiet --out {o}/m",
      ("shape (0, 8, 8)", "at least one example", "0 rows")),
     ("decompression-bomb", "pretrain --task {f}/bomb --epochs 1 --quiet --out {o}/m",

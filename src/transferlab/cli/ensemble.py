@@ -107,6 +107,23 @@ def _members(args) -> tuple[list[str] | None, int | None]:
     return list(args.members), None
 
 
+def _check_numbers(args) -> None:
+    """The ensemble's own numbers, named by their flags, before any folder exists."""
+    import math
+
+    from transferlab.errors import bad_value
+
+    if not math.isfinite(args.pretrain_lr) or args.pretrain_lr <= 0:
+        raise bad_value("--pretrain-lr", args.pretrain_lr, "a finite number > 0",
+                        "e.g. --pretrain-lr 0.05")
+    if args.pretrain_epochs < 0:
+        raise bad_value("--pretrain-epochs", args.pretrain_epochs, "an integer >= 0 (0: "
+                        "random members)", "e.g. --pretrain-epochs 10")
+    if args.workers is not None and args.workers < 1:
+        raise bad_value("--workers", args.workers, "an integer >= 1",
+                        "leave it out for one worker per core")
+
+
 def run(args: argparse.Namespace) -> int:
     from transferlab.cli import print_json
     from transferlab.ensemble import get_strategy, transfer_ensemble
@@ -120,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     strategies = [s for s in args.strategies.split(",") if s.strip()]
     configs = [get_strategy(s) for s in strategies]  # bad names/options: before any work
     members, m = _members(args)
+    _check_numbers(args)
     count = m if m is not None else len(members)
     for cfg in configs:
         cfg.check_members(count)

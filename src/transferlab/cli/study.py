@@ -104,15 +104,14 @@ def _check_plan_size(config) -> None:
 
 
 def _check_out(config) -> None:
-    """A given --out: a writable folder that holds none of the study's inputs' files."""
+    """A given --out: a folder (not a file), inside a folder, writable; before any work.
+    (A study resumes from its folder, so inputs inside it are fine.)"""
     out = getattr(config, "out", None)
     if out is None:
         return
     from transferlab._paths import check_output_dir
 
-    inputs = {f"--{n.replace('_', '-')}": v for n in ("source", "compare")
-              if isinstance(v := getattr(config, n, None), str) and ("/" in v or "." in v)}
-    check_output_dir(str(out), "--out", inputs)
+    check_output_dir(str(out), "--out")
 
 
 def run(args: argparse.Namespace) -> int:

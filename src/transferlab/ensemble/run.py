@@ -102,6 +102,8 @@ def transfer_ensemble(task: str, members: list[str] | None = None,
         raise bad_value("strategies", "none", "at least one registered strategy")
     train = {**DEFAULT_TRAIN, **(train or {})}
     TrainConfig.from_dict(train)  # every field checked before anything runs
+    if pretrain is not None:
+        TrainConfig.from_dict({**train, **(pretrain_train or {})})
     task = str(TaskSpec.parse(task))
     if members is not None and pretrain is None:
         for cfg in configs.values():
