@@ -124,8 +124,7 @@ def advise(source, task, *, verify: bool = False, budget: str | AdviseBudget = "
         check_output_dir(str(out), "--out", {"--source": source if isinstance(source, str)
                                              else None},
                          writes=["advice.json", "report.html", "depths.png", "race.png",
-                                 "advise.sqlite", "source.safetensors", "source.json"],
-                         fills=["advise.sqlite.cache", "advise.sqlite.artifacts"])
+                                 "advise.sqlite"])
     if verify and not isinstance(task, str):
         raise bad_value("task", type(task).__name__, "a task string with verify=True (the "
                         "race's trials rebuild the task from it)", "pass the task's string")

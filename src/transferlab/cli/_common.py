@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import typing
-from pathlib import Path
 
 from transferlab.errors import UserError
 from transferlab.train import TrainConfig
