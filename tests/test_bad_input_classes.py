@@ -95,6 +95,9 @@ def inputs(tmp_path_factory):
     (f / "trunc.sqlite").write_bytes(db[:len(db) // 2])
     (f / "listman").mkdir()
     (f / "listman" / "manifest.json").write_text(json.dumps([1, 2]))
+    (f / "badman").mkdir()
+    (f / "badman" / "manifest.json").write_text(json.dumps(
+        {"format": "transferlab-ensemble/1", "task": T8, "strategies": {"x": {"members": 3}}}))
     (f / "cached.sqlite.cache").write_text("not a folder")
     (f / "afile").write_text("x")
     from PIL import Image
@@ -276,6 +279,8 @@ CASES = [
      ("0.png' is invalid", "900,000,000 pixels", "at most", "resize it")),
     ("manifest-is-a-list", "ensemble predict --ensemble {f}/listman",
      ("manifest.json holds a JSON list", "JSON object", "rerun")),
+    ("manifest-members-not-a-list", "ensemble predict --ensemble {f}/badman",
+     ("'strategies' or 'task' is invalid", "a list of member paths", "rerun")),
     ("checkpoint-nan-weights", f"transfer --source {{f}}/nanw --task {T8} {FAST} --out {{o}}/m",
      ("checkpoint=", "nanw", "non-finite", "re-create the checkpoint")),
     ("similarity-nan-weights", f"similarity --a {{f}}/nanw --b {S} --task {T8} --out {{o}}/s "

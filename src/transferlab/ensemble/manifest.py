@@ -85,6 +85,15 @@ def load_manifest(out: str | Path) -> dict:
     if manifest.get("format") != FORMAT:
         raise UserError(f"{path}: format {manifest.get('format')!r} is invalid: allowed is "
                         f"{FORMAT!r}; rerun `transferlab ensemble --out`")
+    strategies = manifest.get("strategies")
+    bad = (not isinstance(strategies, dict) or not strategies
+           or any(not isinstance(e, dict) or not isinstance(e.get("members"), list)
+                  or not all(isinstance(m, str) for m in e["members"])
+                  for e in strategies.values()))
+    if bad or not isinstance(manifest.get("task"), str):
+        raise UserError(f"{path}: 'strategies' or 'task' is invalid: allowed is a manifest "
+                        "whose task is a string and whose strategies map each label to a list "
+                        "of member paths; rerun `transferlab ensemble --out`")
     return manifest
 
 
