@@ -219,7 +219,13 @@ def test_cli_add_and_predict_read_the_manifest(saved, tmp_path, capsys):
     assert np.load(tmp_path / "p.npz")["independent"].shape == res.probs["independent"].shape
     before = len(json.loads((out / "manifest.json").read_text())["strategies"]["shift"]
                  ["members"])
-    rc = main(["ensemble", "add", "--ensemble", str(out), "--source", res.members[0],
+    # the same source file again is refused (tests/test_bad_input_classes.py); a copy is new
+    assert main(["ensemble", "add", "--ensemble", str(out), "--source", res.members[0],
+                 "--no-compare", "--quiet"]) == 2
+    assert "already the ensemble's source" in capsys.readouterr().err
+    new = tmp_path / "copy"
+    save_checkpoint(new, load_checkpoint(res.members[0])[0], {"task": SRC})
+    rc = main(["ensemble", "add", "--ensemble", str(out), "--source", str(new),
                "--no-compare", "--json", "--quiet"])
     assert rc == 0
     added = json.loads(capsys.readouterr().out)

@@ -23,6 +23,7 @@ import json
 import os
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from transferlab._atomic import atomic_path, fsync_dir, write_text_atomic
@@ -182,6 +183,12 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[Block
     except Exception as exc:  # safetensors raises its own SafetensorError / OSError kinds
         raise UserError(f"checkpoint weights {weights} cannot be read ({exc}); "
                         "re-create the checkpoint") from exc
+    for key, t in state.items():  # a NaN/inf weight would "train" into a diverged run
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise UserError(f"checkpoint={str(path)!r} is invalid: tensor {key!r} holds {bad} "
+                            "non-finite value(s) (NaN/inf); allowed are finite weights; "
+                            "re-create the checkpoint (its training diverged)")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -119,8 +119,12 @@ def advise(source, task, *, verify: bool = False, budget: str | AdviseBudget = "
     th = thresholds or Thresholds()
     seed_list = _seeds(seeds)
     if out is not None:
-        from transferlab.cli._common import check_out_dir
-        check_out_dir(str(out))
+        from transferlab._paths import check_output_dir
+
+        check_output_dir(str(out), "--out", {"--source": source if isinstance(source, str)
+                                             else None},
+                         writes=["advice.json", "report.html", "depths.png", "race.png",
+                                 "advise.sqlite"])
     if verify and not isinstance(task, str):
         raise bad_value("task", type(task).__name__, "a task string with verify=True (the "
                         "race's trials rebuild the task from it)", "pass the task's string")
@@ -130,6 +134,12 @@ def advise(source, task, *, verify: bool = False, budget: str | AdviseBudget = "
 
     check_runs_on(model, t.x_train, "source", str(t.spec))
     ev = measure(model, t, per_class=b.evidence_per_class)
+    from transferlab._chance import check_decision
+
+    check_decision("advise", {f"depth {r.depth}": r.probe_val_acc for r in ev.per_depth},
+                   ev.num_classes, ev.n_evidence_val, "linear-probe validation accuracy",
+                   "the source's features do not separate this task's classes: label more "
+                   "examples (per_class) or pick another --source")
     size, sim, ranked = recommend(ev, model.num_blocks, b, th)
     adv = Advice(src_name, str(t.spec), b, th, size, sim, ev, ranked[0], ranked[1:],
                  explain(ev, size, sim, ranked[0], ranked[1] if len(ranked) > 1 else None, th))

@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import typing
-from pathlib import Path
 
 from transferlab.errors import UserError
 from transferlab.train import TrainConfig
@@ -85,21 +84,6 @@ def summary_line(metrics: dict) -> str:
             + (f" ({metrics['reason']})" if metrics.get("reason") else ""))
 
 
-def _writable_ancestor(path: Path, param: str, value: str) -> None:
-    """The nearest existing ancestor of ``path`` is a folder we can create files in."""
-    import os
-
-    anc = path
-    while not anc.exists() and anc != anc.parent:
-        anc = anc.parent
-    if not anc.is_dir():
-        raise UserError(f"{param}={value!r} is invalid: {anc} is a file, not a folder; "
-                        "allowed is a path inside a folder; pick another path")
-    if not os.access(anc, os.W_OK | os.X_OK):
-        raise UserError(f"{param}={value!r} is invalid: folder {anc} is not writable; "
-                        "allowed is a path in a folder you can write; pick another path")
-
-
 def check_out_checkpoint(value: str, param: str = "--out", protect: tuple = ()) -> None:
     """Fail before any training if a checkpoint cannot be written at ``value``.
 
@@ -107,33 +91,22 @@ def check_out_checkpoint(value: str, param: str = "--out", protect: tuple = ()) 
     not be one of the ``protect``ed checkpoints (e.g. ``--source``: a run must never
     overwrite the model it starts from).
     """
-    import os
+    from transferlab._paths import check_output_checkpoint, checkpoint_files, real
 
-    from transferlab.checkpoint import checkpoint_paths
-
-    if not value or value.endswith(("/", os.sep)) or Path(value).is_dir():
-        raise UserError(f"{param}={value!r} is invalid: it names a folder; allowed is a "
-                        "checkpoint path such as runs/src (writes runs/src.safetensors and "
-                        "runs/src.json)")
-    weights, sidecar = checkpoint_paths(value)
-    for p in (weights, sidecar):
-        if p.is_dir():
-            raise UserError(f"{param}={value!r} is invalid: {p} is a folder; allowed is a "
-                            "checkpoint path whose .safetensors/.json are files")
+    weights = real(checkpoint_files(value)[0]) if value else None
     for other in protect:
-        if other and checkpoint_paths(other)[0].resolve() == weights.resolve():
+        if other and weights is not None and real(checkpoint_files(other)[0]) == weights:
             raise UserError(f"{param}={value!r} is invalid: it would overwrite the source "
                             f"checkpoint {other}; pick another --out")
-    _writable_ancestor(weights.parent, param, value)
+    check_output_checkpoint(value, param, {"--source": [p for p in protect if p]})
 
 
-def check_out_dir(value: str, param: str = "--out") -> None:
-    """Fail before any work if ``value`` cannot be (or become) an output folder."""
-    p = Path(value)
-    if p.exists() and not p.is_dir():
-        raise UserError(f"{param}={value!r} is invalid: it is an existing file; allowed is a "
-                        "folder (existing or new); pick another path")
-    _writable_ancestor(p, param, value)
+def check_out_dir(value: str, param: str = "--out", **kwargs) -> None:
+    """Fail before any work if ``value`` cannot be (or become) an output folder; see
+    ``transferlab._paths.check_output_dir`` for ``inputs``, ``writes`` and ``fills``."""
+    from transferlab._paths import check_output_dir
+
+    check_output_dir(value, param, **kwargs)
 
 
 def json_safe(obj):

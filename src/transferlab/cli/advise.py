@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     get_budget(args.budget)  # fail fast, before loading anything
     if args.seeds < 1:
         raise bad_value("--seeds", args.seeds, "a count >= 1")
+    from transferlab._memory import check_count
+
+    check_count("--seeds", args.seeds, 1, "race trials per candidate and rung")
     if args.out:
         check_out_dir(args.out)
     adv = advise(args.source, args.task, verify=args.verify, budget=args.budget,

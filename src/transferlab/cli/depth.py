@@ -56,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     get_budget(args.budget)  # fail fast, before loading anything
     if args.seeds < 1:
         raise bad_value("--seeds", args.seeds, "an integer >= 1", "e.g. --seeds 3")
+    from transferlab._memory import check_count
+
+    check_count("--seeds", args.seeds, 1, "one final-check trial per seed and depth")
     depths = _depths(args.depths)
     res = best_depth(args.source, args.task, budget=args.budget,
                      seeds=tuple(range(args.seeds)), depths=depths,

@@ -103,8 +103,28 @@ def _members(args) -> tuple[list[str] | None, int | None]:
         if len(args.members) != 1 or not args.members[0].isdigit():
             raise bad_value("--members", " ".join(args.members), "one integer M >= 1 with "
                             "--pretrain", "e.g. --members 5")
+        from transferlab._memory import check_count
+
+        check_count("--members", int(args.members[0]), 1, "one pretrained member each")
         return None, int(args.members[0])
     return list(args.members), None
+
+
+def _check_numbers(args) -> None:
+    """The ensemble's own numbers, named by their flags, before any folder exists."""
+    import math
+
+    from transferlab.errors import bad_value
+
+    if not math.isfinite(args.pretrain_lr) or args.pretrain_lr <= 0:
+        raise bad_value("--pretrain-lr", args.pretrain_lr, "a finite number > 0",
+                        "e.g. --pretrain-lr 0.05")
+    if args.pretrain_epochs < 0:
+        raise bad_value("--pretrain-epochs", args.pretrain_epochs, "an integer >= 0 (0: "
+                        "random members)", "e.g. --pretrain-epochs 10")
+    if args.workers is not None and args.workers < 1:
+        raise bad_value("--workers", args.workers, "an integer >= 1",
+                        "leave it out for one worker per core")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,11 +140,20 @@ def run(args: argparse.Namespace) -> int:
     strategies = [s for s in args.strategies.split(",") if s.strip()]
     configs = [get_strategy(s) for s in strategies]  # bad names/options: before any work
     members, m = _members(args)
+    _check_numbers(args)
     count = m if m is not None else len(members)
     for cfg in configs:
         cfg.check_members(count)
-    if args.out:
-        check_out_dir(args.out)
+    if args.out:  # members are saved as OUT/<strategy>/member<i>: never over a source member
+        from transferlab.ensemble.manifest import _folder
+
+        check_out_dir(args.out, inputs={"--members": members},
+                      writes=["manifest.json", "ensemble.sqlite"],
+                      fills=[_folder(s) for s in strategies])
+    if args.db:
+        from transferlab._paths import check_database
+
+        check_database(args.db, "--db", {"--members": members})
     train = train_config_from_args(args).to_dict()
     res = transfer_ensemble(args.task, members=members, strategies=strategies,
                             pretrain=args.pretrain, n_members=m, train=train, seed=args.seed,
@@ -147,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
 def run_add(args: argparse.Namespace) -> int:
     from transferlab.cli import print_json
     from transferlab.ensemble import add_member
+    from transferlab.ensemble.manifest import check_new_source
 
+    check_new_source(args.ensemble, args.source, args.strategy)  # a duplicate: one line
     res = add_member(args.ensemble, args.source, args.strategy, compare=not args.no_compare,
                      progress=not args.quiet)
     if args.json:
@@ -168,9 +199,19 @@ def run_predict(args: argparse.Namespace) -> int:
     from transferlab.cli import print_json
     from transferlab.ensemble import predict
 
+    target = None
+    if args.save_probs:  # checked before scoring; np.savez adds .npz to any other name
+        from transferlab._paths import check_output_file
+        from transferlab.ensemble.manifest import input_files
+
+        reads = {"--ensemble": input_files(args.ensemble)}
+        check_output_file(args.save_probs, "--save-probs", reads)
+        target = args.save_probs if args.save_probs.endswith(".npz") else \
+            args.save_probs + ".npz"
+        check_output_file(target, "--save-probs", reads)
     res = predict(args.ensemble, args.strategy, args.task, args.data_dir)
-    if args.save_probs:
-        np.savez(args.save_probs, **{f"{k}": v["probs"] for k, v in res.items()})
+    if target:
+        np.savez(target, **{f"{k}": v["probs"] for k, v in res.items()})
     rows = [{"strategy": k, **v["metrics"]} for k, v in res.items()]
     if args.json:
         print_json({"ensemble": args.ensemble, "strategies": rows})

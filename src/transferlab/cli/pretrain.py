@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = train_config_from_args(args)
     check_out_checkpoint(args.out)  # before any training
     arch_kwargs = parse_json_arg("--arch-kwargs", args.arch_kwargs)
-    task = make_task(args.task, data_dir=args.data_dir)
+    task = make_task(args.task, data_dir=args.data_dir, progress=not args.quiet)
     res = pretrain(task, arch=args.arch, train=cfg, seed=args.seed, progress=not args.quiet,
                    **arch_kwargs)
     if res.metrics["outcome"] != "ok":  # never saved, never a success

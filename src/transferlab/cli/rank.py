@@ -63,8 +63,11 @@ def _candidates(args, load) -> list[tuple[str, object, int | None, str]]:
         if args.depths:
             raise bad_value("--depths", args.depths, "only with --source",
                             "rank the depths of one source with --source CKPT --depths all")
-        if len(set(args.sources)) < len(args.sources):
-            raise bad_value("--sources", args.sources, "distinct checkpoints")
+        from transferlab._paths import checkpoint_files, real
+
+        if len({real(checkpoint_files(s)[0]) for s in args.sources}) < len(args.sources):
+            raise bad_value("--sources", args.sources, "distinct checkpoints (a path or "
+                            "link given twice counts once)", "drop the duplicate")
         return [(s, load(s), None, args.protocol) for s in args.sources]
     model = load(args.source)
     n = model.num_blocks
@@ -87,15 +90,9 @@ def _candidates(args, load) -> list[tuple[str, object, int | None, str]]:
 
 
 def _check_input(name: str, model, task) -> None:
-    import torch
+    from transferlab.models.compat import check_runs_on
 
-    try:
-        with torch.no_grad():
-            model.eval()(task.x_train[:2])
-    except RuntimeError as exc:
-        raise UserError(f"source {name!r} cannot take the task's inputs of shape "
-                        f"{tuple(task.x_train.shape[1:])} ({str(exc).splitlines()[0]}); match "
-                        "the source's input with the task's size= and channels= keys") from exc
+    check_runs_on(model, task.x_train, f"source {name!r}", str(task.spec))
 
 
 def _taus(scores: list[float], accs: list[float]) -> dict:
@@ -120,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         from transferlab.protocols import get_protocol
         get_protocol(args.protocol)  # fail fast, before any forward pass
     cands = _candidates(args, lambda p: load_checkpoint(p)[0])
-    task = make_task(args.task, data_dir=args.data_dir)
+    task = make_task(args.task, data_dir=args.data_dir, progress=not args.quiet)
     rows: list[dict] = []
     for name, model, depth, _ in ([cands[0]] if cands[0][2] is not None else cands):
         _check_input(name, model, task)
@@ -139,8 +136,19 @@ def run(args: argparse.Namespace) -> int:
                                 "time_s": r["time_s"] + r["feature_time_s"],
                                 "feature_time_s": r["feature_time_s"]}
                                for i, r in enumerate(mine)]
+    for m, ranked in result["scores"].items():
+        if ranked and not any(math.isfinite(r["score"]) for r in ranked):
+            raise UserError(f"rank: every candidate's {m} score is not finite "
+                            f"({', '.join(r['candidate'] for r in ranked)}): allowed is a "
+                            "ranking with at least one finite score, so none is reported; "
+                            "use more labelled examples or another --metric")
     if args.verify:
         result["verify"] = _verify(cands, task, cfg, args, result["scores"])
+        from transferlab._chance import check_decision
+
+        check_decision("rank --verify", result["verify"]["test_acc"], task.num_classes,
+                       len(task.y_test), "test accuracy after fine-tuning",
+                       "train longer (--epochs) or tune --lr")
     if args.json:
         print_json(result)
     else:

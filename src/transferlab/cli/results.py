@@ -45,6 +45,15 @@ def run(args) -> int:
 
     from transferlab.sweep.results import aggregate, best_index, default_by, load_results
 
+    given = [c.strip() for c in (args.by or "").split(",") if c.strip()]
+    if len(set(given)) < len(given):  # before reading: a column twice is a typo, not a table
+        dup = sorted({c for c in given if given.count(c) > 1})
+        raise UserError(f"--by={args.by!r} is invalid: it names {', '.join(dup)} twice; allowed "
+                        f"are distinct columns; e.g. --by {','.join(dict.fromkeys(given))}")
+    if args.csv:  # before reading: the table must never overwrite the database it reads
+        from transferlab._paths import check_output_file, database_files
+
+        check_output_file(args.csv, "--csv", {"db": database_files(args.db)})
     df = load_results(args.db)
     if args.sweep is not None:
         names = sorted(df["sweep"].unique()) if len(df) else []

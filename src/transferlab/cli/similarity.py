@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from pathlib import Path
 
 
@@ -39,6 +40,9 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+MIN_SAMPLES = 10  # inputs a similarity needs before it says anything about the models
+
+
 def _subset(n_total: int, n: int, seed: int):
     import torch
 
@@ -59,22 +63,36 @@ def run(args: argparse.Namespace) -> int:
     from transferlab.similarity.plot import plot_similarity
     from transferlab.cli._common import check_out_dir
 
-    check_out_dir(args.out)  # before any work
-    if args.n_samples < 2:
-        raise bad_value("--n-samples", args.n_samples, "an integer >= 2", "pass e.g. 1000")
+    check_out_dir(args.out, inputs={"--a": args.a, "--b": args.b},  # before any work
+                  writes=["similarity.json", "similarity.png"])
+    if args.n_samples < MIN_SAMPLES:
+        raise bad_value("--n-samples", args.n_samples, f"an integer >= {MIN_SAMPLES} (with "
+                        "fewer inputs a centred Gram matrix has too few directions: with 2, "
+                        "CKA is 1 for any two models)", "pass e.g. 1000")
     model_a, meta_a = load_checkpoint(args.a, device=args.device)
     same = checkpoint_paths(args.a)[0].resolve() == checkpoint_paths(args.b)[0].resolve()
     model_b, meta_b = (model_a, meta_a) if same else load_checkpoint(args.b, device=args.device)
     task = make_task(args.task, data_dir=args.data_dir, progress=not args.quiet)
     x_all = getattr(task, f"x_{args.split}")
     idx = _subset(len(x_all), args.n_samples, args.seed)
+    if len(idx) < MIN_SAMPLES:
+        raise bad_value("--split", args.split, f"a split of at least {MIN_SAMPLES} inputs "
+                        f"(task {str(task.spec)!r} has {len(idx)} in {args.split})",
+                        "pick a larger split or task")
     from transferlab.models.compat import check_runs_on
 
     for name, model in (("model_a", model_a), ("model_b", model_b)):  # before the progress bar
         check_runs_on(model, x_all[idx[:1]].to(args.device), name, str(task.spec))
-    matrix = block_similarity(model_a, model_b, x_all[idx], metric=args.metric,
-                              batch_size=args.batch_size, device=args.device,
-                              progress=not args.quiet)
+    with warnings.catch_warnings():  # CCA on fewer samples than directions: an error here
+        warnings.filterwarnings("error", message="CCA with n_samples", category=UserWarning)
+        try:
+            matrix = block_similarity(model_a, model_b, x_all[idx], metric=args.metric,
+                                      batch_size=args.batch_size, device=args.device,
+                                      progress=not args.quiet)
+        except UserWarning as w:
+            raise bad_value("--n-samples", len(idx), f"more inputs than the directions "
+                            f"{args.metric} compares ({str(w).split(':')[0]})",
+                            "pass a larger --n-samples, or --metric linear_cka") from None
     result = {
         "metric": args.metric,
         "a": {"checkpoint": str(args.a), "task": meta_a.get("task"),

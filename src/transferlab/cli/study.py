@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import math
 import os
 import re
 import sys
@@ -107,6 +108,39 @@ def _workers_per_gpu(value: int | None):
             os.environ[WORKERS_PER_GPU_ENV] = before
 
 
+# Fields of study configs that multiply the number of trials: counts and comma lists.
+_COUNTS = ("episodes", "seeds", "members")
+_LISTS = ("shots", "sizes", "correlations", "split_seeds", "depths", "protocols")
+
+
+def _check_plan_size(config) -> None:
+    """The study's trial count (the product of its counts and lists) within the memory and
+    time bound, before its design lists a single episode or seed."""
+    from transferlab._memory import check_count
+
+    factors = {f"--{n.replace('_', '-')}": v for n in _COUNTS
+               if isinstance(v := getattr(config, n, None), int) and not isinstance(v, bool)}
+    factors.update({f"--{n.replace('_', '-')}": len(v) for n in _LISTS
+                    if isinstance(v := getattr(config, n, None), (list, tuple)) and v})
+    if not factors or min(factors.values()) < 1:  # a 0 or negative count: the study says so
+        return
+    total = math.prod(factors.values())
+    param = max(factors, key=factors.get)  # the largest factor is the one to shrink
+    what = " x ".join(f"{k} {v:,}" for k, v in factors.items())
+    check_count(param, factors[param], total // factors[param], what)
+
+
+def _check_out(config) -> None:
+    """A given --out: a folder (not a file), inside a folder, writable; before any work.
+    (A study resumes from its folder, so inputs inside it are fine.)"""
+    out = getattr(config, "out", None)
+    if out is None:
+        return
+    from transferlab._paths import check_output_dir
+
+    check_output_dir(str(out), "--out")
+
+
 def run(args: argparse.Namespace) -> int:
     from transferlab.cli import print_json
     from transferlab.studies import get_study
@@ -114,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
     study = get_study(args.study)
     config = study.config(**{f.name: getattr(args, f.name)
                              for f in dataclasses.fields(study.config)})
+    _check_plan_size(config)
+    _check_out(config)
     with _workers_per_gpu(getattr(args, "workers_per_gpu", None)):
         result = study.run(config, progress=not args.quiet)
     lines, summary = study.summarize(result)

@@ -8,6 +8,7 @@ Two forms:
 
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 import time
@@ -134,9 +135,12 @@ def run(args) -> int:
     else:
         spec = shortcut_spec(args)
         db = args.db or str(Path("runs") / f"{args.name}.sqlite")
-    if args.cache_limit_gb < 0:
-        raise UserError(f"--cache-limit-gb={args.cache_limit_gb} is invalid: allowed is a "
-                        "number >= 0 (0 disables the feature cache)")
+    from transferlab._paths import check_database
+
+    check_database(db, "--db", {"--source": args.source, "SPEC": args.spec})
+    if not math.isfinite(args.cache_limit_gb) or args.cache_limit_gb < 0:
+        raise UserError(f"--cache-limit-gb={args.cache_limit_gb} is invalid: allowed is a finite "
+                        "number >= 0 (0 disables the feature cache); e.g. --cache-limit-gb 4")
     t0 = time.perf_counter()
     try:
         df = run_sweep(spec, db, backend=args.backend, workers=args.workers,

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         check_out_checkpoint(args.out, protect=(args.source,))  # before any training
     source, meta = load_checkpoint(args.source)
     check_model(proto.config, source)  # a depth, block name or kind that doesn't fit: fail early
-    task = make_task(args.task, data_dir=args.data_dir)
+    task = make_task(args.task, data_dir=args.data_dir, progress=not args.quiet)
     res = transfer(source, task, proto, cfg, seed=args.seed, use_cache=not args.no_cache,
                    progress=not args.quiet)
     if res.metrics["outcome"] != "ok":  # never saved, never a success

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from transferlab.provenance import provenance
     from transferlab.cli._common import check_out_dir
 
-    check_out_dir(args.out)  # before any work
+    check_out_dir(args.out, inputs={"--before": args.before, "--after": args.after},
+                  writes=["weights.json", "weights.png"])  # before any work
     before, meta_b = load_checkpoint(args.before)
     after, meta_a = load_checkpoint(args.after)
     df = compare_weights(before.state_dict(), after.state_dict(),

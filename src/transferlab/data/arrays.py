@@ -127,6 +127,9 @@ def from_arrays(x, y, x_test=None, y_test=None, classes: Sequence[str] | None = 
         classes: class names in label order; default "0".."k-1" with k = max label + 1.
         name: dataset name used in messages and task strings.
     """
+    if hasattr(x, "shape") and len(x.shape) and int(x.shape[0]) == 0:  # before converting
+        raise bad_value("x", f"an array of shape {tuple(x.shape)}", "at least one example "
+                        "per class (N >= 2)", f"dataset {name!r} has 0 rows: fill x_train")
     x = _as_inputs(x, "x")
     what = "vectors" if x.ndim == 2 else "images"
     y, classes = _as_labels(y, "y", classes)

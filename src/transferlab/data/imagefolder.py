@@ -135,6 +135,15 @@ def _close_worker() -> None:
     _worker_zip = None
 
 
+def _too_large(name: str, pixels: int | None) -> UserError:
+    """An image past PIL's decompression-bomb bound (``Image.MAX_IMAGE_PIXELS``): decoding
+    it at native size could exhaust memory, so it is refused before decoding."""
+    size = f"{pixels:,} pixels" if pixels else "too many pixels"
+    return UserError(f"{_worker_root}: image {name!r} is invalid: {size}; allowed is at most "
+                     f"{Image.MAX_IMAGE_PIXELS:,} pixels (PIL's decompression-bomb bound); "
+                     "resize it or remove it from the dataset")
+
+
 def _decode_one(name: str) -> np.ndarray:
     try:
         if _worker_zip is not None:
@@ -142,9 +151,16 @@ def _decode_one(name: str) -> np.ndarray:
         else:
             fh = open(_worker_root / name, "rb")  # noqa: SIM115 - closed below
         with fh, Image.open(fh) as im:
+            if im.width * im.height > Image.MAX_IMAGE_PIXELS:  # before decoding a pixel
+                raise _too_large(name, im.width * im.height)
             if im.mode not in ("L", "RGB"):
                 im = im.convert("L" if im.mode in ("1", "LA", "I", "I;16", "F") else "RGB")
             return np.asarray(im, dtype=np.uint8)
+    except Image.DecompressionBombError as exc:  # PIL refused it at open (2x its bound)
+        import re
+
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _too_large(name, int(found.group(1)) if found else None) from None
     except (UnidentifiedImageError, OSError, zipfile.BadZipFile) as exc:
         raise UserError(f"{_worker_root}: cannot decode {name!r} ({exc}); the file is corrupt: "
                         "delete or re-create it (or re-download the archive)") from None

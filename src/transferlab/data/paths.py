@@ -38,9 +38,22 @@ def data_dirs(data_dir: DataDir = None) -> list[Path]:
 
 
 def cache_dir() -> Path:
-    """``$TRANSFERLAB_CACHE`` or ``~/.cache/transferlab``."""
+    """``$TRANSFERLAB_CACHE`` or ``~/.cache/transferlab``; ``UserError`` if the variable
+    names a file (or a path inside one): a misconfigured cache is one line, not a warning
+    per dataset and a silent decode every run."""
     env = os.environ.get(CACHE_ENV, "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "transferlab"
+    if not env:
+        return Path.home() / ".cache" / "transferlab"
+    path = Path(env).expanduser()
+    anc = path
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if anc.exists() and not anc.is_dir():
+        from transferlab.errors import UserError
+
+        raise UserError(f"{CACHE_ENV}={env!r} is invalid: {anc} is a file; allowed is a "
+                        f"folder (new or existing); set {CACHE_ENV} to a folder or unset it")
+    return path
 
 
 def candidate_dirs(name: str, dirs: Sequence[Path]) -> list[Path]:

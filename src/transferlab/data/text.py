@@ -38,6 +38,7 @@ TOKENIZERS = ("minilm", "bytes")
 MAX_POSITIONS = 512  # BERT-family position embeddings
 TOKENS_FORMAT_VERSION = 1
 BYTES_VOCAB = 259
+TOKENIZER_VOCAB = {"minilm": 30522, "bytes": BYTES_VOCAB}  # ids a model must embed
 
 
 @dataclass(frozen=True)

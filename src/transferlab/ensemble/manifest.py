@@ -79,10 +79,38 @@ def load_manifest(out: str | Path) -> dict:
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is not valid JSON ({exc.msg}); rerun `transferlab ensemble "
                         "--out`") from exc
+    if not isinstance(manifest, dict):
+        raise UserError(f"{path} holds a JSON {type(manifest).__name__}: allowed is a JSON "
+                        "object written by `transferlab ensemble --out`; rerun it")
     if manifest.get("format") != FORMAT:
         raise UserError(f"{path}: format {manifest.get('format')!r} is invalid: allowed is "
                         f"{FORMAT!r}; rerun `transferlab ensemble --out`")
+    strategies = manifest.get("strategies")
+    bad = (not isinstance(strategies, dict) or not strategies
+           or any(not isinstance(e, dict) or not isinstance(e.get("members"), list)
+                  or not all(isinstance(m, str) for m in e["members"])
+                  for e in strategies.values()))
+    if bad or not isinstance(manifest.get("task"), str):
+        raise UserError(f"{path}: 'strategies' or 'task' is invalid: allowed is a manifest "
+                        "whose task is a string and whose strategies map each label to a list "
+                        "of member paths; rerun `transferlab ensemble --out`")
     return manifest
+
+
+def input_files(out: str | Path) -> list[Path]:
+    """Every file a saved ensemble is read from: the manifest, members (both files of each
+    checkpoint) and shift vectors (none when ``out`` holds no readable manifest)."""
+    out = Path(out)
+    files = [out / "manifest.json"]
+    try:
+        manifest = load_manifest(out)
+    except UserError:
+        return files
+    for entry in manifest.get("strategies", {}).values():
+        for rel in [*entry.get("members", []), entry.get("delta")]:
+            if rel:
+                files += [out / rel, (out / rel).with_suffix(".json")]
+    return files
 
 
 def pick_strategy(manifest: dict, label: str | None, need_shift: bool = False) -> str:
@@ -115,6 +143,24 @@ def member_probs(out: str | Path, members: list[str], task) -> np.ndarray:
     return np.stack(probs)
 
 
+def check_members_fit(out: str | Path, members: list[str], task) -> None:
+    """The saved members run on ``task`` and were trained on its classes, in its order: an
+    ensemble scored on another class set of the same size would answer silently wrong."""
+    from transferlab.checkpoint import load_checkpoint
+    from transferlab.models.compat import check_runs_on
+
+    if not members:
+        raise UserError(f"ensemble {str(out)!r} has no members: allowed is a saved ensemble "
+                        "with at least one; rerun `transferlab ensemble --out`")
+    model, meta = load_checkpoint(Path(out) / members[0])
+    trained = [str(c) for c in meta.get("classes") or []]
+    if trained and len(trained) == task.num_classes and trained != [str(c) for c in task.classes]:
+        raise UserError(f"--task={str(task.spec)!r} has classes {list(task.classes)}: allowed "
+                        f"is a task of the ensemble's classes {trained} (in that order); pass "
+                        "a task with those classes")
+    check_runs_on(model, task.x_test, "ensemble member", str(task.spec))
+
+
 def predict(out: str | Path, strategy: str | None = None, task: str | None = None,
             data_dir: str | None = None) -> dict:
     """Metrics of each saved strategy (or ``strategy`` alone) on ``task`` (default: the
@@ -128,12 +174,36 @@ def predict(out: str | Path, strategy: str | None = None, task: str | None = Non
     result = {}
     for label in labels:
         members = manifest["strategies"][label]["members"]
+        check_members_fit(out, members, t)
         p = member_probs(out, members, t)
         if p.shape[-1] != t.num_classes:
             raise UserError(f"--task={str(t.spec)!r} has {t.num_classes} classes: allowed is "
                             f"a task with the ensemble's {p.shape[-1]}")
         result[label] = {"metrics": ensemble_metrics(p, t.y_test.cpu().numpy()), "probs": p}
     return result
+
+
+def check_new_source(out: str | Path, source: str, strategy: str | None = None) -> None:
+    """``source`` is not already in the saved ensemble (as a source, an added source or a
+    member file, paths resolved): the command line refuses a duplicate member; the API's
+    ``add_member`` accepts one (tests build members from the sources)."""
+    from transferlab._paths import checkpoint_files, real
+
+    out = Path(out)
+    manifest = load_manifest(out)
+    label = pick_strategy(manifest, strategy, need_shift=True)
+    entry = manifest["strategies"][label]
+    mine = real(checkpoint_files(source)[0])
+    known = [*(("source", s) for s in manifest.get("sources", [])),
+             *(("added source", a.get("source")) for a in entry.get("added", [])),
+             *(("member", out / m) for m in entry["members"])]
+    same = next(((what, k) for what, k in known
+                 if k and real(checkpoint_files(k)[0]) == mine), None)
+    if same:
+        raise UserError(f"--source={source!r} is invalid: it is already the ensemble's "
+                        f"{same[0]} {str(same[1])!r} of {label!r}; allowed is a checkpoint not "
+                        "yet in the ensemble (a copy under a new name is one); pass another "
+                        "--source")
 
 
 def add_member(out: str | Path, source: str, strategy: str | None = None,

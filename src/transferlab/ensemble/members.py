@@ -34,24 +34,35 @@ def _signature(model: BlockModel) -> dict:
 def check_members(paths: list[str]) -> list[str]:
     """Load each checkpoint and check all share one architecture; the weights paths.
 
-    Raises ``UserError`` naming the first member that differs (its arch and the first).
+    Raises ``UserError`` naming a member given twice (paths resolved), or the first member
+    that differs (what it is and what member 0 is).
     """
+    from transferlab._paths import checkpoint_files, real
     from transferlab.checkpoint import load_checkpoint
+    from transferlab.models.compat import describe
 
     if not paths:
         raise bad_value("members", "none", "at least one source checkpoint",
                         "pass --members PATH... or --pretrain TASK --members M")
-    out, first, first_arch = [], None, None
+
+    seen: dict = {}
+    for i, p in enumerate(paths):  # the same checkpoint twice is one member counted twice
+        key = real(checkpoint_files(p)[0])
+        if key in seen:
+            raise UserError(f"members: member {i} ({p}) is member {seen[key]} "
+                            f"({paths[seen[key]]}) again: allowed are distinct checkpoints; "
+                            "drop the duplicate or pass another checkpoint")
+        seen[key] = i
+    out, first, first_desc = [], None, ""
     for i, p in enumerate(paths):
         model, _ = load_checkpoint(p)
         sig = _signature(model)
-        arch = {k: v for k, v in (model.arch or {}).items() if k != "num_classes"}
         if first is None:
-            first, first_arch = sig, arch
+            first, first_desc = sig, describe(model)
         elif sig != first:
             raise UserError(f"members: member {i} ({p}) has another architecture than member "
-                            f"0 ({arch or 'wrapped'} vs {first_arch or 'wrapped'}): allowed "
-                            "are members of one architecture; pass checkpoints of one arch")
+                            f"0 ({paths[0]}): {describe(model)} vs {first_desc}; allowed are "
+                            "members of one architecture; pass checkpoints of one arch")
         out.append(_weights_path(p))
     return out
 

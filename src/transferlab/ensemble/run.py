@@ -105,6 +105,8 @@ def transfer_ensemble(task: str, members: list[str] | None = None,
         raise bad_value("strategies", "none", "at least one registered strategy")
     train = {**DEFAULT_TRAIN, **(train or {})}
     TrainConfig.from_dict(train)  # every field checked before anything runs
+    if pretrain is not None:
+        TrainConfig.from_dict({**train, **(pretrain_train or {})})
     task = str(TaskSpec.parse(task))
     if members is not None and pretrain is None:
         for cfg in configs.values():
@@ -112,6 +114,15 @@ def transfer_ensemble(task: str, members: list[str] | None = None,
     elif pretrain is not None and isinstance(n_members, int):
         for cfg in configs.values():
             cfg.check_members(n_members)
+    if members is not None and pretrain is None:  # before any folder or store is created
+        from transferlab.checkpoint import load_checkpoint
+        from transferlab.data import make_task
+        from transferlab.ensemble.members import check_members
+        from transferlab.models.compat import check_runs_on
+
+        check_members(list(members))
+        t = make_task(task, data_dir=data_dir, progress=progress)
+        check_runs_on(load_checkpoint(members[0])[0], t.x_train, "member 0", task)
     tmp = None
     if db is None and out is not None:
         db = str(Path(out) / "ensemble.sqlite")

@@ -49,11 +49,77 @@ def _check_same_device(model: BlockModel, one, what: str) -> None:
                         f"them with .to(device)")
 
 
+TEXT_SOURCES = ("banking77", "csv")  # registered text sources (tokenizer key, default minilm)
+
+
+def describe(model: BlockModel) -> str:
+    """What a model takes, in words: 'an image model (mlp, C=1, size 8)', 'a text model
+    (bert, vocabulary 259)'."""
+    arch = model.arch or {}
+    name = arch.get("arch", "wrapped")
+    if _vocab(model) is not None:
+        return f"a text model ({name}, vocabulary {_vocab(model)})"
+    want = expected_input(model)
+    if want is not None:
+        c, size = want
+        return f"an image model ({name}, C={c}, size {size})"
+    return f"a {name} model"
+
+
+def _vocab(model: BlockModel) -> int | None:
+    """The token vocabulary of a text encoder (its first embedding), else None."""
+    if not len(model.blocks):
+        return None
+    emb = next((m for m in model.blocks[0].modules() if isinstance(m, torch.nn.Embedding)),
+               None)
+    return int(emb.num_embeddings) if emb is not None else None
+
+
+def _check_modality(model: BlockModel, x, what: str, task: str) -> None:
+    """Tokens to an image model, images to a text model, or token ids of another tokenizer
+    than the model's: one line naming both sides."""
+    import re
+
+    from transferlab.inputs import TokenInputs
+
+    vocab = _vocab(model)
+    on = f"task {task!r}" if task else "these inputs"
+    if isinstance(x, TokenInputs) and vocab is None:
+        raise UserError(f"{what} is {describe(model)} but {on} holds token sequences: allowed "
+                        "is a text model (arch bert, minilm or hf_encoder) for a text task; "
+                        "pass a text checkpoint or an image task")
+    if not isinstance(x, TokenInputs) and vocab is not None:
+        held = (f"images of shape {tuple(x.shape[1:])}" if x.ndim == 4 else
+                f"vectors of shape {tuple(x.shape[1:])}")
+        raise UserError(f"{what} is {describe(model)} but {on} holds {held}: allowed is a "
+                        "text task (banking77, csv:path=FILE); pass a text task or an image "
+                        "checkpoint")
+    if isinstance(x, TokenInputs):
+        from transferlab.data.text import TOKENIZER_VOCAB
+
+        # the tokenizer of a text source's task: its key, or the sources' default (minilm);
+        # token arrays from memory (from_tokens) name none, so only their range is checked
+        found = re.search(r"(?:^|:)tokenizer=(\w+)", task or "")
+        source = (task or "").split(":")[0]
+        tok = found.group(1) if found else ("minilm" if source in TEXT_SOURCES else None)
+        top = int(x.input_ids.max()) if x.input_ids.numel() else 0
+        need = TOKENIZER_VOCAB.get(tok) if tok else None
+        if top >= vocab or (need is not None and need != vocab):
+            fit = [k for k, v in TOKENIZER_VOCAB.items() if v == vocab]
+            raise UserError(f"{what} is {describe(model)} but {on} is tokenized by "
+                            f"tokenizer={tok!r} (vocabulary {need or f'> {top}'}): allowed is "
+                            "the tokenizer the model was trained with; "
+                            + (f"add tokenizer={fit[0]} to the task" if fit else
+                               "tokenize the task with the model's own vocabulary"))
+
+
 def check_runs_on(model: BlockModel, x, what: str = "source", task: str = "") -> None:
     """Run ``model`` on the first example of ``x`` (no grad, eval mode, restored after);
-    a shape or dtype mismatch becomes a ``UserError`` naming both shapes and the fix."""
+    a modality, tokenizer, shape or dtype mismatch becomes a ``UserError`` naming both
+    sides and the fix."""
     if (len(x) if isinstance(x, TensorTuple) else int(x.shape[0])) == 0:
         return
+    _check_modality(model, x, what, task)
     from transferlab.data.batching import trim_padding
 
     one = trim_padding(index(x, slice(0, 1)))  # token batches: no all-padding columns
@@ -63,7 +129,7 @@ def check_runs_on(model: BlockModel, x, what: str = "source", task: str = "") ->
         model.eval()
         with torch.no_grad():
             model(one)
-    except (RuntimeError, ValueError, IndexError) as exc:
+    except (RuntimeError, ValueError, IndexError, TypeError, AttributeError) as exc:
         shape = tuple(one.shape[1:])
         first = str(exc).strip().splitlines()[0][:160]
         on = f"task {task!r}" if task else "these inputs"

@@ -158,6 +158,9 @@ def best_depth(source, task, *, budget: str | SearchBudget = "quick", seeds=(0,)
         raise UserError(f"task {str(task.spec)!r} has no validation split, and the depth "
                         "search chooses by validation only; allowed are tasks with one "
                         "(per_class >= 4, or val_per_class=v)")
+    from transferlab.models.compat import check_runs_on
+
+    check_runs_on(model, task.x_train, "source", str(task.spec))  # modality, size: one line
     view, E = _selection_view(task), cfg.epochs
     base = cfg.to_dict()
     evidence: list[dict] = []
@@ -274,6 +277,14 @@ def best_depth(source, task, *, budget: str | SearchBudget = "quick", seeds=(0,)
                              "value": final[n][0], "val_nll": final_nll[n], "epochs": E,
                              "seeds": seeds, "compute_s": time.perf_counter() - t0,
                              "test_acc": final[n][1]})
+    from transferlab._chance import check_decision
+
+    # every depth's best validation accuracy, its linear probe's or its walk trial's
+    seen = {n: max(probe.get(n, -1.0), walk.get(n, -1.0)) for n in candidates
+            if n in probe or n in walk}
+    check_decision("depth", {f"depth {n}": v for n, v in sorted(seen.items())},
+                   task.num_classes, task.n_val, "best validation accuracy of probe or walk",
+                   "train longer (--epochs), tune --lr, or label more examples (per_class)")
     chosen = _rank({n: v for n, (v, _) in final.items()}, probe, final_nll)[0]
     return DepthSearchResult(
         depth=chosen, protocol=f"freeze:{chosen}", val_acc=final[chosen][0],

@@ -7,10 +7,12 @@ later); its trial key is computed once the source's content hash is known.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from transferlab._memory import trial_limit
 from transferlab.errors import UserError
 from transferlab.sweep import foundation as fd
 from transferlab.sweep.spec import (SweepSpec, parse_sources, parse_structure, raise_problems,
@@ -179,6 +181,11 @@ def plan_sweep(spec) -> Plan:
             if value < 1:
                 problems.append(f"{where}: {value} seeds; give a count >= 1 or a list of seeds")
                 continue
+            if value > trial_limit():  # before range(value) is listed
+                problems.append(f"{where}: {value:,} seeds; allowed is at most "
+                                f"{trial_limit():,} trials per plan (transferlab._memory); "
+                                "give fewer seeds")
+                continue
             value = list(range(value))
         values = _as_list(value)
         if not values:
@@ -265,6 +272,16 @@ def _expand(spec: SweepSpec, sources: dict[str, SourcePlan], axes: dict[str, lis
     train_names, task_names = fd.train_fields(), fd.task_fields()
     others = [a for a in axes if a not in FIXED_AXES]
     seeds = axes.get("seed", [0])
+    # the grid's size before any cell is built (depth 'all' counts as the deepest source's)
+    n_depths = max([sources[s].num_blocks for s in sources] or [1]) + 1
+    size = len(axes.get("source", list(sources))) * len(axes["protocol"]) * max(
+        len(axes.get("depth", [1])) if axes.get("depth") != ["all"] else n_depths, 1) \
+        * max(len(targets), 1) * math.prod(len(axes[a]) for a in others) * len(seeds)
+    if size > trial_limit():
+        raise UserError(f"sweep {spec.name!r} is invalid: its grid plans up to {size:,} "
+                        f"trials (axes {', '.join(f'{a}: {len(v)}' for a, v in axes.items())}): "
+                        f"allowed is at most {trial_limit():,} trials per plan (the memory and "
+                        "time bound of transferlab._memory); shrink the axes")
     cells, seen = [], set()
     for src in axes.get("source", list(sources)):
         for proto in axes["protocol"]:

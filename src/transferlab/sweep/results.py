@@ -49,8 +49,16 @@ def frame_from_rows(rows: list[dict]) -> pd.DataFrame:
 
 def load_results(db_path: str | os.PathLike) -> pd.DataFrame:
     """Every trial stored in ``db_path`` (see ``frame_from_rows`` for the columns)."""
-    with Store(db_path, readonly=True) as store:
-        return frame_from_rows(store.rows())
+    import sqlite3
+
+    try:
+        with Store(db_path, readonly=True) as store:
+            return frame_from_rows(store.rows())
+    except sqlite3.DatabaseError as exc:  # an empty file (no tables) or a truncated one
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"db={str(db_path)!r} is not a readable sweep store ({first}): allowed "
+                        "is a database written by `transferlab sweep`; it is empty or "
+                        "truncated: rerun the sweep into a new --db") from None
 
 
 def aggregate(df: pd.DataFrame, by: list[str] | str = ("protocol", "depth"),

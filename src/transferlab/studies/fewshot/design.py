@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from transferlab._memory import check_count
 from transferlab.data import TaskSpec, load_dataset
 from transferlab.data.spec import normalize_classes
 from transferlab.data.tasks import resolve_classes
@@ -116,7 +117,11 @@ def design(cfg: FewshotConfig) -> Design:
     budget = get_budget(cfg.budget)
     protocols = check_protocols(list(cfg.protocols or DEFAULT_PROTOCOLS))
     shots = list(cfg.shots or budget.shots)
-    episodes = list(range(cfg.episodes if cfg.episodes is not None else budget.episodes))
+    n_episodes = cfg.episodes if cfg.episodes is not None else budget.episodes
+    check_count("--episodes", n_episodes, len(shots) * cfg.seeds * len(protocols),
+                f"episodes x {len(shots)} shots x {cfg.seeds} seeds x {len(protocols)} "
+                "protocols")  # before the episodes are listed
+    episodes = list(range(n_episodes))
     seeds = list(range(cfg.seeds))
     notes: list[str] = []
     if cfg.source is not None:
@@ -217,6 +222,14 @@ def design(cfg: FewshotConfig) -> Design:
     if target_ids != all_ids:
         topts["classes"] = target_ids
     target = str(TaskSpec(str(target_ds_name), **topts))
+    if kind == "checkpoint":  # a text model, or one of another size: one line, before any trial
+        import torch
+
+        from transferlab.checkpoint import load_checkpoint
+        from transferlab.models.compat import check_runs_on
+
+        check_runs_on(load_checkpoint(cfg.source)[0], torch.zeros(1, channels or c, size, size),
+                      "--source", target)
     return Design(kind, source, source_name, target, short_name(target_ds_name),
                   [ds.classes[i] for i in target_ids], shots, episodes, seeds, protocols,
                   budget, int(size), block_names, cfg.data_dir, bool(cfg.weights), notes)

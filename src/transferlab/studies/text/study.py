@@ -53,6 +53,19 @@ def _source_checkpoint(cfg: TextConfig, out: Path) -> str:
     return str(path.resolve())
 
 
+def _check_source(cfg: TextConfig) -> None:
+    """The source runs on the task, tokenizer included: an image checkpoint or another
+    vocabulary is one line here, before the output folder or any trial exists."""
+    from transferlab.checkpoint import load_checkpoint
+    from transferlab.data import make_task
+    from transferlab.models.compat import check_runs_on
+
+    target = f"{cfg.task}:max_length={cfg.max_length}" + (f":per_class={min(cfg.ks)}"
+                                                          if cfg.ks else "")
+    task = make_task(target, data_dir=cfg.data_dir, progress=False)
+    check_runs_on(load_checkpoint(cfg.source)[0], task.x_train, "--source", str(task.spec))
+
+
 def regimes(cfg: TextConfig) -> list[str]:
     return [f"k={k}" for k in cfg.ks] + (["full"] if cfg.full else [])
 
@@ -155,6 +168,7 @@ def run_config(cfg: TextConfig, progress: bool = True) -> dict:
     from transferlab.studies.text import plot, report
 
     out = Path(cfg.out) if cfg.out else default_out(cfg.task)
+    _check_source(cfg)
     out.mkdir(parents=True, exist_ok=True)
     df, failures = _run_sweeps(cfg, out, progress)
     stats = statistics(df)
