@@ -98,15 +98,17 @@ class ShiftConfig(StrategyConfig):
                 "batch_size": ctx.train.get("batch_size", 128)}
 
     def shift_member(self, source, delta: dict, alpha: float, head_from, task, seed: int,
-                     index: int, batch_size: int):
+                     index: int, batch_size: int, fit_probe: bool = True):
         """Member ``index`` (its source ``source``) moved by ``alpha * delta``, with its head
         and BatchNorm statistics as configured; its generator is seeded by ``seed`` and
         ``index``, so the strategy, the alpha pick and ``ensemble add`` build one member
-        alike."""
+        alike. ``fit_probe=False`` (head='probe'): the fresh head is left unfitted, for the
+        caller to fit (``members.probe_head``), giving the same member."""
         gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
         return apply_shift(source, delta, alpha, head_from, task.num_classes, gen, self.bn,
                            task.x_train, batch_size,
-                           probe=probe_data(task) if self.head == "probe" else None)
+                           probe=probe_data(task) if self.head == "probe" and fit_probe
+                           else None)
 
     def shifted_member(self, ctx: Context, source_path: str, index: int, delta: dict,
                        head_from, recipe: dict, built=None) -> tuple[str, float]:
@@ -175,9 +177,13 @@ class ShiftConfig(StrategyConfig):
         to the alpha nearest 1. The winner is exactly the member ``shifted_member`` would
         build, and is used as that member (one shift and probe fewer).
 
+        ``head='probe'``: a candidate's score is its probe's own validation accuracy (the
+        probe has the validation features at hand): no second pass over validation.
+
         Returns (alpha, {alpha: val_acc}, the first shifted member at that alpha, seconds);
         the seconds count in the strategy's time. Test data is never read."""
         from transferlab.checkpoint import load_checkpoint
+        from transferlab.ensemble.members import probe_features, probe_head
         from transferlab.sweep.artifacts import predict_probs
 
         task = ctx.target()
@@ -186,13 +192,19 @@ class ShiftConfig(StrategyConfig):
                             "split", "pass alpha=1.0 or give the task a validation split")
         index = self.references
         source, _ = load_checkpoint(ctx.members[index])
+        probe = self.head == "probe"
         t0 = time.perf_counter()
         scores, built = {}, {}
         for a in AUTO_ALPHAS:
+            # head='probe': the head is fitted here, as shift_member would (the same member)
             model = self.shift_member(source, delta, a, head_from, task, ctx.seed, index,
-                                      int(ctx.train.get("batch_size", 128)))
-            pred = predict_probs(model, task.x_val).argmax(1)
-            scores[a] = float((pred == task.y_val.cpu()).float().mean())
+                                      int(ctx.train.get("batch_size", 128)), fit_probe=False)
+            if probe:
+                scores[a] = float(probe_head(model, *probe_features(model, probe_data(task)))
+                                  ["val_acc"])
+            else:
+                pred = predict_probs(model, task.x_val).argmax(1)
+                scores[a] = float((pred == task.y_val.cpu()).float().mean())
             built[a] = model
         best = max(AUTO_ALPHAS, key=lambda a: (scores[a], -abs(math.log(a))))
         return best, scores, built[best].eval(), time.perf_counter() - t0
