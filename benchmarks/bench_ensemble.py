@@ -23,7 +23,7 @@ ensemble accuracy within 1 point, NLL within +5%, disagreement >= A's; addition 
 a full fine-tune.
 
     python benchmarks/bench_ensemble.py [--pair mnist-kmnist] [--members 5] [--no-ablations]
-        [--out benchmarks/results/ensemble.json]
+        [--threads 1] [--profile DIR] [--out benchmarks/results/ensemble.json]
 
 The pair, budget (E, t, image size, convnet width) and pretrained members are the
 ensembles study's (``studies/ensembles/budgets.py``), so the study and this benchmark
@@ -33,6 +33,7 @@ share the members.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import sys
@@ -114,8 +115,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-ablations", action="store_true",
                     help="skip shift-only, tiny and matched independent (the goals need only "
                          "independent and shift)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch.set_num_threads for the whole run (default: torch's). On a "
+                         "shared CPU, 1 stops the intra-op threads of these small models "
+                         "from waiting on each other, which inflates every small op")
+    ap.add_argument("--profile", default=None,
+                    help="a folder: one cProfile per timed strategy (s<i>.prof, read with "
+                         "python -m pstats) to see where its time goes; the profiler's own "
+                         "cost is in the times, so do not record them")
     ap.add_argument("--out", default="benchmarks/results/ensemble.json")
     args = ap.parse_args(argv)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     from transferlab.studies.ensembles.budgets import PAIRS, get_budget
 
     pair = args.pair
@@ -151,16 +164,25 @@ def main(argv: list[str] | None = None) -> int:
     rows, work = {}, Path(tempfile.mkdtemp(prefix="bench-ensemble-"))
     for i, s in enumerate(strategies):
         out = work / f"s{i}"
-        t1, c1 = time.perf_counter(), time.process_time()
         keep = s == f"shift:tiny_epochs={t}"  # its manifest feeds the addition below
+        prof = cProfile.Profile() if args.profile else None
+        t1, c1 = time.perf_counter(), time.process_time()
+        if prof is not None:
+            prof.enable()
         res = transfer_ensemble(tgt, members=sources[:m], strategies=[s], train=train,
                                 seed=0, workers=1, out=str(out) if keep else None,
                                 db=str(out / "db.sqlite"))
+        if prof is not None:
+            prof.disable()
         row = dict(res.rows[0])
         row["elapsed_s"] = time.perf_counter() - t1
         # CPU seconds of this process (workers=1: the trials run in it): far less sensitive
         # than wall time to other users of a shared machine
         row["cpu_s"] = time.process_time() - c1
+        if prof is not None:
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+            prof.dump_stats(str(Path(args.profile) / f"s{i}.prof"))
+            row["profile"] = str(Path(args.profile) / f"s{i}.prof")
         row["compute_s"] = row.pop("wall_time_s")
         rows[s] = row
         print(f"{s:<24} acc {row['accuracy']:.4f} nll {row['nll']:.4f} ece {row['ece']:.4f} "
@@ -181,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         "shift_minus_matched_independent_accuracy":
             sh["accuracy"] - rows[f"independent:epochs={k}"]["accuracy"]}
     result = {"benchmark": "ensemble", "pair": pair, "budget": b.to_dict(), "source": src,
-              "shared_init": args.shared_init,
+              "shared_init": args.shared_init, "threads": args.threads,
+              "profiled": bool(args.profile),
               "target": tgt, "members": m,
               "epochs": e, "tiny_epochs": t, "matched_epochs": k, "train": train,
               "strategies": rows, "addition": added, "ratios": ratios, "goals_met": goals,

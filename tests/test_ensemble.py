@@ -354,4 +354,9 @@ def test_alpha_auto_first_member_is_the_member_a_fixed_alpha_builds(saved, tmp_p
                                train=TRAIN, seed=0, workers=1, db=str(tmp_path / "b.sqlite"))
     np.testing.assert_array_equal(auto.runs["shift-only:head=probe:alpha=auto"].member_probs,
                                   direct.runs[fixed].member_probs)
+    # the pick's score (the probe's own validation accuracy) is that member's validation
+    # accuracy as its trial measures it (shift-only: the member evaluated as built)
+    run = auto.runs["shift-only:head=probe:alpha=auto"]
+    assert run.trials[1].metrics["val_acc"] == pytest.approx(
+        run.extra["alpha_val_acc"][alpha], abs=1e-6)
 

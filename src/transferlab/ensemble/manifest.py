@@ -247,8 +247,8 @@ def add_member(out: str | Path, source: str, strategy: str | None = None,
                                ref if cfg.head == "reference" else None, task,
                                int(manifest["seed"]), index, int(train.get("batch_size", 128)))
     shift_s = time.perf_counter() - t0
-    tiny = transfer(shifted, task, CONTINUE[cfg.scope], {**train, "epochs": cfg.tiny_epochs},
-                    seed=int(manifest["seed"]), progress=progress)
+    tiny = transfer(shifted, task, CONTINUE[cfg.scope_for(new)],
+                    {**train, "epochs": cfg.tiny_epochs}, seed=int(manifest["seed"]), progress=progress)
     add_s = shift_s + tiny.metrics["train_time_s"] + tiny.metrics["feature_time_s"]
     result = {"strategy": label, "member": index, "add_time_s": add_s,
               "shift_time_s": shift_s, "member_test_acc": tiny.metrics["test_acc"]}

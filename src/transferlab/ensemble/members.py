@@ -184,11 +184,27 @@ def apply_shift(source: BlockModel, delta: dict[str, torch.Tensor], alpha: float
     if probe is not None:
         if head_from is not None:
             raise ValueError("apply_shift: probe fits a fresh head; pass head_from=None")
-        from transferlab.features import prefix_features
-        from transferlab.protocols.linear_probe import fit_probe
-
-        x_tr, y_tr, x_va, y_va = probe
-        model.eval()
-        fit_probe(model, prefix_features(model, x_tr, model.num_blocks), y_tr,
-                  prefix_features(model, x_va, model.num_blocks), y_va, refit=False)
+        probe_head(model, *probe_features(model, probe))
     return model.eval()
+
+
+@torch.no_grad()
+def probe_features(model: BlockModel, probe: tuple) -> tuple:
+    """``(f_train, y_train, f_val, y_val)``: the last block's eval-mode outputs (N, ...) of
+    ``probe=(x_train, y_train, x_val, y_val)``, what ``probe_head`` fits on."""
+    from transferlab.features import prefix_features
+
+    x_tr, y_tr, x_va, y_va = probe
+    model.eval()
+    return (prefix_features(model, x_tr, model.num_blocks), y_tr,
+            prefix_features(model, x_va, model.num_blocks), y_va)
+
+
+def probe_head(model: BlockModel, f_tr, y_tr, f_va, y_va) -> dict:
+    """Fit ``model``'s head by the L-BFGS linear probe (L2 picked on validation) on
+    ``probe_features``' output; ``{"l2", "val_acc"}``. Fitted on the training split only
+    (``refit=False``): the validation split still picks alpha afterwards."""
+    from transferlab.protocols.linear_probe import fit_probe
+
+    return fit_probe(model, f_tr, y_tr, f_va, y_va, refit=False)
+

@@ -98,15 +98,17 @@ class ShiftConfig(StrategyConfig):
                 "batch_size": ctx.train.get("batch_size", 128)}
 
     def shift_member(self, source, delta: dict, alpha: float, head_from, task, seed: int,
-                     index: int, batch_size: int):
+                     index: int, batch_size: int, fit_probe: bool = True):
         """Member ``index`` (its source ``source``) moved by ``alpha * delta``, with its head
         and BatchNorm statistics as configured; its generator is seeded by ``seed`` and
         ``index``, so the strategy, the alpha pick and ``ensemble add`` build one member
-        alike."""
+        alike. ``fit_probe=False`` (head='probe'): the fresh head is left unfitted, for the
+        caller to fit (``members.probe_head``), giving the same member."""
         gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
         return apply_shift(source, delta, alpha, head_from, task.num_classes, gen, self.bn,
                            task.x_train, batch_size,
-                           probe=probe_data(task) if self.head == "probe" else None)
+                           probe=probe_data(task) if self.head == "probe" and fit_probe
+                           else None)
 
     def shifted_member(self, ctx: Context, source_path: str, index: int, delta: dict,
                        head_from, recipe: dict, built=None) -> tuple[str, float]:
@@ -162,12 +164,25 @@ class ShiftConfig(StrategyConfig):
                                     first if i == self.references else None)
                 for i, p in enumerate(ctx.members) if i >= self.references]
         overhead = delta_s + pick_s + sum(sec for _, sec in made)
-        tiny = run_stage(ctx, "shifted", [p for p, _ in made], CONTINUE[self.scope],
+        scope = self.scope_for(sources[0])
+        tiny = run_stage(ctx, "shifted", [p for p, _ in made], CONTINUE[scope],
                          self.tiny_epochs)
         norm = math.sqrt(sum(float((d ** 2).sum()) for d in delta.values()))
         return StrategyRun(refs + tiny, overhead, {
             "delta": delta, "delta_norm": norm, "reference_keys": recipe["references"],
-            "shift_overhead_s": overhead, "alpha": alpha, "alpha_val_acc": scores})
+            "shift_overhead_s": overhead, "alpha": alpha, "alpha_val_acc": scores,
+            "scope": scope})
+
+    def scope_for(self, model) -> str:
+        """The tiny fine-tune's scope for these members: ``scope``, except that the default
+        'norm' on members without a normalisation layer (an MLP) trains everything ('all'),
+        so the default strategy runs on any architecture; the scope used is recorded."""
+        from torch import nn
+
+        norms = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
+        if self.scope == "norm" and not any(isinstance(m, norms) for m in model.modules()):
+            return "all"
+        return self.scope
 
     def pick_alpha(self, ctx: Context, delta: dict, head_from) -> tuple:
         """alpha='auto': shift the first non-reference member by each of ``AUTO_ALPHAS``
@@ -175,9 +190,13 @@ class ShiftConfig(StrategyConfig):
         to the alpha nearest 1. The winner is exactly the member ``shifted_member`` would
         build, and is used as that member (one shift and probe fewer).
 
+        ``head='probe'``: a candidate's score is its probe's own validation accuracy (the
+        probe has the validation features at hand): no second pass over validation.
+
         Returns (alpha, {alpha: val_acc}, the first shifted member at that alpha, seconds);
         the seconds count in the strategy's time. Test data is never read."""
         from transferlab.checkpoint import load_checkpoint
+        from transferlab.ensemble.members import probe_features, probe_head
         from transferlab.sweep.artifacts import predict_probs
 
         task = ctx.target()
@@ -186,13 +205,19 @@ class ShiftConfig(StrategyConfig):
                             "split", "pass alpha=1.0 or give the task a validation split")
         index = self.references
         source, _ = load_checkpoint(ctx.members[index])
+        probe = self.head == "probe"
         t0 = time.perf_counter()
         scores, built = {}, {}
         for a in AUTO_ALPHAS:
+            # head='probe': the head is fitted here, as shift_member would (the same member)
             model = self.shift_member(source, delta, a, head_from, task, ctx.seed, index,
-                                      int(ctx.train.get("batch_size", 128)))
-            pred = predict_probs(model, task.x_val).argmax(1)
-            scores[a] = float((pred == task.y_val.cpu()).float().mean())
+                                      int(ctx.train.get("batch_size", 128)), fit_probe=False)
+            if probe:
+                scores[a] = float(probe_head(model, *probe_features(model, probe_data(task)))
+                                  ["val_acc"])
+            else:
+                pred = predict_probs(model, task.x_val).argmax(1)
+                scores[a] = float((pred == task.y_val.cpu()).float().mean())
             built[a] = model
         best = max(AUTO_ALPHAS, key=lambda a: (scores[a], -abs(math.log(a))))
         return best, scores, built[best].eval(), time.perf_counter() - t0
