@@ -17,7 +17,9 @@ Each strategy runs into its own fresh store (no trial shared), one worker, and i
 wall-clock time is measured end to end (sweep engine included), after an untimed warm-up
 that pays the process's one-time imports (before commit a817bb5 added it, the first
 strategy, independent, paid them: on cifar10 it took 4.6 s instead of 3.2 s);
-``compute_s`` is the sum of its trials' training time, ``cpu_s`` the process's CPU seconds
+``compute_s`` is the sum of its trials' training time, ``test_time_s`` of their test-split
+scoring (``transfer_wall_time``: the wall ratio less that scoring on both sides, reported
+beside the wall goal, which stays the goal), ``cpu_s`` the process's CPU seconds
 (robust to other users of a shared machine), ``epochs`` the trainer epochs. Goals: B's wall time <= 0.5x A's,
 ensemble accuracy within 1 point, NLL within +5%, disagreement >= A's; addition <= 0.2x
 a full fine-tune.
@@ -52,6 +54,10 @@ WALL_GOAL = 0.5
 def _ratios(sh: dict, a: dict) -> dict:
     """A shift strategy's row against independent's."""
     return {"wall_time": sh["elapsed_s"] / a["elapsed_s"],
+            # the same wall clock less the members' test-split scoring (evaluation that both
+            # strategies pay once per member; the paper compares the cost of transfer)
+            "transfer_wall_time": (sh["elapsed_s"] - sh["test_time_s"])
+            / (a["elapsed_s"] - a["test_time_s"]),
             "compute_time": sh["compute_s"] / a["compute_s"],
             "cpu_time": sh["cpu_s"] / a["cpu_s"],
             "epochs": sh["epochs"] / a["epochs"],
@@ -62,6 +68,7 @@ def _ratios(sh: dict, a: dict) -> dict:
 
 def _goals(r: dict) -> dict:
     out = {f"wall_time <= {WALL_GOAL}": r["wall_time"] <= WALL_GOAL,
+           f"transfer_wall_time <= {WALL_GOAL}": r["transfer_wall_time"] <= WALL_GOAL,
            "accuracy within 1 point": r["accuracy_diff"] >= -0.01,
            "nll within +5%": r["nll_rel"] <= 0.05,
            "disagreement >= independent": r["disagreement_diff"] >= 0}

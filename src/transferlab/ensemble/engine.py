@@ -132,7 +132,7 @@ def run_stage(ctx: Context, stage: str, sources: list[str], protocol: str,
                             "learning rate (--lr) or check the member")
         probs, labels = load_trial_probs(ctx.db, row["key"])
         metrics = {k: row.get(k) for k in ("train_time_s", "feature_time_s", "epochs_run",
-                                           "test_acc", "test_nll", "val_acc")}
+                                           "test_acc", "test_nll", "val_acc", "test_time_s")}
         out.append(Trial(row["key"], str(src), metrics, probs, labels))
     return out
 

@@ -37,6 +37,8 @@ def metrics_row(label: str, run: StrategyRun) -> dict:
     m = ensemble_metrics(run.member_probs, run.labels)
     return {"strategy": label, **m, "wall_time_s": run.wall_time_s, "epochs": run.epochs,
             "overhead_s": run.overhead_s,
+            # scoring the members on the test split (evaluation, not transfer): its time
+            "test_time_s": sum(float(t.metrics.get("test_time_s") or 0) for t in run.trials),
             "member_test_acc": [t.metrics.get("test_acc") for t in run.trials]}
 
 

@@ -275,8 +275,9 @@ def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
     "l2_selection", "refit_examples"}``: ``val_acc`` is the held-out accuracy that chose L2
     (the val split's, of the fit on train only; or the mean CV accuracy), never the
     accuracy of the final fit on examples it trained on (0.0 without validation data: the
-    first, strongest L2 is kept). ``refit=False`` keeps the final fit on the train split
-    (for a caller that still selects on the val split afterwards, e.g. ``lp-ft``'s epochs).
+    first, strongest L2 is kept). ``refit=False`` keeps the final fit on the train split and
+    picks L2 on the val split alone (for a caller that still selects on the val split
+    afterwards, e.g. ``lp-ft``'s epochs or the ensemble's alpha).
     """
     linear, x_tr = linear_head_input(model, f_train)
     _, x_va = linear_head_input(model, f_val)
@@ -296,7 +297,9 @@ def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
         held = LogisticPath(x_tr, y_train, k, bias=bias)
         held.fit(l2, max_iter=PATH_ITERS)
         acc, start = _val_acc(held, x_va, y_val), held
-    elif int(counts.min()) < CV_BELOW:
+    elif refit and int(counts.min()) < CV_BELOW:
+        # (refit=False: the val split picks something else afterwards, so it must not have
+        # steered L2 through the folds: L2 is then chosen on it alone, as below)
         l2, acc = _select_by_cv(x_all, y_all, k, bias)
         how = f"cv-{min(CV_FOLDS, int(torch.bincount(y_all.cpu()).min()))}"
     else:

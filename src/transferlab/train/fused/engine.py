@@ -341,10 +341,12 @@ def fit_fused(source: BlockModel | list[BlockModel], protocol, trials: list[Fuse
     diverged_at, best_epoch = diverged_at.cpu().tolist(), best_epoch.cpu().tolist()
     outcome, reason, epochs_run, history = histories(log, diverged_at, cfgs)
     train_time = time.perf_counter() - t1
+    t2 = time.perf_counter()
     test = score("test", keep_probs) if "test" in ys else None
+    test_time = time.perf_counter() - t2  # includes the one sync of the scores to the CPU
     val_acc = score("val")[0].cpu() if has_val else None
     states = trial_states(t_count, plans, fixed, params, buffers)
     return collect(plans, cfgs, protos, [int(t.seed) for t in trials], states, test, val_acc,
                    outcome, reason, epochs_run, best_epoch, history,
                    {"train_time": train_time, "feature_time": feature_time, "n": n,
-                    "start": start})
+                    "start": start, "test_time": test_time})

@@ -91,6 +91,7 @@ def collect(plans: list, cfgs: list, protos: list, seeds: list[int], states: lis
             "trainable_params": trainable,
             "frozen_params": sum(p.numel() for p in model.parameters()) - trainable,
             "train_time_s": per_time, "feature_time_s": timing["feature_time"] / t_count,
+            "test_time_s": timing.get("test_time", nan) / t_count,
             "samples_per_s": timing["n"] * epochs_run[ti] / max(per_time, 1e-9),
             "epochs_run": epochs_run[ti],
             "best_epoch": best_epoch[ti] if best_epoch[ti] > 0 else -1,  # -1: none kept
