@@ -119,7 +119,7 @@ def advise(source, task, *, verify: bool = False, budget: str | AdviseBudget = "
     th = thresholds or Thresholds()
     seed_list = _seeds(seeds)
     if out is not None:
-        from transferlab.cli._common import check_out_dir
+        from transferlab.report.outputs import check_out_dir
         check_out_dir(str(out))
     if verify and not isinstance(task, str):
         raise bad_value("task", type(task).__name__, "a task string with verify=True (the "
