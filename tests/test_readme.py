@@ -67,7 +67,8 @@ def small_budgets(monkeypatch):
 
 @pytest.mark.skipif(not _BLOCKS, reason="README.md has no ```python block")
 @pytest.mark.parametrize("line,code", _BLOCKS, ids=[f"README.md:{n}" for n, _ in _BLOCKS])
-def test_readme_block_runs(line: int, code: str, session, small_budgets, monkeypatch) -> None:
+def test_readme_block_runs(line: int, code: str, session, small_budgets, monkeypatch,
+                           one_thread) -> None:
     missing = missing_needs(code, session["found"])
     if missing:
         pytest.skip(f"README.md:{line} needs {', '.join(missing)} (not found here)")

@@ -144,11 +144,17 @@ def cached_layer_features(model: BlockModel, task, splits=("train", "val", "test
     if path.exists():
         try:
             got = load_file(str(path), device=str(device))
-            if all(s in got and len(got[s]) == len(getattr(task, f"y_{s}")) for s in splits):
+            # sizes and one (B, H) for every split (an empty split was once stored (0, B, 0))
+            if all(s in got and len(got[s]) == len(getattr(task, f"y_{s}"))
+                   and got[s].shape[1:] == got[splits[0]].shape[1:] for s in splits):
                 return {s: got[s] for s in splits}
         except (SafetensorError, OSError):
             pass
-    feats = {s: layer_features(model, getattr(task, f"x_{s}")) for s in splits}
+    feats = {s: layer_features(model, getattr(task, f"x_{s}")) for s in splits
+             if len(getattr(task, f"y_{s}"))}
+    shape = next(iter(feats.values())).shape[1:] if feats else (model.num_blocks, 0)
+    for s in splits:  # an empty split (no validation when k < 4): (0, B, H) like the others
+        feats.setdefault(s, torch.zeros((0, *shape)))
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         save_file({s: f.contiguous().cpu() for s, f in feats.items()}, str(tmp))
@@ -199,13 +205,27 @@ class LayerMixConfig(ProtocolConfig):
         else:
             l2 = cfg.l2 if cfg.l2 is not None else cfg.weight_decay
             _fit_minibatch(model, f, mu, task, cfg, l2, self.mix_optimizer, generator)
-        with torch.no_grad():
-            logits = model.forward_from(f["val"], 0)
-            val_acc = (logits.argmax(1) == task.y_val).float().mean().item() \
-                if len(task.y_val) else 0.0
-        return {"l2": l2, "val_acc": val_acc, "layer_feature_time_s": feature_time,
+        val_acc = None  # not measured without a validation split
+        if len(task.y_val):
+            with torch.no_grad():
+                logits = model.forward_from(f["val"], 0)
+                val_acc = (logits.argmax(1) == task.y_val).float().mean().item()
+        return {"l2": l2, "l2_chosen_by": self._l2_source(cfg, task), "val_acc": val_acc, "layer_feature_time_s": feature_time,
                 "mix_weights": [round(float(w), 6) for w in model.mix.s.detach().softmax(0)],
                 "gamma": float(model.mix.gamma.detach())}
+
+
+    def _l2_source(self, cfg, task) -> str:
+        """How the fit's L2 was chosen (recorded beside it: a fixed choice is said so)."""
+        from transferlab.protocols.linear_probe import L2_GRID
+
+        if cfg.l2 is not None:
+            return "given"
+        if self.mix_optimizer != "lbfgs":
+            return "weight_decay"
+        if len(task.y_val):
+            return "validation"
+        return f"fixed: no validation split, the grid's strongest ({L2_GRID[0]:g})"
 
 
 def _params(model: LayerMixModel) -> list[nn.Parameter]:
@@ -259,6 +279,9 @@ def _fit_lbfgs(model, f: dict, mu, task, l2: float | None) -> float:
             return loss
         opt.step(closure)
 
+    if l2 is None and not len(task.y_val):
+        # Nothing to select on: the linear probe's fixed choice, the strongest penalty.
+        l2 = L2_GRID[0]
     if l2 is None:  # the linear probe's path: strongest first, warm-started, loose
         best = (-1.0, None, None)
         for lam in L2_GRID:
@@ -267,8 +290,7 @@ def _fit_lbfgs(model, f: dict, mu, task, l2: float | None) -> float:
                 from transferlab.models.heads import head_linear
 
                 logits = head_linear(model)(model.mix(fc_val))
-                acc = (logits.argmax(1) == task.y_val).float().mean().item() \
-                    if len(task.y_val) else 0.0
+                acc = (logits.argmax(1) == task.y_val).float().mean().item()
             if acc > best[0]:
                 best = (acc, lam, [p.detach().clone() for p in params])
         l2 = best[1]

@@ -193,15 +193,33 @@ def _path_subsample(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, tor
     return x[idx], y[idx]
 
 
+def standardized_features(x_tr: torch.Tensor, x_va: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x_tr / s, x_va / s, s): (N, D) features divided by the train split's per-feature
+    spread s (D,) (1 for constant features; see ``models.standardize.feature_scale``).
+
+    The probe fits on these, so the solution does not depend on the features' units (a
+    column in 1e3 next to one in 1e-3 overflowed L-BFGS before), and the L2 grid means the
+    same on every model; the head then gets ``W / s``, working on raw features.
+    """
+    from transferlab.models.standardize import feature_scale
+
+    scale = feature_scale(x_tr)
+    return x_tr / scale, x_va / scale, scale
+
+
 def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
               f_val: torch.Tensor, y_val: torch.Tensor, l2: float | None = None) -> dict:
     """Fit ``model``'s head by L-BFGS on features, picking L2 on validation if not given.
 
-    f_*: (N, ...) outputs of the last block; y_*: (N,) int64. Returns ``{"l2", "val_acc"}``
-    (val_acc 0.0 when there is no validation data: the first, strongest penalty is kept).
+    f_*: (N, ...) outputs of the last block; y_*: (N,) int64. The features are standardised
+    for the fit (``standardized_features``) and the head maps them back to raw features.
+    Returns ``{"l2", "val_acc"}`` (val_acc None when there is no validation data: the
+    first, strongest penalty is kept).
     """
     linear, x_tr = linear_head_input(model, f_train)
     _, x_va = linear_head_input(model, f_val)
+    x_tr, x_va, scale = standardized_features(x_tr.float(), x_va.float())
     bias = linear.bias is not None
     path = LogisticPath(x_tr.float(), y_train, linear.out_features, bias=bias)
     if l2 is None:
@@ -221,7 +239,9 @@ def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
     path.fit(l2, max_iter=PRECONDITIONED_POLISH_ITERS if path.precondition else POLISH_ITERS)
     path.write_to(linear)
     with torch.no_grad():
-        acc = ((linear(x_va).argmax(1) == y_val).float().mean().item() if len(y_val) else 0.0)
+        linear.weight.div_(scale.to(linear.weight.dtype))  # W (x / s) = (W / s) x
+        acc = (path.logits(x_va).argmax(1) == y_val).float().mean().item() if len(y_val) \
+            else None
     return {"l2": l2, "val_acc": acc}
 
 
