@@ -82,3 +82,4 @@ def test_the_scan_sees_imports_it_must_refuse(tmp_path, monkeypatch) -> None:
     bad = _violations("train", FORBIDDEN["train"])
     assert sorted(b.split(" imports ")[1] for b in bad) == [
         "transferlab.cli", "transferlab.cli", "transferlab.studies", "transferlab.studies.kit"]
+

@@ -108,13 +108,27 @@ def _run_sweeps(cfg: TextConfig, out: Path, progress: bool) -> pd.DataFrame:
     if not frames:
         raise UserError("the study produced no trials; check --shots and --full")
     df = pd.concat(frames, ignore_index=True)
-    df = df[df["status"] == "done"].copy()
     df["condition"] = [condition(r) for _, r in df.iterrows()]
     df["unit"] = [int(r["episode"]) if "episode" in df and pd.notna(r.get("episode"))
                   else int(r["seed"]) for _, r in df.iterrows()]
     df["wall_s"] = pd.to_numeric(df["train_time_s"], errors="coerce").fillna(0) + \
         pd.to_numeric(df.get("feature_time_s", 0), errors="coerce").fillna(0)
     return df
+
+
+def failed_trials(df: pd.DataFrame) -> dict:
+    """The trials that did not finish (failed, or a diverged outcome), counted, never
+    silently dropped: {n, of, by_condition: [{regime, condition, n, error}]} (``error``:
+    the first failure's cause in that cell)."""
+    outcome = df["outcome"] if "outcome" in df else pd.Series("ok", index=df.index)
+    bad = df[(df["status"] != "done") | (outcome.fillna("ok") != "ok")]
+    cells = []
+    for (regime, cond), g in bad.groupby(["regime", "condition"], sort=False):
+        first = g.iloc[0]
+        why = first.get("error") if first.get("status") != "done" else first.get("reason")
+        cells.append({"regime": regime, "condition": cond, "n": len(g),
+                      "error": str(why) if why is not None and pd.notna(why) else "unknown"})
+    return {"n": len(bad), "of": len(df), "by_condition": cells}
 
 
 def statistics(df: pd.DataFrame) -> dict:
@@ -153,12 +167,17 @@ def run_config(cfg: TextConfig, progress: bool = True) -> dict:
     out = Path(cfg.out) if cfg.out else default_out(cfg.task)
     out.mkdir(parents=True, exist_ok=True)
     df = _run_sweeps(cfg, out, progress)
+    failed = failed_trials(df)
+    df = df[df["status"] == "done"]
+    if "outcome" in df:  # a diverged trial has no accuracy to average
+        df = df[df["outcome"].fillna("ok") == "ok"]
     stats = statistics(df)
     found = findings(stats)
     files = {"results": str(out / "results.json"), "figure": str(out / "text.png"),
              "report": str(out / "report.html"), "db": str(out / DB_NAME)}
     result = {"config": {k: v for k, v in vars(cfg).items()}, "budget": BUDGETS[cfg.budget],
               "train": TRAIN, "regimes": regimes(cfg), "stats": stats, "findings": found,
+              "failed": failed,
               "provenance": provenance(), "files": files}
     png = plot.figure(stats, regimes(cfg))
     Path(files["figure"]).write_bytes(png)
@@ -174,6 +193,12 @@ def run(out: str | os.PathLike | None = None, **kwargs) -> dict:
 
 def summarize(result: dict) -> tuple[list[str], dict]:
     lines = []
+    failed = result.get("failed") or {}
+    if failed.get("n"):
+        lines.append(f"{failed['n']} of {failed['of']} trials failed or diverged and are not "
+                     "counted: " + "; ".join(f"{c['regime']} {c['condition']}: {c['n']} "
+                                             f"({c['error']})"
+                                             for c in failed["by_condition"]))
     for regime in result["regimes"]:
         for cond, s in result["stats"].get(regime, {}).items():
             lines.append(f"{regime:>6} {cond:<14} acc {s['mean']:.4f} (n={s['n']}) "
