@@ -30,7 +30,9 @@ BUDGETS = {
     "quick": {"fewshot_epochs": 10, "full_epochs": 1, "depths": [3, 5], "full_seeds": 1},
     "standard": {"fewshot_epochs": 20, "full_epochs": 3, "depths": [1, 3, 5], "full_seeds": 2},
 }
-TRAIN = {"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.01, "batch_size": 32}
+# min_steps 0: the budgets' epochs as designed (fewshot_epochs, full_epochs)
+TRAIN = {"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.01, "batch_size": 32,
+         "min_steps": 0}
 LR_MULTS = [1.0, 0.1]
 
 
