@@ -16,7 +16,7 @@ from transferlab.errors import UserError
 from transferlab.train import TrainConfig
 from transferlab.train import loop
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_thread", "real_min_steps")
 
 
 @pytest.mark.parametrize("epochs, n, batch, min_steps, want", [
@@ -41,6 +41,13 @@ def test_min_steps_is_checked(bad):
 def test_help_and_recorded_config():
     assert "optimiser steps" in TrainConfig.help()["min_steps"]
     assert TrainConfig().to_dict()["min_steps"] == 100
+
+
+def test_the_suite_trains_exact_epochs_unless_a_test_asks(request):
+    """tests/conftest.py: the shipped default here (real_min_steps), 0 elsewhere."""
+    import conftest
+
+    assert conftest._MIN_STEPS_DEFAULT == [100]
 
 
 @pytest.fixture(scope="module")
