@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from transferlab.report.png import png_bytes, save_png  # noqa: F401 - this study's run writes its PNGs
+from transferlab.report.png import save_png  # noqa: F401 - the study's run writes PNGs
 from transferlab.studies.yosinski.curves import CONDITIONS, REFERENCE
 
 # Colours and markers follow the paper: B-sourced blue, A-sourced red, "+" variants lighter.
