@@ -15,7 +15,7 @@ from transferlab.features import FeatureCache, compute_split_features, prefix_fe
 from transferlab.inputs import Hidden, TokenInputs
 from transferlab.models import build_model, head_input, head_linear, hf_encoder, rebuild
 from transferlab.models.heads import pool_features
-from transferlab.protocols.linear_probe import fit_logistic
+from transferlab.protocols.linear_probe import fit_logistic, standardized_features
 
 transformers = pytest.importorskip("transformers")
 
@@ -168,8 +168,12 @@ def test_linear_probe_fits_the_pooled_hf_embedding():
     res = transfer(hf_encoder(hf, num_classes=3), task, "linear-probe",
                    {**TRAIN, "l2": 1e-2}, seed=0, progress=False)
     x = mean_pooled_reference(hf, task.x_train)
+    # fit_probe solves on standardised features x / s and writes W / s into the head
+    xs, _, s = standardized_features(x, x[:0])
     ref = torch.nn.Linear(HIDDEN, 3)
-    fit_logistic(x, task.y_train, ref, 1e-2)
+    fit_logistic(xs, task.y_train, ref, 1e-2)
+    with torch.no_grad():
+        ref.weight.div_(s)
     got = head_linear(res.model)
     assert torch.allclose(got.weight, ref.weight, atol=1e-3)
     assert torch.allclose(got.bias, ref.bias, atol=1e-3)
