@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"ratios": ratios, "goals_met": goals, "ablation": ablation,
                       "variants": variants}, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    from transferlab.cli._common import json_safe
+    from transferlab.report.outputs import json_safe
 
     Path(args.out).write_text(json.dumps(json_safe(result), indent=1, default=str))
     print(f"wrote {args.out}")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def main(work: str, log: str, out: str) -> int:
-    from transferlab.cli._common import json_safe
+    from transferlab.report.outputs import json_safe
     from transferlab.ensemble import transfer_ensemble
     from transferlab.provenance import provenance
     from transferlab.studies.ensembles.budgets import PAIRS, get_budget

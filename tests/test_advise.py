@@ -116,14 +116,24 @@ def test_thresholds_move_the_scenario(source):
         advise(model, task, verify=True, budget="tiny")
 
 
-@needs_chromium
-def test_verify_race_json_and_report(source, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def verified(source, tmp_path_factory):
+    """``transferlab advise --verify --json`` run once: (exit code, JSON, out folder)."""
+    import contextlib
+    import io
+
     _, ckpt = source
-    out = tmp_path / "adv"
-    code = main(["advise", "--source", ckpt, "--task", TGT, "--verify", "--budget", "tiny",
-                 "--workers", "1", "--out", str(out), "--json", "--quiet"])
+    out = tmp_path_factory.mktemp("advise") / "adv"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(["advise", "--source", ckpt, "--task", TGT, "--verify", "--budget",
+                     "tiny", "--workers", "1", "--out", str(out), "--json", "--quiet"])
+    return code, json.loads(buf.getvalue()), out
+
+
+def test_verify_race_json_and_report(verified):
+    code, data, out = verified
     assert code == 0
-    data = json.loads(capsys.readouterr().out)
     for key in ("scenario", "recommendation", "alternatives", "explanation", "verified"):
         assert key in data
     assert {"size", "similarity", "evidence"} <= set(data["scenario"])
@@ -137,5 +147,13 @@ def test_verify_race_json_and_report(source, tmp_path, capsys):
     race = data["race"]
     assert race["winner"] == finalists[0]["label"]
     assert race["overturned"] == (race["winner"] != v[0]["label"])
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2
+    assert "Verified" in html and data["recommendation"]["label"] in html
+
+
+@needs_chromium
+def test_verify_report_renders_in_headless_chromium(verified):
+    _, data, out = verified
     text = check_in_chromium((out / "report.html").resolve(), n_images=2)
     assert "Verified" in text and data["recommendation"]["label"] in text

@@ -146,7 +146,9 @@ def test_recover_without_journal_is_a_no_op(tmp_path):
 
 
 def _cmd(kind: str, out: Path, seed: int, base: Path) -> list[str]:
-    common = ["--epochs", "1", "--seed", str(seed), "--quiet", "--out", str(out)]
+    # --min-steps 0: a subprocess, outside conftest's exact_epochs (one epoch, as timed)
+    common = ["--epochs", "1", "--min-steps", "0", "--seed", str(seed), "--quiet", "--out",
+              str(out)]
     if kind == "pretrain":
         return [sys.executable, "-m", "transferlab", "pretrain", "--task", "digits:size=8",
                 "--arch", "mlp", *common]

@@ -38,7 +38,8 @@ def broken_source(task):
     leaves the head a constant input: chance. Trained, block 3 recovers (its ReLU is on,
     so gradients flow). The known answer: a depth <= 2."""
     torch.manual_seed(0)
-    model = build_model("mlp", 3, **task.model_kwargs, width=16, depth=4)
+    # raw inputs, as this known answer was built (standardisation: tests/test_raw_scale.py)
+    model = build_model("mlp", 3, **task.model_kwargs, width=16, depth=4, standardize=False)
     with torch.no_grad():
         model.blocks[2][0].weight.zero_()
         model.blocks[2][0].bias.fill_(1.0)

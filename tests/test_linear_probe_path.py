@@ -48,8 +48,13 @@ def test_the_path_reads_a_subsample_and_the_polish_every_example(monkeypatch):
     assert out["l2_selection"] == "val" and out["refit_examples"] == 1200
     # The polish converges to train + val's optimum at the picked L2, whatever the
     # (differently centred) subsample fit it started from: same as a fit from zero.
+    # (fit_probe solves on standardised features x / s and writes W / s into the head)
     ref = _Probe(12, 4)
-    lp.fit_logistic(torch.cat([x, xv]), torch.cat([y, yv]), ref.head, out["l2"], max_iter=500)
+    # the final fit: every labelled example (train + val), standardised by the train spread
+    xs, xvs, s = lp.standardized_features(x, xv)
+    lp.fit_logistic(torch.cat([xs, xvs]), torch.cat([y, yv]), ref.head, out["l2"], max_iter=500)
+    with torch.no_grad():
+        ref.head.weight.div_(s)
     torch.testing.assert_close(model.head.weight, ref.head.weight, rtol=0, atol=2e-3)
     torch.testing.assert_close(model.head.bias, ref.head.bias, rtol=0, atol=2e-3)
 

@@ -50,14 +50,19 @@ def test_probe_fits_logistic_regression_on_average_pooled_block_output(source, t
         h = source.eval().features(torch.cat([task.x_train, task.x_val]), 3)  # (N, C, H, W)
         x = h.mean((2, 3)).double().numpy()                      # (N, C)
     assert x.shape[1] == res.model.head.linear.in_features == h.shape[1]
+    # the probe solves on standardised features x / s and writes W / s into the head
+    from transferlab.models.standardize import feature_scale
+
+    # s: the train split's spread (the first len(x_train) rows of train + val)
+    s = feature_scale(h.mean((2, 3))[: len(task.x_train)]).double().numpy()
     ref = LogisticRegression(C=1 / (len(x) * l2), max_iter=5000, tol=1e-10).fit(
-        x, torch.cat([task.y_train, task.y_val]).numpy())
-    ours = res.model.head.linear.weight.detach().double().numpy()
+        x / s, torch.cat([task.y_train, task.y_val]).numpy())
+    ours = res.model.head.linear.weight.detach().double().numpy() * s
     ours, theirs = ours - ours.mean(0), ref.coef_ - ref.coef_.mean(0)
     assert abs(ours - theirs).max() < 2e-3 * max(1.0, abs(theirs).max())
     with torch.no_grad():  # the cut model's test accuracy is the probe's on pooled features
         xt = source.features(task.x_test, 3).mean((2, 3)).double().numpy()
-    ref_acc = (ref.predict(xt) == task.y_test.numpy()).mean()
+    ref_acc = (ref.predict(xt / s) == task.y_test.numpy()).mean()
     assert res.metrics["test_acc"] == pytest.approx(ref_acc, abs=2 / len(xt))
 
 

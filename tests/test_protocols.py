@@ -421,7 +421,7 @@ def test_transfer_calls_a_protocols_after_step_hook_once_per_step():
     model = build_model("convnet", 3, 1, 8, width=4, fc_width=8)
     res = transfer(model, task, Protocol("clamped", "clamped", Clamped()),
                    {"epochs": 1, "batch_size": 64, "device": "cpu"}, progress=False)
-    assert len(calls) == -(-task.n_train // 64)
+    assert len(calls) == -(-task.n_train // 64) == res.metrics["steps"]
     assert res.model.head.weight.abs().max() <= 0.01
 
 

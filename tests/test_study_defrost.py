@@ -201,14 +201,28 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@needs_chromium
-def test_tiny_study_end_to_end_and_resume(tmp_path, one_thread):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The tiny synthetic study, run once for the tests below (one torch thread: see
+    ``one_thread``); (study, cfg, result, out folder)."""
+    import torch
+
     from transferlab.studies import get_study
 
-    study = get_study("defrost")
-    cfg = study.config(synthetic=True, budget="tiny", seeds=2, depths=[0, 2, 5],
-                       out=str(tmp_path), workers=1)
-    res = study.run(cfg, progress=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path_factory.mktemp("defrost")
+        study = get_study("defrost")
+        cfg = study.config(synthetic=True, budget="tiny", seeds=2, depths=[0, 2, 5],
+                           out=str(out), workers=1)
+        yield study, cfg, study.run(cfg, progress=False), out
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_tiny_study_end_to_end_and_resume(tiny_run, one_thread):
+    study, cfg, res, tmp_path = tiny_run
     data = json.loads((tmp_path / "defrost.json").read_text())
     assert len(data["cells"]) == 2 * 2 * 3 and len(data["optimal"]) == 4
     assert set(data["cells"][0]) >= {"target_size", "correlation", "depth", "mean", "std", "n"}
@@ -219,8 +233,9 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, one_thread):
     assert len(reps[0]["metrics"]["knn_overlap"]["mean"]) == 5
     for name in ("heatmap.png", "curves.png", "similarity.png", "report.html"):
         assert (tmp_path / name).stat().st_size > 0
-    text = check_in_chromium(tmp_path / "report.html", 3)
-    assert "Findings" in text and "Representations" in text
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3
+    assert "Findings" in html and "Representations" in html
     n_rows = sqlite3.connect(tmp_path / "defrost.sqlite").execute(
         "select count(*) from trials").fetchone()[0]
     assert n_rows == res["settings"]["trials"] == 2 * 2 * 2 * (3 + 1)
@@ -228,3 +243,9 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, one_thread):
     assert sqlite3.connect(tmp_path / "defrost.sqlite").execute(
         "select count(*) from trials").fetchone()[0] == n_rows
     assert again["optimal"] == res["optimal"]
+
+
+@needs_chromium
+def test_tiny_study_report_renders_in_headless_chromium(tiny_run):
+    text = check_in_chromium(tiny_run[3] / "report.html", 3)
+    assert "Findings" in text and "Representations" in text

@@ -69,13 +69,19 @@ def test_config_checks(kw, match):
         EnsemblesConfig(**kw)
 
 
-@needs_chromium
-def test_tiny_end_to_end_run_writes_json_and_a_report(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The tiny digits study, run once: (study, result, out folder)."""
+    out = tmp_path_factory.mktemp("ensembles") / "ens"
     study = get_study("ensembles")
     cfg = study.config(pair="digits", members=2, seeds=1, budget="tiny", workers=1,
-                       out=str(tmp_path / "ens"))
-    res = study.run(cfg, progress=False)
-    doc = json.loads((tmp_path / "ens" / "ensembles.json").read_text())
+                       out=str(out))
+    return study, study.run(cfg, progress=False), out
+
+
+def test_tiny_end_to_end_run_writes_json_and_a_report(tiny_run):
+    study, res, out = tiny_run
+    doc = json.loads((out / "ensembles.json").read_text())
     assert doc["study"] == "ensembles" and len(doc["findings"]) == 4
     names = [r["strategy"] for r in doc["strategies"]]
     assert names == ["independent", "shift:tiny_epochs=1", "shift-only", "tiny:epochs=1",
@@ -85,7 +91,14 @@ def test_tiny_end_to_end_run_writes_json_and_a_report(tmp_path):
                 "member_accuracy", "wall_time_s"} <= set(r)
     assert doc["additions"]["0"]["full_time_s"] > 0
     assert doc["provenance"] and res["settings"]["members"] == 2
-    text = check_in_chromium(tmp_path / "ens" / "report.html", n_images=2)
-    assert "Competitive accuracy" in text and "shift-only" in text
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2
+    assert "Competitive accuracy" in html and "shift-only" in html
     lines, _ = study.summarize(res)
     assert lines[0].startswith("ensembles study digits")
+
+
+@needs_chromium
+def test_tiny_report_renders_in_headless_chromium(tiny_run):
+    text = check_in_chromium(tiny_run[2] / "report.html", n_images=2)
+    assert "Competitive accuracy" in text and "shift-only" in text

@@ -102,7 +102,11 @@ def test_weight_change_rows_say_what_each_protocol_moved(study):
     adapt = moved_summary(res["weight_change"], "bn-adapt", max(SHOTS))
     assert {k for k, v in adapt.items() if not v["moved"]} == \
         {"conv weight", "bn gamma", "bn beta", "linear weight", "bias"}
-    assert "bn-adapt moved bn running_" in found["weights"]["text"]
+    # (kinds are listed largest change first: the head, fitted on standardised features,
+    # can move more than the statistics)
+    adapt_text = next(t for t in found["weights"]["text"].split(". ")
+                      if t.startswith("bn-adapt moved"))
+    assert "bn running_" in adapt_text.split("; left unchanged")[0]
 
 
 def test_rerun_resumes_without_training_and_cli_reports(study, capsys):
@@ -296,3 +300,29 @@ def test_episode_engine_refuses_what_it_does_not_run():
         train_episodes(src, "linear-probe", x, y, x[0], y[0], 3)
     with pytest.raises(UserError, match=r"hflip=True is invalid for the fused engine"):
         train_episodes(src, "bn-only", x, y, x[0], y[0], 3, {"hflip": True})
+
+
+def test_weight_change_skips_only_unkept_weights_and_says_so(monkeypatch):
+    """A trial without kept weights is counted and said (a warning); a checkpoint that fails
+    to load for another reason (a checksum mismatch) is an error, never skipped."""
+    import transferlab.sweep as sweep
+    from transferlab.errors import UserError
+    from transferlab.studies.fewshot.weightchange import weight_change
+    from transferlab.sweep.artifacts import NotKept
+
+    df = pd.DataFrame([{"status": "done", "protocol": "finetune", "per_class": 5, "seed": 0,
+                        "episode": e, "key": f"k{e}"} for e in range(2)])
+
+    def not_kept(db, key):
+        raise NotKept(f"trial {key} kept no weights")
+
+    monkeypatch.setattr(sweep, "load_trial_model", not_kept)
+    with pytest.warns(UserWarning, match="2 finished trial"):
+        assert weight_change(df, "db", lambda: None, 2, ["finetune"], [5]) == []
+
+    def corrupt(db, key):
+        raise UserError("checkpoint weights do not match their sha256")
+
+    monkeypatch.setattr(sweep, "load_trial_model", corrupt)
+    with pytest.raises(UserError, match="sha256"):
+        weight_change(df, "db", lambda: None, 2, ["finetune"], [5])

@@ -99,12 +99,18 @@ def test_config_refuses_bad_values(kwargs, param):
         GuideConfig(**kwargs)
 
 
-@needs_chromium
-def test_tiny_end_to_end(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The smoke case at the tiny budget, run once: (study, result, out folder)."""
     study = get_study("guide")
-    out = tmp_path / "g"
+    out = tmp_path_factory.mktemp("guide") / "g"
     res = study.run(GuideConfig(cases="smoke", roles="fit", budget="tiny", seeds=1,
                                 workers=1, out=str(out)), progress=False)
+    return study, res, out
+
+
+def test_tiny_end_to_end(tiny_run):
+    study, res, out = tiny_run
     data = json.loads((out / "guide.json").read_text())
     assert [c["name"] for c in data["cases"]] == ["small-similar"]
     for c in data["cases"]:
@@ -115,5 +121,12 @@ def test_tiny_end_to_end(tmp_path):
         case = next(c for c in data["cases"] if c["name"] == row["case"])
         assert row["winner_val_acc"] == max(case["val_acc"].values())
         assert row["winner_acc"] == case["acc"][row["winner"]]
-    text = check_in_chromium((out / "report.html").resolve(), n_images=2)
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2
+    assert "2 x 2 grid" in html and "Calibration" in html
+
+
+@needs_chromium
+def test_tiny_report_renders_in_headless_chromium(tiny_run):
+    text = check_in_chromium((tiny_run[2] / "report.html").resolve(), n_images=2)
     assert "2 x 2 grid" in text and "Calibration" in text

@@ -15,10 +15,11 @@ from scipy import stats as st
 
 from test_study_helpers import (BLOCKS, DEPTHS, check_in_chromium, needs_chromium,
                                 paper_like, table)
-from transferlab.studies.kit import report as kit
+from transferlab.report import html as kit
+from transferlab.report.png import png_bytes
 from transferlab.studies.yosinski.curves import CONDITIONS, compute_curves, label_conditions
 from transferlab.studies.yosinski.findings import findings
-from transferlab.studies.yosinski.plot import LABELS, draw, png_bytes
+from transferlab.studies.yosinski.plot import LABELS, draw
 from transferlab.studies.yosinski.report import render, write_report
 
 

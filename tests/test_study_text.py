@@ -10,7 +10,7 @@ import pytest
 
 from transferlab.errors import UserError
 from transferlab.studies.text.config import TextConfig
-from transferlab.studies.text.study import condition, findings, statistics
+from transferlab.studies.text.study import condition, failed_trials, findings, statistics
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
@@ -42,6 +42,20 @@ def test_statistics_and_findings_known_answers():
     assert condition({"protocol": "freeze:3", "lr_mult": None}) == "freeze:3"
     assert condition({"protocol": "freeze", "depth": 3.0}) == "freeze:3"
     assert condition({"protocol": "linear-probe", "depth": float("nan")}) == "linear-probe"
+
+
+def test_failed_and_diverged_trials_are_counted_with_their_cause():
+    df = table().assign(status="done", outcome="ok", error=None, reason="")
+    df.loc[0, ["status", "error"]] = ["failed", "RuntimeError: boom"]
+    df.loc[4, ["status", "error"]] = ["failed", "RuntimeError: boom"]  # same cell, unit 1
+    df.loc[2, ["outcome", "reason"]] = ["diverged", "training loss became nan"]
+    got = failed_trials(df)
+    assert (got["n"], got["of"]) == (3, 16)
+    cells = {c["condition"]: c for c in got["by_condition"]}
+    assert cells["layer-mix"] == {"regime": "k=10", "condition": "layer-mix", "n": 2,
+                                  "error": "RuntimeError: boom"}
+    assert cells["linear-probe"]["error"] == "training loss became nan"
+    assert failed_trials(table().assign(status="done"))["n"] == 0
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
@@ -79,6 +93,8 @@ def test_tiny_end_to_end_and_resume(tmp_path, isolated_data):
     assert saved["provenance"] and saved["stats"].keys() == result["stats"].keys()
     html = (tmp_path / "out" / "report.html").read_text()
     assert "data:image/png;base64" in html and "layer-mix" in html
+    assert result["failed"] == {"n": 0, "of": 10, "by_condition": []}
+    assert "All 10 trials finished." in html
     from transferlab.sweep import load_results
 
     n = len(load_results(tmp_path / "out" / "text.sqlite"))

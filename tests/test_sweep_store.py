@@ -76,7 +76,8 @@ def test_key_changes_with_every_field_but_not_with_locations():
     alt = {"epochs": 2, "batch_size": 64, "optimizer": "adamw", "lr": 0.01, "momentum": 0.5,
            "weight_decay": 0.0, "schedule": "none", "patience": 3, "lr_mult": 0.5,
            "layer_decay": 0.9, "crop_padding": 2, "hflip": True, "device": "cpu",
-           "bf16": False, "channels_last": False, "max_grad_norm": 1.0, "l2": 0.1}
+           "bf16": False, "channels_last": False, "max_grad_norm": 1.0, "l2": 0.1,
+           "min_steps": 7}
     assert set(alt) == set(TRAIN), "every TrainConfig field must be tried"
     variants += [{"train": {**TRAIN, k: v}} for k, v in alt.items()]
     keys = {trial_key(key_config({**CFG, **v})) for v in variants}

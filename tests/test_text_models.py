@@ -15,7 +15,7 @@ from transferlab.features import FeatureCache, compute_split_features, prefix_fe
 from transferlab.inputs import Hidden, TokenInputs
 from transferlab.models import build_model, head_input, head_linear, hf_encoder, rebuild
 from transferlab.models.heads import pool_features
-from transferlab.protocols.linear_probe import fit_logistic
+from transferlab.protocols.linear_probe import fit_logistic, standardized_features
 
 transformers = pytest.importorskip("transformers")
 
@@ -167,10 +167,14 @@ def test_linear_probe_fits_the_pooled_hf_embedding():
     task = token_task()
     res = transfer(hf_encoder(hf, num_classes=3), task, "linear-probe",
                    {**TRAIN, "l2": 1e-2}, seed=0, progress=False)
-    # the final fit reads every labelled example: train + val
-    x = torch.cat([mean_pooled_reference(hf, task.x_train), mean_pooled_reference(hf, task.x_val)])
+    # the final fit reads every labelled example (train + val); fit_probe solves on
+    # standardised features x / s (s: the train split's spread) and writes W / s into the head
+    x_tr = mean_pooled_reference(hf, task.x_train)
+    xs, xvs, s = standardized_features(x_tr, mean_pooled_reference(hf, task.x_val))
     ref = torch.nn.Linear(HIDDEN, 3)
-    fit_logistic(x, torch.cat([task.y_train, task.y_val]), ref, 1e-2)
+    fit_logistic(torch.cat([xs, xvs]), torch.cat([task.y_train, task.y_val]), ref, 1e-2)
+    with torch.no_grad():
+        ref.weight.div_(s)
     got = head_linear(res.model)
     assert torch.allclose(got.weight, ref.weight, atol=1e-3)
     assert torch.allclose(got.bias, ref.bias, atol=1e-3)

@@ -64,15 +64,22 @@ def test_same_seed_same_numbers_and_other_seed_differs(source, tasks):
 def test_linear_probe_matches_sklearn_logistic_regression(source, tasks):
     from sklearn.linear_model import LogisticRegression
 
+    from transferlab.models.standardize import feature_scale
+
     res = transfer(source, tasks[1], "linear-probe", {**FAST, "l2": 1e-2}, progress=False)
     t = tasks[1]
     with torch.no_grad():  # the final fit reads every labelled example: train + val
-        feats = res.model.features(torch.cat([t.x_train, t.x_val]), 7).flatten(1).double().numpy()
+        f_tr = res.model.features(t.x_train, 7).flatten(1)
+        f_all = res.model.features(torch.cat([t.x_train, t.x_val]), 7).flatten(1)
+    # The probe fits standardised features x / s (s: the train split's per-feature spread)
+    # and writes W / s into the head: the penalty is on W, the weights of x / s.
+    s = feature_scale(f_tr).double().numpy()
+    feats = f_all.double().numpy() / s
     n = len(feats)
     # sklearn minimises C * sum(CE) + ||W||^2 / 2, ours mean(CE) + l2 / 2 ||W||^2: C = 1/(n l2)
     ref = LogisticRegression(C=1 / (n * 1e-2), max_iter=5000, tol=1e-10).fit(
         feats, torch.cat([t.y_train, t.y_val]).numpy())
-    ours = res.model.head.weight.detach().double().numpy()
+    ours = res.model.head.weight.detach().double().numpy() * s
     # Softmax weights are identifiable only up to a shared shift across classes.
     ours, theirs = ours - ours.mean(0), ref.coef_ - ref.coef_.mean(0)
     assert abs(ours - theirs).max() < 2e-3 * max(1.0, abs(theirs).max())

@@ -23,13 +23,29 @@ _LAZY = {
 }
 
 
+# Public subpackages and modules, reachable as ``transferlab.models`` etc. after a bare
+# ``import transferlab`` (PEP 562: imported on first access, so the import stays fast).
+# ``advise`` is absent on purpose: ``transferlab.advise`` is the function (see _LAZY).
+_SUBMODULES = frozenset({
+    "analysis", "api", "checkpoint", "data", "ensemble", "errors", "features", "inputs",
+    "metrics", "models", "protocols", "provenance", "report", "search", "similarity", "studies",
+    "sweep", "train", "transferability",
+})
+
+
 def __getattr__(name: str):
     # Lazy imports keep `transferlab --help` fast and let parts import independently.
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"transferlab.{name}")
     raise AttributeError(f"module 'transferlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_SUBMODULES})
 
 
 __all__ = sorted(_LAZY)

@@ -24,6 +24,7 @@ from transferlab.errors import UserError
 from transferlab.features import FeatureCache, compute_split_features
 from transferlab.models import BlockModel, build_model
 from transferlab.models.compat import check_runs_on
+from transferlab.models.standardize import fit_input_standardizers
 from transferlab.protocols import Plan, Protocol, ProtocolConfig, get_protocol, resolve_train
 from transferlab.train import TrainConfig, evaluate, fit
 from transferlab.train.loop import to_layout
@@ -111,6 +112,9 @@ def transfer(source: BlockModel, task: Task, protocol: str | Protocol = "finetun
     device = cfg.resolved_device()
     generator = _seed_everything(seed)
     model = copy.deepcopy(source).to(device)
+    # An input Standardize not yet fitted (a new mlp on vectors) takes the training split's
+    # statistics now, before any feature is computed through it; fitted ones are kept.
+    fit_input_standardizers(model, task.x_train)
     first = (task.x_train if len(task.y_train) else task.x_test)[:1].to(device)
     check_runs_on(model, first, "source", str(task.spec))  # a size slip: one line, no traceback
     plan: Plan = proto.config.plan(model, task.num_classes, generator,
@@ -157,12 +161,15 @@ def _transfer(model: BlockModel, task: Task, proto: Protocol, plan: Plan, cfg: T
     test_acc, test_nll, test_probs = evaluate(model, feats["test"], task.y_test, start,
                                               cfg=cfg, return_probs=True, fold=True)
     test_time = time.perf_counter() - t2
-    val_acc, _ = evaluate(model, feats["val"], task.y_val, start, cfg=cfg)
+    # Not measured without a validation split (k < 4 shots): None, never a number.
+    val_acc = evaluate(model, feats["val"], task.y_val, start, cfg=cfg)[0] \
+        if len(task.y_val) else None
     trainable, frozen = _param_counts(model)
     outcome, reason = (fit_res.outcome, fit_res.reason) if fit_res else ("ok", "")
     if outcome == "ok":  # a finite loss is not enough: the result itself must be finite
         bad = _non_finite(model)
-        if bad or not math.isfinite(test_nll):
+        # (a task without a test split has test_nll NaN by definition: not a divergence)
+        if bad or (len(task.y_test) and not math.isfinite(test_nll)):
             outcome = "diverged"
             reason = (f"non-finite weights in {bad}" if bad
                       else f"test NLL is {test_nll}") + " after training; lower the " \
@@ -173,6 +180,7 @@ def _transfer(model: BlockModel, task: Task, proto: Protocol, plan: Plan, cfg: T
         "train_time_s": train_time, "feature_time_s": cache_time, "samples_per_s": sps,
         "test_time_s": test_time,
         "epochs_run": fit_res.epochs_run if fit_res else 0,
+        "steps": fit_res.steps if fit_res else 0,  # optimiser steps (0: a direct solver)
         "best_epoch": fit_res.best_epoch if fit_res else 0,
         "outcome": outcome, "reason": reason,
         "cached_prefix": start,

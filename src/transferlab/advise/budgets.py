@@ -29,9 +29,12 @@ class AdviseBudget:
     min_steps: int = 100         # an SGD candidate trains at least this many steps
 
     def train(self, epochs: int | None = None) -> dict:
-        """TrainConfig fields of a candidate trained for ``epochs`` (default: full)."""
+        """TrainConfig fields of a candidate trained for ``epochs`` (default: full).
+
+        ``min_steps`` 0: the race plans its epochs itself (``epochs_for`` raised the full
+        budget already; a rung is a fraction of it and must not be raised again)."""
         return {"epochs": int(epochs or self.epochs), "lr": self.lr,
-                "batch_size": self.batch_size}
+                "batch_size": self.batch_size, "min_steps": 0}
 
     def rung_epochs(self, epochs: int | None = None) -> list[int]:
         """Epochs of each rung: ``rungs`` fractions of ``epochs`` (default the budget's)."""
@@ -59,8 +62,10 @@ def epochs_for(n_train: int, epochs: int, min_steps: int, batch_size: int,
     Ten epochs of 40 examples in batches of 64 are ten steps: fine-tuning then loses to a
     probe because it never trained, not because of the data (measured on digits k = 10).
     """
-    steps = max(1, -(-n_train // batch_size))
-    return int(min(cap, max(epochs, -(-min_steps // steps))))
+    from transferlab.train import TrainConfig
+
+    raised = TrainConfig(epochs=epochs, min_steps=min_steps, batch_size=batch_size)
+    return int(min(cap, raised.epochs_for(n_train)))  # the training loop's own rule
 
 
 def get_budget(name: str | AdviseBudget) -> AdviseBudget:

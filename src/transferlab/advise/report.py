@@ -8,9 +8,9 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from transferlab._atomic import write_text_atomic
-from transferlab.cli._common import json_safe
-from transferlab.studies.kit import report as kit
-from transferlab.studies.yosinski.plot import save_png
+from transferlab.report import html as kit
+from transferlab.report.outputs import json_safe
+from transferlab.report.png import save_png
 
 
 def draw_depths(adv) -> Figure:

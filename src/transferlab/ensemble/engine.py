@@ -109,7 +109,10 @@ def run_stage(ctx: Context, stage: str, sources: list[str], protocol: str,
     spec = {"name": f"ensemble-{stage}", "target": ctx.task,
             "sources": {n: {"checkpoint": str(s)} for n, s in zip(names, sources)},
             "axes": {"protocol": [protocol], "seed": [ctx.seed]},
-            "train": {**ctx.train, "epochs": int(epochs)}, "keep": ["probs", "weights"]}
+            # min_steps 0: a strategy's compute is counted in these epochs (StrategyRun.epochs,
+            # matched-compute comparisons); the floor would change it behind the count
+            "train": {**ctx.train, "epochs": int(epochs), "min_steps": 0},
+            "keep": ["probs", "weights"]}
     if ctx.data_dir:
         spec["data_dir"] = str(ctx.data_dir)
     df = run_sweep(spec, ctx.db, workers=ctx.workers, progress=ctx.progress,

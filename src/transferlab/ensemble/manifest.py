@@ -238,7 +238,8 @@ def add_member(out: str | Path, source: str, strategy: str | None = None,
                         f"members ({(ref.arch or {}).get('arch')}): allowed are sources of "
                         "the members' architecture")
     task = make_task(manifest["task"], data_dir=manifest.get("data_dir"))
-    train = dict(manifest["train"])
+    # min_steps 0: the epochs the strategy's stages trained (ensemble.engine.run_stage)
+    train = {**manifest["train"], "min_steps": 0}
     before = member_probs(out, entry["members"], task)
     delta = {k: v for k, v in load_file(str(out / entry["delta"])).items()}
     index = len(entry["members"])

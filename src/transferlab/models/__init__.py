@@ -15,6 +15,7 @@ from transferlab.models.heads import PooledHead, head_input, head_linear, replac
 from transferlab.models.minilm import minilm
 from transferlab.models.mlp import mlp
 from transferlab.models.resnet import resnet
+from transferlab.models.standardize import Standardize, fit_input_standardizers
 from transferlab.models.text import bert, hf_encoder
 from transferlab.models.wrap import timm_model, torchvision_model, wrap
 
@@ -105,11 +106,13 @@ def _check_size(arch: str, fn: Callable, kwargs: dict) -> None:
 def rebuild(arch: dict) -> BlockModel:
     """Rebuild an architecture from ``BlockModel.arch`` (as stored in checkpoints)."""
     spec = dict(arch)
+    if spec.get("arch") == "mlp":  # saved before mlp had an input Standardize: none
+        spec.setdefault("standardize", False)
     return build_model(spec.pop("arch"), **spec)
 
 
 __all__ = ["ARCHS", "PRETRAINED", "BlockModel", "PooledHead", "bert", "block_of_parameter",
            "blocks",
-           "build_model", "convnet", "efficientnet_lite0", "head_input", "head_linear",
+           "build_model", "convnet", "Standardize", "fit_input_standardizers", "efficientnet_lite0", "head_input", "head_linear",
            "hf_encoder", "minilm", "mlp", "rebuild", "replace_head", "reset_parameters", "resnet",
            "timm_model", "torchvision_model", "wrap"]

@@ -146,11 +146,17 @@ def cached_layer_features(model: BlockModel, task, splits=("train", "val", "test
     if path.exists():
         try:
             got = load_file(str(path), device=str(device))
-            if all(s in got and len(got[s]) == len(getattr(task, f"y_{s}")) for s in splits):
+            # sizes and one (B, H) for every split (an empty split was once stored (0, B, 0))
+            if all(s in got and len(got[s]) == len(getattr(task, f"y_{s}"))
+                   and got[s].shape[1:] == got[splits[0]].shape[1:] for s in splits):
                 return {s: got[s] for s in splits}
         except (SafetensorError, OSError):
             pass
-    feats = {s: layer_features(model, getattr(task, f"x_{s}")) for s in splits}
+    feats = {s: layer_features(model, getattr(task, f"x_{s}")) for s in splits
+             if len(getattr(task, f"y_{s}"))}
+    shape = next(iter(feats.values())).shape[1:] if feats else (model.num_blocks, 0)
+    for s in splits:  # an empty split (no validation when k < 4): (0, B, H) like the others
+        feats.setdefault(s, torch.zeros((0, *shape)))
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         save_file({s: f.contiguous().cpu() for s, f in feats.items()}, str(tmp))
@@ -203,8 +209,9 @@ class LayerMixConfig(ProtocolConfig):
             _fit_minibatch(model, f, mu, task, cfg, l2, self.mix_optimizer, generator)
             with torch.no_grad():
                 logits = model.forward_from(f["val"], 0)
+                # not measured without a validation split: None, never a number
                 val_acc = (logits.argmax(1) == task.y_val).float().mean().item() \
-                    if len(task.y_val) else 0.0
+                    if len(task.y_val) else None
         return {"l2": l2, "val_acc": val_acc, "l2_selection": how,
                 "layer_feature_time_s": feature_time,
                 "mix_weights": [round(float(w), 6) for w in model.mix.s.detach().softmax(0)],

@@ -263,25 +263,43 @@ def _select_by_cv(x, y, k: int, bias: bool) -> tuple[float, float]:
     return L2_GRID[i], float(acc[i])
 
 
+def standardized_features(x_tr: torch.Tensor, x_va: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x_tr / s, x_va / s, s): (N, D) features divided by the train split's per-feature
+    spread s (D,) (1 for constant features; see ``models.standardize.feature_scale``).
+
+    The probe fits on these, so the solution does not depend on the features' units (a
+    column in 1e3 next to one in 1e-3 overflowed L-BFGS before), and the L2 grid means the
+    same on every model; the head then gets ``W / s``, working on raw features.
+    """
+    from transferlab.models.standardize import feature_scale
+
+    scale = feature_scale(x_tr)
+    return x_tr / scale, x_va / scale, scale
+
+
 def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
               f_val: torch.Tensor, y_val: torch.Tensor, l2: float | None = None,
               refit: bool = True) -> dict:
     """Fit ``model``'s head by L-BFGS on features: choose L2, then refit on every label.
 
-    f_*: (N, ...) outputs of the last block; y_*: (N,) int64. L2 (unless given) is chosen on
+    f_*: (N, ...) outputs of the last block; y_*: (N,) int64. The features are standardised
+    for the fit (``standardized_features``) and the head maps them back to raw features.
+    L2 (unless given) is chosen on
     the val split, or by ``CV_FOLDS``-fold cross-validation over train + val when some class
     has fewer than ``CV_BELOW`` validation examples; the final fit then uses train + val
     (all k labelled examples per class, never the test split). Returns ``{"l2", "val_acc",
     "l2_selection", "refit_examples"}``: ``val_acc`` is the held-out accuracy that chose L2
     (the val split's, of the fit on train only; or the mean CV accuracy), never the
-    accuracy of the final fit on examples it trained on (0.0 without validation data: the
+    accuracy of the final fit on examples it trained on (None without validation data: the
     first, strongest L2 is kept). ``refit=False`` keeps the final fit on the train split and
     picks L2 on the val split alone (for a caller that still selects on the val split
     afterwards, e.g. ``lp-ft``'s epochs or the ensemble's alpha).
     """
     linear, x_tr = linear_head_input(model, f_train)
     _, x_va = linear_head_input(model, f_val)
-    x_tr, x_va = x_tr.float(), x_va.float()
+    # standardised for the fit (units-free; the train split's spread), mapped back below
+    x_tr, x_va, scale = standardized_features(x_tr.float(), x_va.float())
     bias, k = linear.bias is not None, linear.out_features
     x_all, y_all = torch.cat([x_tr, x_va]), torch.cat([y_train, y_val])
     path = LogisticPath(x_all, y_all, k, bias=bias) if refit else \
@@ -291,7 +309,7 @@ def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
     if not len(y_val):
         how, l2 = ("given" if l2 is not None else "none: no validation data"), \
             (L2_GRID[0] if l2 is None else l2)
-        acc = 0.0
+        acc = None  # not measured without a validation split
     elif l2 is not None:
         how = "given"
         held = LogisticPath(x_tr, y_train, k, bias=bias)
@@ -315,6 +333,8 @@ def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
             path.fit(lam, max_iter=PATH_ITERS)
     path.fit(l2, max_iter=PRECONDITIONED_POLISH_ITERS if path.precondition else POLISH_ITERS)
     path.write_to(linear)
+    with torch.no_grad():
+        linear.weight.div_(scale.to(linear.weight.dtype))  # W (x / s) = (W / s) x
     return {"l2": l2, "val_acc": acc, "l2_selection": how,
             "refit_examples": len(y_all) if refit else len(y_train)}
 

@@ -97,6 +97,11 @@ def save_trial_outputs(out_dir: str | os.PathLike, keep: Iterable[str], model, t
     return written
 
 
+class NotKept(UserError):
+    """A trial's output was not kept (or its file is gone): expected when a sweep ran
+    without ``--keep``; other failures to load (a checksum mismatch) are not this."""
+
+
 def _trial_artifacts(db_path: str | os.PathLike, key: str, kind: str) -> Path:
     """Absolute path of trial ``key``'s kept ``kind``; ``UserError`` if it was not kept."""
     from transferlab.sweep.store import Store
@@ -108,12 +113,12 @@ def _trial_artifacts(db_path: str | os.PathLike, key: str, kind: str) -> Path:
                         "keys of its trials (the 'key' column of load_results)")
     arts = rows[0].get("artifacts") or {}
     if kind not in arts:
-        raise UserError(f"trial {key[:12]}… of db={str(db_path)!r} kept no {kind}: allowed "
+        raise NotKept(f"trial {key[:12]}… of db={str(db_path)!r} kept no {kind}: allowed "
                         f"are trials run with keep: [{kind}]; rerun the sweep with --keep "
                         f"{kind} (done trials without it run again)")
     path = artifacts_root(db_path) / arts[kind]
     if not path.exists():
-        raise UserError(f"trial {key[:12]}…: its {kind} file {path} is missing; rerun the "
+        raise NotKept(f"trial {key[:12]}…: its {kind} file {path} is missing; rerun the "
                         f"sweep with --keep {kind} --retry-failed, or restore the folder")
     return path
 

@@ -18,6 +18,10 @@ class TrainConfig:
     """Settings of one training run; every field has help text (``TrainConfig.help()``)."""
 
     epochs: int = _help("passes over the training set (0 leaves the model as initialised)", 10)
+    min_steps: int = _help(
+        "at least this many optimiser steps: when epochs x steps per epoch is fewer (10 "
+        "epochs of 40 examples are 10 steps), epochs are raised to reach it, with a notice; "
+        "0 trains exactly `epochs`; epochs=0 is never raised", 100)
     batch_size: int = _help("examples per optimisation step", 128)
     optimizer: str = _help("'sgd' (with momentum) or 'adamw'", "sgd")
     lr: float = _help("learning rate of the head and of re-initialised blocks", 0.05)
@@ -51,6 +55,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 0:
             raise bad_value("epochs", self.epochs, "an integer >= 0")
+        if isinstance(self.min_steps, bool) or not isinstance(self.min_steps, int) \
+                or self.min_steps < 0:
+            raise bad_value("min_steps", self.min_steps, "an integer >= 0",
+                            "0 trains exactly `epochs` epochs")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise bad_value("batch_size", self.batch_size, "an integer >= 1")
         if self.optimizer not in ("sgd", "adamw"):
@@ -107,6 +115,14 @@ class TrainConfig:
     @classmethod
     def help(cls) -> dict[str, str]:
         return {f.name: f.metadata["help"] for f in dataclasses.fields(cls)}
+
+    def epochs_for(self, n_train: int) -> int:
+        """The epochs a run on ``n_train`` examples trains: ``epochs``, raised so that it
+        takes at least ``min_steps`` optimiser steps (``epochs=0`` stays 0)."""
+        steps_per_epoch = max(1, math.ceil(n_train / self.batch_size))
+        if self.epochs == 0 or self.epochs * steps_per_epoch >= self.min_steps:
+            return self.epochs
+        return math.ceil(self.min_steps / steps_per_epoch)
 
     @property
     def augment(self) -> bool:

@@ -11,6 +11,7 @@ import contextlib
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ class FitResult:
     best_epoch: int = -1
     best_val_acc: float = float("nan")
     epochs_run: int = 0
+    steps: int = 0  # optimiser steps taken
     outcome: str = "ok"  # "ok" | "diverged"
     reason: str = ""
     train_time_s: float = 0.0
@@ -138,6 +140,21 @@ def build_optimizer(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimiz
                            nesterov=cfg.momentum > 0)
 
 
+_NOTICED: set[tuple[int, int, int]] = set()
+
+
+def _notice_raised(cfg: TrainConfig, epochs: int, steps_per_epoch: int) -> None:
+    """One line, once per (epochs, steps per epoch, min_steps) in a process: a sweep of
+    many seeds on one task says it once, not per trial."""
+    key = (cfg.epochs, steps_per_epoch, cfg.min_steps)
+    if key in _NOTICED:
+        return
+    _NOTICED.add(key)
+    warnings.warn(f"epochs={cfg.epochs} of {steps_per_epoch} step(s) each is fewer than "
+                  f"min_steps={cfg.min_steps} optimiser steps: training {epochs} epochs "
+                  "(set min_steps=0 to train exactly `epochs`)", stacklevel=3)
+
+
 def _schedule(step: int, total: int, kind: str) -> float:
     if kind == "cosine":
         return 0.5 * (1 + math.cos(math.pi * step / max(total, 1)))
@@ -180,14 +197,17 @@ def fit(model: BlockModel, x_train: Batched, y_train: torch.Tensor,
     opt = build_optimizer(groups, cfg)
     base_lrs = [g["lr"] for g in opt.param_groups]
     steps_per_epoch = math.ceil(len(y_train) / cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
+    epochs = cfg.epochs_for(len(y_train))  # raised to min_steps optimiser steps
+    if epochs != cfg.epochs:
+        _notice_raised(cfg, epochs, steps_per_epoch)
+    total = steps_per_epoch * epochs
     augment = Augment(crop_padding=cfg.crop_padding, hflip=cfg.hflip) if cfg.augment else None
     trainable = [p for g in opt.param_groups for p in g["params"]]
     best_state, bad_epochs, step, seen = None, 0, 0, 0
     bar = tqdm(total=total, desc=desc, disable=not progress, unit="step", leave=False,
                dynamic_ncols=True)
     t0 = time.perf_counter()
-    for epoch in range(cfg.epochs):
+    for epoch in range(epochs):
         set_train_mode(model, frozen_modules)
         loss_sum = torch.zeros((), device=x_train.device)
         correct = torch.zeros((), device=x_train.device, dtype=torch.long)
@@ -225,7 +245,7 @@ def fit(model: BlockModel, x_train: Batched, y_train: torch.Tensor,
                                "val_acc": val_acc, "val_nll": val_nll})
         result.epochs_run = epoch + 1
         elapsed = time.perf_counter() - t0
-        bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", loss=f"{train_loss:.3f}",
+        bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{train_loss:.3f}",
                         val_acc=f"{val_acc:.3f}", sps=f"{seen / max(elapsed, 1e-9):.0f}")
         # With no validation data, the last epoch counts as best.
         improved = (len(y_val) == 0 or math.isnan(result.best_val_acc)
@@ -238,6 +258,7 @@ def fit(model: BlockModel, x_train: Batched, y_train: torch.Tensor,
             if cfg.patience is not None and bad_epochs >= cfg.patience:
                 break
     bar.close()
+    result.steps = step
     result.train_time_s = time.perf_counter() - t0
     result.samples_per_s = seen / max(result.train_time_s, 1e-9)
     if best_state is not None and result.outcome == "ok":

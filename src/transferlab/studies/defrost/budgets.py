@@ -56,11 +56,12 @@ class Budget:
 
     def train(self, n_train: int) -> dict:
         """The TrainConfig fields of a target trial on ``n_train`` examples."""
+        # min_steps 0: epochs_for already plans the steps (this budget's own rule)
         return {"epochs": self.epochs_for(n_train), "batch_size": self.batch_size,
-                "lr": self.lr}
+                "lr": self.lr, "min_steps": 0}
 
     def source_train(self) -> dict:
-        return {"epochs": self.source_epochs, "batch_size": 64, "lr": self.lr}
+        return {"epochs": self.source_epochs, "batch_size": 64, "lr": self.lr, "min_steps": 0}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from transferlab.studies.defrost.curves import cell, optimum
 from transferlab.studies.defrost.reps import METRICS
-from transferlab.studies.yosinski.plot import save_png  # noqa: F401 - shared PNG writer
+from transferlab.report.png import save_png  # noqa: F401 - shared PNG writer
 
 
 def _short(level) -> str:

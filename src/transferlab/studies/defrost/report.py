@@ -2,7 +2,7 @@
 
 Sections: what was run, findings (with their tests), n* table and gains, figures, the
 accuracy table per cell and depth (mean ± 95% CI half-width, seeds), representations
-(fall depth beside n*), settings and provenance. Self-contained (``kit.report``).
+(fall depth beside n*), settings and provenance. Self-contained (``report.html``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from transferlab.studies.defrost.curves import cell, optimum
 from transferlab.studies.defrost.findings import fmt_p, pp
 from transferlab.studies.defrost.reps import METRICS
-from transferlab.studies.kit import report as kit
+from transferlab.report import html as kit
 
 
 def _pct(v) -> str:

@@ -45,10 +45,12 @@ class Budget:
         return src, pair.target + f":per_class={self.target_per_class}:size={self.size}"
 
     def train(self) -> dict:
-        return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
+        # min_steps 0: compute is matched in epochs (full vs matched vs tiny strategies)
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+                "min_steps": 0}
 
     def pretrain(self) -> dict:
-        return {"epochs": self.pretrain_epochs, "batch_size": 64, "lr": self.lr}
+        return {"epochs": self.pretrain_epochs, "batch_size": 64, "lr": self.lr, "min_steps": 0}
 
     def arch_kwargs(self) -> dict:
         return {"width": self.width, "fc_width": self.fc_width}

@@ -1,10 +1,10 @@
-"""The ensembles study's report.html (wording here, layout from ``kit.report``)."""
+"""The ensembles study's report.html (wording here, layout from ``report.html``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from transferlab.studies.kit import report as kit
+from transferlab.report import html as kit
 
 COLUMNS = ["strategy", "compute", "accuracy", "nll", "ece", "brier", "disagreement",
            "member_accuracy", "wall_time_s", "epochs", "n"]

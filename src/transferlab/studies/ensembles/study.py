@@ -132,7 +132,7 @@ def run_config(cfg: EnsemblesConfig, progress: bool = True) -> dict:
               (files["reliability"], "Reliability diagrams: accuracy per confidence bin of "
                                      "the ensemble's mean prediction (15 bins).")]
     report.write_report(files["report"], result, images, title)
-    from transferlab.cli._common import json_safe
+    from transferlab.report.outputs import json_safe
 
     write_text_atomic(files["result"], json.dumps(json_safe(result), indent=1, default=str,
                                                   allow_nan=False))

@@ -38,10 +38,13 @@ class Budget:
 
     def train(self) -> dict:
         """TrainConfig fields every episode's fit uses (protocols add their lr_mult)."""
-        return {"epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size}
+        # min_steps 0: engine.py reads epochs as full-batch steps; the per-episode loop
+        # must train exactly as many, not be raised to TrainConfig's floor
+        return {"epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size,
+                "min_steps": 0}
 
     def pretrain_train(self) -> dict:
-        return {"epochs": self.pretrain_epochs, "batch_size": 128, "lr": 0.05}
+        return {"epochs": self.pretrain_epochs, "batch_size": 128, "lr": 0.05, "min_steps": 0}
 
     def arch_kwargs(self) -> dict:
         return {"width": self.width, "fc_width": self.fc_width}

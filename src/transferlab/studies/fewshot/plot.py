@@ -5,16 +5,13 @@ Rendered on matplotlib's Agg canvas (no display, no global pyplot state).
 
 from __future__ import annotations
 
-import io
-import os
-
 import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from transferlab._atomic import atomic_path
+from transferlab.report.png import save_png  # noqa: F401 - the study's run writes its PNGs
 from transferlab.studies.fewshot.cells import cell
 from transferlab.studies.fewshot.weightchange import heatmap_matrix
 
@@ -93,13 +90,3 @@ def _white(x: int, y: int):
     from matplotlib.patches import Rectangle
 
     return Rectangle((x - 0.5, y - 0.5), 1, 1, color="white")
-
-
-def save_png(fig: Figure, path: str | os.PathLike) -> bytes:
-    """Write ``fig`` as a PNG (atomically); returns the bytes (for embedding)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    data = buf.getvalue()
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return data

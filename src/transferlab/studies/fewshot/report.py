@@ -2,7 +2,7 @@
 
 Sections: what was run, findings (each with its paired tests), the accuracy table (mean ±
 95% CI half-width per protocol and k), figures, pairwise comparisons, weight changes,
-every episode's value, settings and provenance. Self-contained (``studies.kit.report``).
+every episode's value, settings and provenance. Self-contained (``transferlab.report.html``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 
 from transferlab.studies.fewshot.cells import fmt_cell, table_rows
 from transferlab.studies.fewshot.findings import RULE, Finding, fmt_p
-from transferlab.studies.kit import report as kit
+from transferlab.report import html as kit
 
 
 def _num(v, digits: int = 4) -> str:

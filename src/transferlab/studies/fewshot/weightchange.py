@@ -13,6 +13,7 @@ bn running_var (``analysis.weights.KINDS``).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,11 +42,13 @@ def weight_change(df: pd.DataFrame, db: str | Path, source_loader: Callable,
     order. ``source_loader()`` returns the source BlockModel the trials started from."""
     from transferlab.models import block_of_parameter
     from transferlab.sweep import load_trial_model
+    from transferlab.sweep.artifacts import NotKept
 
     source = source_loader()
     done = df[df["status"].eq("done")] if "status" in df.columns else df
     name = done["protocol_spec"] if "protocol_spec" in done.columns else done["protocol"]
     inits: dict[tuple[str, int], dict] = {}
+    not_kept = 0
     rows: list[dict] = []
     for p in protocols:
         for k in shots:
@@ -58,7 +61,8 @@ def weight_change(df: pd.DataFrame, db: str | Path, source_loader: Callable,
             for _, t in trials.iterrows():
                 try:
                     model, _meta = load_trial_model(db, t["key"])
-                except Exception:  # weights not kept (--no-weights earlier) or pruned
+                except NotKept:  # weights not kept (--no-weights earlier) or pruned: counted
+                    not_kept += 1  # a corrupt checkpoint (checksum) is not this: it raises
                     continue
                 seed = int(t["seed"])
                 if (p, seed) not in inits:
@@ -85,6 +89,10 @@ def weight_change(df: pd.DataFrame, db: str | Path, source_loader: Callable,
                              "cosine_between_episodes":
                                  _finite(mean_pairwise_cosine(deltas.get(key, []))),
                              "n_params": sizes[key]})
+    if not_kept:  # said, not hidden: these trials are missing from every n above
+        warnings.warn(f"weight change: {not_kept} finished trial(s) kept no weights and are "
+                      "not measured; rerun the study with weights kept to include them",
+                      stacklevel=2)
     return rows
 
 

@@ -41,7 +41,9 @@ class GuideBudget:
 
         epochs = self.epochs if n_train is None else epochs_for(
             n_train, self.epochs, self.min_steps, self.batch_size)
-        return {"epochs": epochs, "lr": self.lr, "batch_size": self.batch_size}
+        # min_steps 0: the epochs are planned here (raised above for candidates, plain for
+        # pretraining), as the advisor's race does.
+        return {"epochs": epochs, "lr": self.lr, "batch_size": self.batch_size, "min_steps": 0}
 
     def arch_kwargs(self) -> dict:
         return {"width": self.width, "fc_width": self.fc_width}

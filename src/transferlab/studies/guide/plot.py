@@ -7,7 +7,7 @@ import re
 import numpy as np
 from matplotlib.figure import Figure
 
-from transferlab.studies.yosinski.plot import save_png
+from transferlab.report.png import save_png
 
 __all__ = ["draw_grid", "draw_lr", "save_png"]
 

@@ -1,8 +1,8 @@
-"""The guide study's report.html (wording here; layout from ``kit.report``)."""
+"""The guide study's report.html (wording here; layout from ``report.html``)."""
 
 from __future__ import annotations
 
-from transferlab.studies.kit import report as kit
+from transferlab.report import html as kit
 
 
 def _f(x, nd: int = 4) -> str:

@@ -18,7 +18,7 @@ from transferlab._atomic import write_text_atomic
 from transferlab.advise import calibrate
 from transferlab.advise.evidence import measure
 from transferlab.advise.rules import GUIDE, Thresholds, guide_rule
-from transferlab.cli._common import json_safe
+from transferlab.report.outputs import json_safe
 from transferlab.errors import UserError
 from transferlab.provenance import provenance
 from transferlab.studies.guide.cases import (ARCH, CASE_SETS, Case, GuideBudget, get_budget,

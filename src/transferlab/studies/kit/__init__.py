@@ -1,1 +1,1 @@
-"""Parts every study shares: ``stats``, ``report`` (HTML kit) and ``registry``."""
+"""Parts every study shares: ``stats`` and ``registry`` (the HTML kit is ``transferlab.report.html``)."""

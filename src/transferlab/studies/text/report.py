@@ -1,8 +1,8 @@
-"""The text study's report.html: wording here, layout from ``kit.report``."""
+"""The text study's report.html: wording here, layout from ``report.html``."""
 
 from __future__ import annotations
 
-from transferlab.studies.kit import report as kit
+from transferlab.report import html as kit
 
 
 def _fmt(v, digits=4):
@@ -30,6 +30,13 @@ def write_report(path, result: dict, png: bytes) -> str:
                             else "not tested (n < 2)")} for t in f["tests"]]
         claims.append(kit.section(f"{f['claim']} ({f['a']} minus {f['b']})",
                                   kit.table(trs, left=["regime", "verdict"])))
+    failed = result.get("failed") or {"n": 0, "of": 0, "by_condition": []}
+    failures = kit.section("Failed trials", kit.paragraph(
+        f"{failed['n']} of {failed['of']} trials failed or diverged; they are not counted "
+        "in the statistics above."), kit.table(
+            failed["by_condition"], ["regime", "condition", "n", "error"],
+            left=["regime", "condition", "error"])) if failed["n"] else \
+        kit.paragraph(f"All {failed['of']} trials finished.")
     cfg = result["config"]
     intro = (f"Source {cfg['source']} on {cfg['task']} (max_length {cfg['max_length']}): "
              "feature-based protocols (linear-probe on the pooled embedding, ELMo's layer-mix "
@@ -47,6 +54,7 @@ def write_report(path, result: dict, png: bytes) -> str:
             ["regime", "condition", "test acc", "95% CI", "n", "wall s"],
             left=["regime", "condition"])),
         kit.section("Findings", *claims),
+        failures,
         kit.section("Settings", kit.kv_table(cfg)),
         kit.provenance_section(result.get("provenance", {})),
     ])

@@ -30,7 +30,9 @@ BUDGETS = {
     "quick": {"fewshot_epochs": 10, "full_epochs": 1, "depths": [3, 5], "full_seeds": 1},
     "standard": {"fewshot_epochs": 20, "full_epochs": 3, "depths": [1, 3, 5], "full_seeds": 2},
 }
-TRAIN = {"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.01, "batch_size": 32}
+# min_steps 0: the budgets' epochs as designed (fewshot_epochs, full_epochs)
+TRAIN = {"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.01, "batch_size": 32,
+         "min_steps": 0}
 LR_MULTS = [1.0, 0.1]
 
 
@@ -124,14 +126,29 @@ def _run_sweeps(cfg: TextConfig, out: Path, progress: bool) -> tuple[pd.DataFram
     if not frames:
         raise UserError("the study produced no trials; check --shots and --full")
     df = pd.concat(frames, ignore_index=True)
-    failures = check_trials(df, "study text")  # before the failed rows are dropped
-    df = df[df["status"] == "done"].copy()
+    failures = check_trials(df, "study text")  # every trial failed: TrialsFailed
+    df = df.copy()  # failed rows stay: failed_trials counts them by condition below
     df["condition"] = [condition(r) for _, r in df.iterrows()]
     df["unit"] = [int(r["episode"]) if "episode" in df and pd.notna(r.get("episode"))
                   else int(r["seed"]) for _, r in df.iterrows()]
     df["wall_s"] = pd.to_numeric(df["train_time_s"], errors="coerce").fillna(0) + \
         pd.to_numeric(df.get("feature_time_s", 0), errors="coerce").fillna(0)
     return df, failures
+
+
+def failed_trials(df: pd.DataFrame) -> dict:
+    """The trials that did not finish (failed, or a diverged outcome), counted, never
+    silently dropped: {n, of, by_condition: [{regime, condition, n, error}]} (``error``:
+    the first failure's cause in that cell)."""
+    outcome = df["outcome"] if "outcome" in df else pd.Series("ok", index=df.index)
+    bad = df[(df["status"] != "done") | (outcome.fillna("ok") != "ok")]
+    cells = []
+    for (regime, cond), g in bad.groupby(["regime", "condition"], sort=False):
+        first = g.iloc[0]
+        why = first.get("error") if first.get("status") != "done" else first.get("reason")
+        cells.append({"regime": regime, "condition": cond, "n": len(g),
+                      "error": str(why) if why is not None and pd.notna(why) else "unknown"})
+    return {"n": len(bad), "of": len(df), "by_condition": cells}
 
 
 def statistics(df: pd.DataFrame) -> dict:
@@ -171,6 +188,10 @@ def run_config(cfg: TextConfig, progress: bool = True) -> dict:
     _check_source(cfg)
     out.mkdir(parents=True, exist_ok=True)
     df, failures = _run_sweeps(cfg, out, progress)
+    failed = failed_trials(df)
+    df = df[df["status"] == "done"]
+    if "outcome" in df:  # a diverged trial has no accuracy to average
+        df = df[df["outcome"].fillna("ok") == "ok"]
     stats = statistics(df)
     found = findings(stats)
     files = {"results": str(out / "results.json"), "figure": str(out / "text.png"),
@@ -178,6 +199,7 @@ def run_config(cfg: TextConfig, progress: bool = True) -> dict:
     result = {"trial_failures": failures,
               "config": {k: v for k, v in vars(cfg).items()}, "budget": BUDGETS[cfg.budget],
               "train": TRAIN, "regimes": regimes(cfg), "stats": stats, "findings": found,
+              "failed": failed,
               "provenance": provenance(), "files": files}
     png = plot.figure(stats, regimes(cfg))
     Path(files["figure"]).write_bytes(png)
@@ -193,6 +215,12 @@ def run(out: str | os.PathLike | None = None, **kwargs) -> dict:
 
 def summarize(result: dict) -> tuple[list[str], dict]:
     lines = []
+    failed = result.get("failed") or {}
+    if failed.get("n"):
+        lines.append(f"{failed['n']} of {failed['of']} trials failed or diverged and are not "
+                     "counted: " + "; ".join(f"{c['regime']} {c['condition']}: {c['n']} "
+                                             f"({c['error']})"
+                                             for c in failed["by_condition"]))
     for regime in result["regimes"]:
         for cond, s in result["stats"].get(regime, {}).items():
             lines.append(f"{regime:>6} {cond:<14} acc {s['mean']:.4f} (n={s['n']}) "

@@ -10,7 +10,7 @@ The folder is the shape every study copies:
 * ``conditions.py`` / ``budgets.py``: the design (tasks, sweep specs, training budgets);
 * ``curves.py``: results table -> per-condition, per-depth statistics;
 * ``findings.py``: the paper's claims decided by paired tests (``kit.stats``);
-* ``plot.py`` and ``report.py``: figures and the HTML report (``kit.report``);
+* ``plot.py`` and ``report.py``: figures and the HTML report (``report.html``);
 * ``study.py``: ``run(...)`` end to end; this file registers the study by name.
 """
 

@@ -35,7 +35,9 @@ class Budget:
 
     def train(self) -> dict:
         """The TrainConfig fields this budget sets (the rest keep their defaults)."""
-        return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
+        # min_steps 0: the study's epochs as designed (its committed results used them)
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+                "min_steps": 0}
 
     def arch_kwargs(self) -> dict:
         return {"width": self.width, "fc_width": self.fc_width}

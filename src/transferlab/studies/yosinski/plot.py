@@ -10,14 +10,11 @@ works in workers and on headless machines.
 
 from __future__ import annotations
 
-import io
-import os
-
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from transferlab._atomic import atomic_path
+from transferlab.report.png import save_png  # noqa: F401 - the study's run writes PNGs
 from transferlab.studies.yosinski.curves import CONDITIONS, REFERENCE
 
 # Colours and markers follow the paper: B-sourced blue, A-sourced red, "+" variants lighter.
@@ -150,17 +147,3 @@ def draw_comparison(curves: dict, other: dict) -> Figure:
     ax.grid(alpha=0.25)
     ax.legend(fontsize=8)
     return fig
-
-
-def png_bytes(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-def save_png(fig: Figure, path: str | os.PathLike) -> bytes:
-    """Write ``fig`` as PNG atomically; returns the bytes (for embedding in the report)."""
-    data = png_bytes(fig)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return data

@@ -2,14 +2,14 @@
 
 Sections: introduction and halves, findings (each with its paired tests), figures, the
 results table (mean ± 95% CI half-width per point), base networks, every unit's value,
-settings and provenance. Self-contained (see ``transferlab.studies.kit.report``).
+settings and provenance. Self-contained (see ``transferlab.report.html``).
 """
 
 from __future__ import annotations
 
 import os
 
-from transferlab.studies.kit import report as kit
+from transferlab.report import html as kit
 from transferlab.studies.yosinski.curves import CONDITIONS, DESCRIPTIONS, REFERENCE
 from transferlab.studies.yosinski.findings import Finding, fmt_p
 
