@@ -77,15 +77,19 @@ def test_a_tiny_validation_split_chooses_l2_by_cv_and_refits_on_every_label():
     assert out["l2_selection"].startswith("cv-") and out["refit_examples"] == 40
     assert out["l2"] in lp.L2_GRID and 0.0 <= out["val_acc"] <= 1.0
     ref = _Probe(30, 4)
-    xa, ya = torch.cat([x, xv]), torch.cat([y, yv])
+    # the probe solves on standardised features (the train split's spread s), the penalty
+    # on the weights of x / s: compare objectives there (our head's W / s times s)
+    xs, xvs, sc = lp.standardized_features(x, xv)
+    xa, ya = torch.cat([xs, xvs]), torch.cat([y, yv])
     lp.fit_logistic(xa, ya, ref.head, out["l2"], max_iter=2000)
     # the optimum is flat here (separable classes): compare the objective on all 40
-    got = _objective(xa, ya, model.head.weight.detach(), model.head.bias.detach(), out["l2"])
+    got = _objective(xa, ya, model.head.weight.detach() * sc, model.head.bias.detach(),
+                     out["l2"])
     want = _objective(xa, ya, ref.head.weight.detach(), ref.head.bias.detach(), out["l2"])
     assert got == pytest.approx(want, abs=1e-5)
     # and the train-only optimum is a different, worse fit of the 40 (the refit moved it)
     tr = _Probe(30, 4)
-    lp.fit_logistic(x, y, tr.head, out["l2"], max_iter=2000)
+    lp.fit_logistic(xs, y, tr.head, out["l2"], max_iter=2000)
     assert _objective(xa, ya, tr.head.weight.detach(), tr.head.bias.detach(), out["l2"]) \
         > want + 1e-3
     # The CV choice is the one an independent computation of the CV accuracies makes.
@@ -122,14 +126,19 @@ def test_a_given_l2_still_refits_on_train_and_val_and_reports_held_out_accuracy(
     out = lp.fit_probe(model, x, y, xv, yv, l2=1e-2)
     assert out["l2"] == 1e-2 and out["l2_selection"] == "given" and out["refit_examples"] == 260
     ref = _Probe(12, 4)
-    lp.fit_logistic(torch.cat([x, xv]), torch.cat([y, yv]), ref.head, 1e-2, max_iter=500)
+    xs, xvs, sc = lp.standardized_features(x, xv)  # the probe's units-free features
+    lp.fit_logistic(torch.cat([xs, xvs]), torch.cat([y, yv]), ref.head, 1e-2, max_iter=500)
+    with torch.no_grad():
+        ref.head.weight.div_(sc)
     torch.testing.assert_close(model.head.weight, ref.head.weight, rtol=0, atol=2e-3)
     # refit=False (for callers that still choose on val): the fit of the train split alone
     kept = _Probe(12, 4)
     out = lp.fit_probe(kept, x, y, xv, yv, l2=1e-2, refit=False)
     assert out["refit_examples"] == 200
     train_only = _Probe(12, 4)
-    lp.fit_logistic(x, y, train_only.head, 1e-2, max_iter=500)
+    lp.fit_logistic(xs, y, train_only.head, 1e-2, max_iter=500)
+    with torch.no_grad():
+        train_only.head.weight.div_(sc)
     torch.testing.assert_close(kept.head.weight, train_only.head.weight, rtol=0, atol=2e-3)
 
 

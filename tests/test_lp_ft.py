@@ -50,9 +50,14 @@ def test_the_head_starts_at_the_linear_probe_solution(source, tasks):
     res = transfer(source, tgt, "lp-ft", {**FAST, "epochs": 0, "l2": l2}, progress=False)
     with torch.no_grad():
         x = source.eval().features(tgt.x_train, source.num_blocks).flatten(1).double().numpy()
+    # the probe solves on standardised features x / s (the train split's spread) and writes
+    # W / s into the head
+    from transferlab.models.standardize import feature_scale
+
+    s = feature_scale(torch.from_numpy(x).float()).double().numpy()
     ref = LogisticRegression(C=1 / (len(x) * l2), max_iter=5000, tol=1e-10).fit(
-        x, tgt.y_train.numpy())
-    ours = res.model.head.weight.detach().double().numpy()
+        x / s, tgt.y_train.numpy())
+    ours = res.model.head.weight.detach().double().numpy() * s
     ours, theirs = ours - ours.mean(0), ref.coef_ - ref.coef_.mean(0)
     assert abs(ours - theirs).max() < 2e-3 * max(1.0, abs(theirs).max())
     src_state = source.state_dict()

@@ -176,8 +176,10 @@ def test_linear_probe_fits_the_pooled_hf_embedding():
     with torch.no_grad():
         ref.weight.div_(s)
     got = head_linear(res.model)
-    assert torch.allclose(got.weight, ref.weight, atol=1e-3)
-    assert torch.allclose(got.bias, ref.bias, atol=1e-3)
+    # two L-BFGS runs, each to its own tolerance: equal to within 0.5% of the weights' scale
+    scale = float(ref.weight.abs().max())
+    assert float((got.weight - ref.weight).abs().max()) < 5e-3 * scale
+    assert float((got.bias - ref.bias).abs().max()) < 5e-3 * max(1.0, scale)
 
 
 def test_cached_and_uncached_text_transfer_agree():

@@ -293,7 +293,7 @@ def _fit_lbfgs(model, f: dict, task, l2: float | None) -> tuple[float, float, st
 
     y_tr, y_va = task.y_train, task.y_val
     x_all, y_all = torch.cat([f["train"], f["val"]]), torch.cat([y_tr, y_va])
-    acc, how = 0.0, "given"
+    acc, how = None, "given"  # None: not measured without a validation split
     if not len(y_va):
         how, l2 = ("given" if l2 is not None else "none: no validation data"), \
             (L2_GRID[0] if l2 is None else l2)
