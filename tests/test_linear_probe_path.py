@@ -56,7 +56,8 @@ def test_the_path_reads_a_subsample_and_the_polish_every_example(monkeypatch):
     with torch.no_grad():
         ref.head.weight.div_(s)
     torch.testing.assert_close(model.head.weight, ref.head.weight, rtol=0, atol=2e-3)
-    torch.testing.assert_close(model.head.bias, ref.head.bias, rtol=0, atol=2e-3)
+    # (the bias, of size ~2 here, absorbs the centring: 1e-3 relative is both fits' tolerance)
+    torch.testing.assert_close(model.head.bias, ref.head.bias, rtol=2e-3, atol=2e-3)
 
 
 def test_small_training_sets_run_the_path_on_every_example(monkeypatch):

@@ -54,7 +54,7 @@ def test_the_head_starts_at_the_linear_probe_solution(source, tasks):
     # W / s into the head
     from transferlab.models.standardize import feature_scale
 
-    s = feature_scale(torch.from_numpy(x).float()).double().numpy()
+    s = feature_scale(torch.from_numpy(x).float()).pow(2).mean().sqrt().double().item()  # global
     ref = LogisticRegression(C=1 / (len(x) * l2), max_iter=5000, tol=1e-10).fit(
         x / s, tgt.y_train.numpy())
     ours = res.model.head.weight.detach().double().numpy() * s

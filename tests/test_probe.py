@@ -54,7 +54,8 @@ def test_probe_fits_logistic_regression_on_average_pooled_block_output(source, t
     from transferlab.models.standardize import feature_scale
 
     # s: the train split's spread (the first len(x_train) rows of train + val)
-    s = feature_scale(h.mean((2, 3))[: len(task.x_train)]).double().numpy()
+    # (one scale for every feature, the probe's default 'global' scaling)
+    s = feature_scale(h.mean((2, 3))[: len(task.x_train)]).pow(2).mean().sqrt().item()
     ref = LogisticRegression(C=1 / (len(x) * l2), max_iter=5000, tol=1e-10).fit(
         x / s, torch.cat([task.y_train, task.y_val]).numpy())
     ours = res.model.head.linear.weight.detach().double().numpy() * s

@@ -83,7 +83,7 @@ def test_linear_probe_is_scale_invariant(raw_task):
     feature column rescales the fitted weight inversely, leaving predictions unchanged."""
     def probe(x_tr, x_va, x_te):
         model = BlockModel([nn.Flatten()], nn.Linear(2, 2))
-        out = fit_probe(model, x_tr, raw_task.y_train, x_va, raw_task.y_val)
+        out = fit_probe(model, x_tr, raw_task.y_train, x_va, raw_task.y_val, scaling="feature")
         with torch.no_grad():
             return out, model, model(x_te)
 

@@ -73,7 +73,7 @@ def test_linear_probe_matches_sklearn_logistic_regression(source, tasks):
         f_all = res.model.features(torch.cat([t.x_train, t.x_val]), 7).flatten(1)
     # The probe fits standardised features x / s (s: the train split's per-feature spread)
     # and writes W / s into the head: the penalty is on W, the weights of x / s.
-    s = feature_scale(f_tr).double().numpy()
+    s = feature_scale(f_tr).pow(2).mean().sqrt().double().item()  # global
     feats = f_all.double().numpy() / s
     n = len(feats)
     # sklearn minimises C * sum(CE) + ||W||^2 / 2, ours mean(CE) + l2 / 2 ||W||^2: C = 1/(n l2)

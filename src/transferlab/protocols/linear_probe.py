@@ -10,7 +10,7 @@ reused by other protocols that end with a probe (``bn-adapt``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -27,6 +27,10 @@ L2_GRID = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
 @dataclass
 class LinearProbeConfig(ProtocolConfig):
     freeze_prefix: bool = True
+    scaling: str = field(default="global", metadata={
+        "help": "how features are scaled for the fit: 'global' (one scale, the default: "
+                "better on network features) or 'feature' (each column to unit spread: "
+                "for raw tabular features in mixed units), e.g. linear-probe:scaling=feature"})
     solver: ClassVar[str] = "lbfgs"
     needs_features: ClassVar[bool] = True  # the fit reads cached features, no augmentation
 
@@ -36,12 +40,13 @@ class LinearProbeConfig(ProtocolConfig):
             raise bad_value("freeze_prefix/depth", (self.freeze_prefix, self.depth),
                             "(True, None) for linear-probe: its L-BFGS fit needs every block "
                             "frozen", "use 'head-only' or 'freeze:n' to train blocks")
+        check_scaling(self.scaling)
 
     def fit(self, plan: Plan, feats: dict, task, cfg, generator=None,
             progress: bool = False) -> dict:
         """Fit the head on ``feats`` (the last block's output per split)."""
         return fit_probe(plan.model, feats["train"], task.y_train, feats["val"], task.y_val,
-                         cfg.l2)
+                         cfg.l2, scaling=self.scaling)
 
 
 def linear_head_input(model: nn.Module, feats) -> tuple[nn.Linear, torch.Tensor]:
@@ -263,66 +268,87 @@ def _select_by_cv(x, y, k: int, bias: bool) -> tuple[float, float]:
     return L2_GRID[i], float(acc[i])
 
 
-def standardized_features(x_tr: torch.Tensor, x_va: torch.Tensor
+def standardized_features(x_tr: torch.Tensor, x_va: torch.Tensor, scaling: str = "global"
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(x_tr / s, x_va / s, s): (N, D) features divided by the train split's per-feature
-    spread s (D,) (1 for constant features; see ``models.standardize.feature_scale``).
+    """(x_tr / s, x_va / s, s): (N, D) features divided by s (D,) from the train split.
 
-    The probe fits on these, so the solution does not depend on the features' units (a
-    column in 1e3 next to one in 1e-3 overflowed L-BFGS before), and the L2 grid means the
-    same on every model; the head then gets ``W / s``, working on raw features.
+    ``scaling="global"`` (the default): one number for every feature, the root mean square
+    of their spreads; ``"feature"``: each feature's spread (1 for constant features; see
+    ``models.standardize.feature_scale``), so the solution does not depend on any column's
+    units (a column in 1e3 next to one in 1e-3 overflowed L-BFGS before). "global" keeps the
+    features' relative scales: on a network's features, where near-silent units would be
+    blown up to unit spread, it was the better probe (measured: docs/ARCHITECTURE.md). Both
+    make the probe invariant to the features' overall units; only "feature" to each
+    column's.
+    The head then gets ``W / s``, working on raw features.
     """
     from transferlab.models.standardize import feature_scale
 
     scale = feature_scale(x_tr)
+    if scaling == "global":
+        scale = scale.pow(2).mean().sqrt().expand_as(scale).clone()
     return x_tr / scale, x_va / scale, scale
+
+
+SCALINGS = ("global", "feature")
+
+
+def check_scaling(scaling: str) -> None:
+    if scaling not in SCALINGS:
+        raise bad_value("scaling", scaling, f"one of {', '.join(SCALINGS)}",
+                        "use 'global' (one scale: keeps the features' relative sizes, the "
+                        "better probe on network features) or 'feature' (per feature: "
+                        "invariant to each column's units, for raw tabular features)")
+
+
+def _choose_l2(x_tr, y_train, x_va, y_val, k: int, bias: bool, l2: float | None,
+               refit: bool) -> tuple[float, float | None, str, LogisticPath | None]:
+    """(L2, the held-out accuracy that chose it, how, a warm start or None) on features
+    already scaled; see ``fit_probe`` for the rules."""
+    x_all, y_all = torch.cat([x_tr, x_va]), torch.cat([y_train, y_val])
+    if not len(y_val):
+        return ((L2_GRID[0] if l2 is None else l2), None,
+                ("given" if l2 is not None else "none: no validation data"), None)
+    if l2 is not None:
+        held = LogisticPath(x_tr, y_train, k, bias=bias)
+        held.fit(l2, max_iter=PATH_ITERS)
+        return l2, _val_acc(held, x_va, y_val), "given", held
+    if refit and int(torch.bincount(y_val.cpu(), minlength=k).min()) < CV_BELOW:
+        # (refit=False: the val split picks something else afterwards, so it must not have
+        # steered L2 through the folds: L2 is then chosen on it alone, as below)
+        l2, acc = _select_by_cv(x_all, y_all, k, bias)
+        return l2, acc, f"cv-{min(CV_FOLDS, int(torch.bincount(y_all.cpu()).min()))}", None
+    l2, acc, start = _select_on_val(x_tr, y_train, x_va, y_val, k, bias)
+    return l2, acc, "val", start
 
 
 def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
               f_val: torch.Tensor, y_val: torch.Tensor, l2: float | None = None,
-              refit: bool = True) -> dict:
+              refit: bool = True, scaling: str = "global") -> dict:
     """Fit ``model``'s head by L-BFGS on features: choose L2, then refit on every label.
 
-    f_*: (N, ...) outputs of the last block; y_*: (N,) int64. The features are standardised
-    for the fit (``standardized_features``) and the head maps them back to raw features.
-    L2 (unless given) is chosen on
-    the val split, or by ``CV_FOLDS``-fold cross-validation over train + val when some class
-    has fewer than ``CV_BELOW`` validation examples; the final fit then uses train + val
-    (all k labelled examples per class, never the test split). Returns ``{"l2", "val_acc",
-    "l2_selection", "refit_examples"}``: ``val_acc`` is the held-out accuracy that chose L2
-    (the val split's, of the fit on train only; or the mean CV accuracy), never the
-    accuracy of the final fit on examples it trained on (None without validation data: the
-    first, strongest L2 is kept). ``refit=False`` keeps the final fit on the train split and
-    picks L2 on the val split alone (for a caller that still selects on the val split
-    afterwards, e.g. ``lp-ft``'s epochs or the ensemble's alpha).
+    f_*: (N, ...) outputs of the last block; y_*: (N,) int64. The features are scaled for
+    the fit (``standardized_features``: one scale for all by default, ``scaling="feature"``
+    per feature) and the head maps them back to raw features. L2 (unless given) is chosen on the val split, or
+    by ``CV_FOLDS``-fold cross-validation over train + val when some class has fewer than
+    ``CV_BELOW`` validation examples; the final fit then uses train + val (all k labelled
+    examples per class, never the test split). Returns ``{"l2", "val_acc",
+    "l2_selection", "scaling", "refit_examples"}``: ``val_acc`` is the held-out accuracy
+    that chose L2 (the val split's, of the fit on train only; or the mean CV accuracy),
+    never the accuracy of the final fit on examples it trained on (None without validation
+    data: the first, strongest L2 is kept). ``refit=False`` keeps the final fit on the train
+    split and picks L2 on the val split alone (for a caller that still selects on the val
+    split afterwards, e.g. ``lp-ft``'s epochs or the ensemble's alpha).
     """
+    check_scaling(scaling)
     linear, x_tr = linear_head_input(model, f_train)
     _, x_va = linear_head_input(model, f_val)
-    # standardised for the fit (units-free; the train split's spread), mapped back below
-    x_tr, x_va, scale = standardized_features(x_tr.float(), x_va.float())
     bias, k = linear.bias is not None, linear.out_features
+    x_tr, x_va, scale = standardized_features(x_tr.float(), x_va.float(), scaling)
+    l2, acc, how, start = _choose_l2(x_tr, y_train, x_va, y_val, k, bias, l2, refit)
     x_all, y_all = torch.cat([x_tr, x_va]), torch.cat([y_train, y_val])
     path = LogisticPath(x_all, y_all, k, bias=bias) if refit else \
         LogisticPath(x_tr, y_train, k, bias=bias)
-    start = None
-    counts = torch.bincount(y_val.cpu(), minlength=k) if len(y_val) else None
-    if not len(y_val):
-        how, l2 = ("given" if l2 is not None else "none: no validation data"), \
-            (L2_GRID[0] if l2 is None else l2)
-        acc = None  # not measured without a validation split
-    elif l2 is not None:
-        how = "given"
-        held = LogisticPath(x_tr, y_train, k, bias=bias)
-        held.fit(l2, max_iter=PATH_ITERS)
-        acc, start = _val_acc(held, x_va, y_val), held
-    elif refit and int(counts.min()) < CV_BELOW:
-        # (refit=False: the val split picks something else afterwards, so it must not have
-        # steered L2 through the folds: L2 is then chosen on it alone, as below)
-        l2, acc = _select_by_cv(x_all, y_all, k, bias)
-        how = f"cv-{min(CV_FOLDS, int(torch.bincount(y_all.cpu()).min()))}"
-    else:
-        l2, acc, start = _select_on_val(x_tr, y_train, x_va, y_val, k, bias)
-        how = "val"
     if start is not None:
         # warm start: the same logits under the union's centring, w (x - mu_s) + b = w (x - mu) + b'
         path.w, path.b = start.w, start.b + start.w @ (path.mu - start.mu)
@@ -335,7 +361,7 @@ def fit_probe(model: nn.Module, f_train: torch.Tensor, y_train: torch.Tensor,
     path.write_to(linear)
     with torch.no_grad():
         linear.weight.div_(scale.to(linear.weight.dtype))  # W (x / s) = (W / s) x
-    return {"l2": l2, "val_acc": acc, "l2_selection": how,
+    return {"l2": l2, "val_acc": acc, "l2_selection": how, "scaling": scaling,
             "refit_examples": len(y_all) if refit else len(y_train)}
 
 
