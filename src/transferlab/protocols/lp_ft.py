@@ -53,6 +53,16 @@ class LPFTConfig(ProtocolConfig):
             raise bad_value("lp_l2", self.lp_l2, "a finite number > 0, or None",
                             "e.g. lp_l2=0.01, or leave it out to choose it on validation")
 
+    def plan(self, model, num_classes, generator=None, lr_mult=None, layer_decay=None) -> Plan:
+        """``make_plan``'s plan with the head's lr scale lowered to the backbone's
+        (``lr_mult``): the probe's head fine-tunes at the same small lr."""
+        plan = super().plan(model, num_classes, generator, lr_mult, layer_decay)
+        scale = self.default_lr_mult if lr_mult is None else lr_mult
+        for g in plan.groups:
+            if g.get("name") == "head":
+                g["lr_scale"] = min(g["lr_scale"], scale)
+        return plan
+
     def fit(self, plan: Plan, feats: dict, task, cfg, generator=None,
             progress: bool = False) -> None:
         """The probe stage: fit the fresh head on the pretrained top features (eval mode, no
@@ -73,10 +83,6 @@ class LPFTConfig(ProtocolConfig):
         info = fit_probe(model, top["train"], task.y_train, top["val"], task.y_val, l2,
                          refit=False)
         plan.state["lp"] = info
-        for g in plan.groups:  # the head fine-tunes at the backbone's small lr
-            if g.get("name") == "head":
-                g["lr_scale"] = min(g["lr_scale"], cfg.lr_mult if cfg.lr_mult is not None
-                                    else self.default_lr_mult)
         return None
 
 
