@@ -178,10 +178,9 @@ class ShiftConfig(StrategyConfig):
         (normalisation affine + head) on members without a normalisation layer (an MLP) is
         what is left of it, 'head', so the default strategy runs on any architecture; the
         scope used is recorded."""
-        from torch import nn
+        from transferlab.protocols.core import is_norm  # what norm-only itself trains
 
-        norms = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
-        if self.scope == "norm" and not any(isinstance(m, norms) for m in model.modules()):
+        if self.scope == "norm" and not any(is_norm(m) for m in model.modules()):
             return "head"
         return self.scope
 
