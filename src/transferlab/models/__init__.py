@@ -83,13 +83,19 @@ def _check_arch_kwargs(arch: str, fn: Callable, kwargs: dict) -> None:
 def _check_size(arch: str, fn: Callable, kwargs: dict) -> None:
     """Build on the meta device (no memory) and refuse a model whose parameters, gradients
     and optimiser state would not fit in half of this machine's memory."""
+    import warnings
+
     import torch
 
     from transferlab._memory import memory_limit
 
+    # weights from a file do not change the size, and loading them into meta tensors is a
+    # no-op that warns once per tensor (hundreds of lines for EfficientNet-Lite0)
+    shape_only = {**kwargs, "pretrained": False} if "pretrained" in kwargs else kwargs
     try:
-        with torch.device("meta"):
-            model = fn(**kwargs)
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = fn(**shape_only)
     except Exception:  # noqa: BLE001 - no estimate possible (e.g. weights from a file)
         return
     n = sum(p.numel() for p in model.parameters())
