@@ -63,7 +63,7 @@ def main() -> None:
                out=work / "race")
     race_wall = time.perf_counter() - t0
     b = get_budget("quick")
-    _, _, everyone = recommend(v.evidence, 7, b, Thresholds())
+    _, _, everyone, _ = recommend(v.evidence, 7, b, Thresholds())
     t0 = time.perf_counter()
     epochs = max(c.epochs for c in everyone if c.epochs)  # the candidates' full epochs
     full = _rung(everyone, epochs, b, args.target, ckpt, seeds, None,

@@ -31,7 +31,6 @@ import numpy as np
 from transferlab.provenance import provenance
 
 HERE = Path(__file__).parent
-TRAIN = {"epochs": 10, "batch_size": 64, "lr": 0.05, "device": "cpu"}
 
 
 def score_rules(measured: dict[str, list[float]], picks: dict[str, str],
@@ -66,85 +65,249 @@ def _label(protocol: str, lr_mult: float | None = None) -> str:
     return f"finetune (lr_mult {lr_mult:g})" if protocol == "finetune" else protocol
 
 
-def run_case(case, seeds: list[int], verify: bool, workdir: Path) -> dict:
-    import transferlab as tl
-    from transferlab.api import pretrain, transfer
-    from transferlab.cases import CONSTANT_RULES
-    from transferlab.checkpoint import save_checkpoint
-    from transferlab.data import make_task
-    from transferlab.search import best_depth
-    from transferlab.transferability.score import score_all
-
-    src = pretrain(make_task(case.source_task), case.arch,
-                   {**TRAIN, "epochs": case.pretrain_epochs}, seed=0, progress=False,
-                   **dict(case.arch_kwargs)).model
-    ckpt = workdir / case.name
-    save_checkpoint(str(ckpt), src, {"source_task": case.source_task})
-    task = make_task(case.target_task)
-    from transferlab.advise.budgets import epochs_for
-
-    # SGD candidates train at least 100 optimiser steps, as the advisor's candidates do
-    train_k = {**TRAIN, "epochs": epochs_for(len(task.y_train), TRAIN["epochs"], 100,
-                                             TRAIN["batch_size"])}
-    L = src.num_blocks
-    picks, costs = {}, {}
-    for rule, lab in CONSTANT_RULES.items():
-        picks[rule] = case.protocol_of(lab, L)[0] if lab == "freeze:half" else lab
-    t0 = time.perf_counter()
-    adv = tl.advise(str(ckpt) + ".safetensors", case.target_task, verify=False, progress=False)
-    costs["advise"], picks["advise"] = time.perf_counter() - t0, adv.recommendation.label
-    if verify:
-        t0 = time.perf_counter()
-        v = tl.advise(str(ckpt) + ".safetensors", case.target_task, verify=True,
-                      progress=False, out=str(workdir / f"{case.name}-advise"))
-        costs["advise --verify"] = time.perf_counter() - t0
-        picks["advise --verify"] = v.race["winner"]
-    t0 = time.perf_counter()
-    res = best_depth(src, task, seeds=(seeds[0],), train=train_k)
-    costs["depth"], picks["depth"] = time.perf_counter() - t0, res.protocol
-    t0 = time.perf_counter()
-    lm = score_all(src, task, ["logme"], list(range(1, L + 1)))
-    d = max(lm, key=lambda r: (r["score"], r["depth"]))["depth"]
-    costs["LogME's best depth"] = time.perf_counter() - t0
-    picks["LogME's best depth"] = f"freeze:{d}" if d < L else "linear-probe"
-    labels = list(dict.fromkeys([case.protocol_of(c, L)[0] if c == "freeze:half" else c
-                                 for c in case.candidates] + list(picks.values())))
-    measured = {}
-    for lab in labels:
-        proto, lr_mult = case.protocol_of(lab, L)
-        train = {**train_k, **({"lr_mult": lr_mult} if lr_mult is not None else {})}
-        measured[lab] = [transfer(src, task, proto, train, seed=s, progress=False)
-                         .metrics["test_acc"] for s in seeds]
-    return {"case": case.name, "split": case.split, "task": case.target_task,
-            "train": train_k, "measured": measured, "picks": picks,
-            "rows": score_rules(measured, picks, costs)}
-
-
-def main(argv=None) -> dict:
+def _cases(sets: str, tier: str, split: str | None = None) -> list:
     from transferlab.cases import get_cases
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cases", default="digits", help="registered case set")
-    ap.add_argument("--seeds", type=int, default=3, help="seeds per candidate (>= 3)")
-    ap.add_argument("--limit", type=int, default=None, help="first N held-out cases only")
-    ap.add_argument("--verify", action="store_true", help="also score advise --verify")
-    ap.add_argument("--out", default=None, help="JSON path (default: print only)")
-    args = ap.parse_args(argv)
-    if args.seeds < 3:
-        ap.error("--seeds must be >= 3 (the oracle is a mean over >= 3 seeds)")
-    cases = get_cases(args.cases, split="heldout")[:args.limit]
-    with tempfile.TemporaryDirectory() as tmp:
-        results = [run_case(c, list(range(args.seeds)), args.verify, Path(tmp)) for c in cases]
-    rows = [r for res in results for r in res["rows"]]
-    out = {"benchmark": "decisions", "cases": args.cases, "seeds": args.seeds,
-           "results": results, "summary": summarize(rows), "provenance": provenance()}
-    if args.out:
-        Path(args.out).write_text(json.dumps(out, indent=1, default=str))
+    out = [c for name in sets.split(",") for c in get_cases(name, split=split)]
+    return [c for c in out if c.tier == tier]
+
+
+def cmd_measure(args) -> None:
+    """Evidence and every candidate x seed of every case (dev and held-out alike)."""
+    from transferlab.cases.measure import Store, measure_case
+
+    store = Store(Path(args.store) / "store.jsonl")
+    cases = _cases(args.cases, args.tier)[:args.limit]
+    for i, case in enumerate(cases):
+        t0 = time.perf_counter()
+        measure_case(store, case, list(range(args.seeds)), Path(args.store) / "sources",
+                     args.data_dir, progress=print if args.verbose else None)
+        print(f"[{i + 1}/{len(cases)}] {case.name} ({case.split}) measured in "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def _evidence(d: dict):
+    from transferlab.advise.evidence import DepthEvidence, Evidence
+
+    return Evidence(**{**d, "per_depth": [DepthEvidence(**r) for r in d["per_depth"]]})
+
+
+def _means(trials: dict, key: str) -> dict[str, float]:
+    return {lab: float(np.mean([r[key] for r in rs])) for lab, rs in trials.items()
+            if rs and all(r.get(key) is not None for r in rs)}
+
+
+def dev_cases(store, cases) -> list:
+    """``DevCase``s of the measured development cases: validation regret per family."""
+    from transferlab.advise.casebase import DevCase, features
+    from transferlab.advise.rules import FAMILIES, candidate_set, resolve
+
+    out = []
+    for case in cases:
+        rec = store.get("evidence", case.name)
+        if case.split != "dev" or rec is None:
+            continue
+        ev, val = rec["evidence"], _means(store.trials(case.name), "val_acc")
+        L, bd = ev["top_depth"], ev["best_depth"]
+        cands = candidate_set(L, bd, 1, 0.05)
+        labels = {f: resolve(f, cands, bd, L) for f in FAMILIES}
+        if any(c is None or c.label not in val for c in labels.values()):
+            continue  # not every family measured yet
+        best = max(val.values())
+        out.append(DevCase(case.name, features(ev),
+                           {f: best - val[c.label] for f, c in labels.items()}))
     return out
 
 
+def cmd_fit(args) -> None:
+    """Fit the case base on the development cases (validation only) and package it."""
+    from transferlab.advise.casebase import PACKAGED, CaseBase
+    from transferlab.cases.measure import Store
+
+    store = Store(Path(args.store) / "store.jsonl")
+    devs = dev_cases(store, _cases(args.cases, args.tier))
+    cb = CaseBase().fit(devs)
+    out = {**cb.to_dict(), "fitted_on": args.cases, "tier": args.tier,
+           "provenance": provenance()}
+    Path(args.out or PACKAGED).write_text(json.dumps(out, indent=1, default=str))
+    print(f"case base: {len(devs)} development cases, n_neighbors {cb.n_neighbors_}, "
+          f"leave-one-out validation regret {cb.loo_}")
+
+
+def cmd_verify(args) -> None:
+    """``advise --verify`` (with the packaged case base) on every held-out case."""
+    import transferlab as tl
+    from transferlab.cases.measure import Store, source_model
+
+    store = Store(Path(args.store) / "store.jsonl")
+    for case in _cases(args.cases, args.tier, "heldout")[:args.limit]:
+        if store.get("verify", case.name) is not None:
+            continue
+        _, ckpt = source_model(case, Path(args.store) / "sources", args.data_dir)
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            adv = tl.advise(str(ckpt), case.target_task, verify=True, seeds=1,
+                            progress=False, out=tmp, data_dir=args.data_dir)
+            wall = time.perf_counter() - t0
+        store.put({"kind": "verify", "case": case.name, "advised": adv.recommendation.label,
+                   "winner": adv.race["winner"], "wall_s": wall, "race": adv.race})
+        print(f"{case.name}: advised {adv.recommendation.label}, race winner "
+              f"{adv.race['winner']} ({wall:.0f} s)", flush=True)
+
+
+def cmd_depth(args) -> None:
+    """The exhaustive freeze:n sweep (every n, every seed) and ``best_depth``'s pick."""
+    from transferlab.cases.measure import Store, measure_trial, source_model, train_config
+    from transferlab.data import make_task
+    from transferlab.search import best_depth
+
+    store = Store(Path(args.store) / "store.jsonl")
+    for case in _cases(args.cases, args.tier, "heldout")[:args.limit]:
+        model, _ = source_model(case, Path(args.store) / "sources", args.data_dir)
+        task = make_task(case.target_task, data_dir=args.data_dir)
+        train = train_config(task)
+        for n in range(model.num_blocks + 1):
+            for s in range(args.seeds):
+                measure_trial(store, case, model, task, f"freeze:{n}", s, train)
+        if store.get("depth", case.name) is None:
+            t0 = time.perf_counter()
+            res = best_depth(model, task, seeds=(0,), train=train)
+            store.put({"kind": "depth", "case": case.name, "pick": res.protocol,
+                       "wall_s": time.perf_counter() - t0})
+        print(f"{case.name}: depth pick {store.get('depth', case.name)['pick']}", flush=True)
+
+
+def logme_label(ev: dict) -> str:
+    """LogME's best depth as a protocol: freeze:d below the top, linear-probe at it."""
+    best = max(ev["per_depth"], key=lambda r: (r["logme"], r["depth"]))["depth"]
+    return f"freeze:{best}" if best < ev["top_depth"] else "linear-probe"
+
+
+def case_rows(store, case, cb) -> dict | None:
+    """One held-out case scored: every rule's pick, regret, within 1 point, cost."""
+    from transferlab.advise.budgets import get_budget
+    from transferlab.advise.core import recommend
+    from transferlab.advise.rules import Thresholds
+    from transferlab.cases import CONSTANT_RULES
+    from transferlab.cases.measure import ALIASES, candidate_labels
+
+    rec = store.get("evidence", case.name)
+    trials = store.trials(case.name)
+    if rec is None or not trials:
+        return None
+    ev, L = rec["evidence"], rec["evidence"]["top_depth"]
+    test, wall = _means(trials, "test_acc"), _means(trials, "wall_s")
+    cands = candidate_labels(case, L, ev["best_depth"])
+    if any(c not in test for c in cands):
+        return None  # not fully measured yet
+    alias = lambda lab: ALIASES.get(lab, lab)  # noqa: E731
+    picks = {rule: alias(case.protocol_of(lab, L)[0] if lab == "freeze:half" else lab)
+             for rule, lab in CONSTANT_RULES.items()}
+    q = get_budget("quick")
+    picks["advise"] = recommend(_evidence(ev), L, q, Thresholds(), cb)[2][0].label
+    picks["advise (guide table, no cases)"] = recommend(_evidence(ev), L, q, Thresholds(),
+                                                        None)[2][0].label
+    picks["LogME's best depth"] = alias(logme_label(ev))
+    costs = {rule: wall.get(lab, float("nan")) for rule, lab in picks.items()}
+    for rule in ("advise", "advise (guide table, no cases)", "LogME's best depth"):
+        costs[rule] += rec["time_s"]  # the evidence, then the pick's training
+    v = store.get("verify", case.name)
+    if v is not None:
+        picks["advise --verify"], costs["advise --verify"] = alias(v["winner"]), v["wall_s"]
+    d = store.get("depth", case.name)
+    if d is not None:
+        picks["depth"], costs["depth"] = alias(d["pick"]), d["wall_s"]
+    scored = {lab: [r["test_acc"] for r in trials[lab]] for lab in
+              dict.fromkeys([*cands, *picks.values()]) if lab in trials}
+    rows = score_rules(scored, picks, costs)
+    every = sum(wall[c] for c in cands)  # training every candidate once
+    for r in rows:
+        r["cost_ratio"] = r["cost_s"] / every
+    out = {"case": case.name, "split": case.split, "family": case.family, "k": case.k,
+           "task": case.target_task, "candidates": cands,
+           "test_mean": {lab: float(np.mean(v)) for lab, v in scored.items()},
+           "val_mean": _means(trials, "val_acc"), "wall_mean": wall,
+           "all_candidates_s": every, "evidence_s": rec["time_s"], "rows": rows}
+    if d is not None:
+        out["depth"] = depth_rows(case, trials, L, d, alias)
+    return out
+
+
+def depth_rows(case, trials, L: int, d: dict, alias) -> dict:
+    """The depth judgment: freeze:n for every n (and the linear probe), the search's pick
+    against always freeze:0 / always linear-probe, and its share of the exhaustive time."""
+    labels = [alias(f"freeze:{n}") for n in range(L + 1)] + ["linear-probe"]
+    scored = {lab: [r["test_acc"] for r in trials[lab]] for lab in labels if lab in trials}
+    wall = _means({lab: trials[lab] for lab in labels if lab in trials}, "wall_s")
+    picks = {"depth": alias(d["pick"]), "always freeze:0": alias("freeze:0"),
+             "always linear-probe": "linear-probe"}
+    rows = score_rules(scored, picks, {"depth": d["wall_s"]})
+    means = {lab: float(np.mean(v)) for lab, v in scored.items()}
+    oracle = max(sorted(means), key=lambda lab: means[lab])
+    exhaustive = sum(wall[alias(f"freeze:{n}")] for n in range(L + 1))
+    return {"oracle": oracle, "oracle_is_depth_0": oracle == alias("freeze:0"),
+            "rows": rows, "exhaustive_s": exhaustive,
+            "search_share": d["wall_s"] / exhaustive, "test_mean": means}
+
+
+def cmd_score(args) -> None:
+    from transferlab.advise import casebase
+    from transferlab.cases.measure import Store
+
+    store = Store(Path(args.store) / "store.jsonl")
+    cb = casebase.load()
+    results = [r for c in _cases(args.cases, args.tier, "heldout")
+               if (r := case_rows(store, c, cb)) is not None]
+    rows = [r for res in results for r in res["rows"]]
+    summary = summarize(rows)
+    for rule, srow in summary.items():
+        srow["mean_cost_ratio"] = float(np.mean([r["cost_ratio"] for r in rows
+                                                 if r["rule"] == rule]))
+    deep = [res["depth"] for res in results if "depth" in res
+            and not res["depth"]["oracle_is_depth_0"]]
+    depth_summary = summarize([r for dd in deep for r in dd["rows"]]) if deep else {}
+    if deep:
+        depth_summary["search_share"] = float(np.mean([dd["search_share"] for dd in deep]))
+    out = {"benchmark": "decisions", "cases": args.cases, "tier": args.tier,
+           "seeds": args.seeds, "case_base": casebase.PACKAGED.name if cb else None,
+           "n_heldout": len(results), "results": results, "summary": summary,
+           "depth_where_it_matters": {"cases": len(deep), "summary": depth_summary},
+           "provenance": provenance()}
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=1, default=str))
+    for rule, srow in summary.items():
+        print(f"{rule:<34} regret {srow['mean_regret']:.4f}  within 1pt "
+              f"{srow['within_1pt']:.2f}  cost {srow['mean_cost_ratio']:.2f}x "
+              f"({srow['cases']} cases)")
+
+
+def main(argv=None) -> None:
+    import os
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("measure", help="evidence + every candidate x seed into the store")
+    f = sub.add_parser("fit", help="fit the case base on the dev cases (validation only)")
+    f.add_argument("--out", default=None, help="where (default: the packaged casebase.json)")
+    v = sub.add_parser("verify", help="advise --verify on every held-out case")
+    d = sub.add_parser("depth", help="exhaustive freeze:n sweep + best_depth, held-out")
+    sc = sub.add_parser("score", help="the scoreboard of every rule on held-out cases")
+    sc.add_argument("--out", default=None, help="JSON path of the scoreboard")
+    for p in (m, f, v, d, sc):
+        p.add_argument("--cases", default="synthetic,convnet,effnet",
+                       help="comma list of registered case sets")
+        p.add_argument("--tier", default="quick", help="quick (CPU) or standard (GPU)")
+        p.add_argument("--store", default="runs/decisions", help="store folder (resumable)")
+        p.add_argument("--seeds", type=int, default=3, help="seeds per candidate (>= 3)")
+        p.add_argument("--limit", type=int, default=None, help="first N cases only")
+        p.add_argument("--data-dir", default=os.environ.get("TRANSFERLAB_DATA"))
+        p.add_argument("--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    if args.seeds < 3:
+        ap.error("--seeds must be >= 3 (the oracle is a mean over >= 3 seeds)")
+    {"measure": cmd_measure, "fit": cmd_fit, "verify": cmd_verify, "depth": cmd_depth,
+     "score": cmd_score}[args.cmd](args)
+
+
 if __name__ == "__main__":
-    r = main()
-    for rule, s in r["summary"].items():
-        print(f"{rule:<30} regret {s['mean_regret']:.4f}  within 1pt {s['within_1pt']:.2f}  "
-              f"cost {s['mean_cost_s']:.1f} s  ({s['cases']} cases)")
+    main()

@@ -70,3 +70,28 @@ def test_scoreboard_scores_picks_against_the_test_oracle():
     assert rows["r4"]["regret"] is None and rows["r1"]["cost_s"] == 2.0
     s = b.summarize([r for r in rows.values() if r["rule"] != "r4"])
     assert s["r2"]["mean_regret"] == pytest.approx(0.15) and s["r3"]["within_1pt"] == 1.0
+
+
+def test_every_quick_set_and_its_hashed_split():
+    from transferlab.cases import hashed_split
+
+    for name in ("effnet", "convnet", "synthetic"):
+        cases = get_cases(name)
+        assert cases and all(c.split == hashed_split(c.name) for c in cases)
+        assert len({c.name for c in cases}) == len(cases)
+    quick = [c for n in ("effnet", "convnet", "synthetic") for c in get_cases(n)
+             if c.tier == "quick"]
+    splits = [c.split for c in quick]
+    # the rule reads the name only; on these names it gives both splits a share
+    assert 0.3 < splits.count("dev") / len(splits) < 0.7
+    assert hashed_split("effnet32-cifar10-k20") == hashed_split("effnet32-cifar10-k20")
+    eff = [c for c in get_cases("effnet") if c.tier == "quick"]
+    assert all(c.pretrained == "efficientnet_lite0" and c.image_size == 32 for c in eff)
+
+
+def test_a_case_is_pretrained_or_has_a_source_task():
+    with pytest.raises(UserError, match="source_task"):
+        CaseConfig(name="x", source_task=None, target="digits:classes=5-9", k=10, split="dev")
+    with pytest.raises(UserError, match="pretrained"):
+        CaseConfig(name="x", source_task=None, pretrained="resnet", target="digits", k=10,
+                   split="dev")

@@ -37,6 +37,9 @@ class Advice:
     race: dict | None = None
     time_s: float = 0.0
     files: dict = field(default_factory=dict)
+    # the development cases the advice rests on (name, distance, the advised family's
+    # validation regret there); empty when the guide's table decided (no case base)
+    rests_on: list[dict] = field(default_factory=list)
 
     @property
     def runner_up(self) -> Candidate | None:
@@ -54,6 +57,7 @@ class Advice:
                 "alternatives": [c.to_dict() for c in self.alternatives],
                 "explanation": self.explanation, "verified": self.verified,
                 "race": self.race, "time_s": self.time_s, "files": self.files,
+                "rests_on": self.rests_on,
                 "provenance": provenance()}
 
 
@@ -85,20 +89,31 @@ def probe_available() -> bool:
     return "probe:n" in protocol_names()
 
 
-def recommend(ev: Evidence, num_blocks: int, budget: AdviseBudget,
-              th: Thresholds) -> tuple[str, str, list[Candidate]]:
-    """(size, similarity, candidates in order of preference) from measured evidence."""
+def recommend(ev: Evidence, num_blocks: int, budget: AdviseBudget, th: Thresholds,
+              cases=None) -> tuple[str, str, list[Candidate], list[dict]]:
+    """(size, similarity, candidates in order of preference, the development cases the
+    order rests on) from measured evidence. With a case base (``advise.casebase``) its
+    nearest development cases order the families; the guide's scenario order follows."""
+    from transferlab.advise.rules import resolve
+
     size, sim = scenario(ev.examples_per_class, ev.retained, th)
     epochs = epochs_for(ev.n_train, budget.epochs, budget.min_steps, budget.batch_size)
     cands = candidate_set(num_blocks, ev.best_depth, epochs, budget.lr,
                           probe_ok=probe_available())
-    return size, sim, rank(cands, size, sim, ev.best_depth, num_blocks, th)
+    ranked = rank(cands, size, sim, ev.best_depth, num_blocks, th)
+    if cases is None:
+        return size, sim, ranked, []
+    families, rests_on = cases.rank(ev.to_dict())
+    first = [resolve(f, cands, ev.best_depth, num_blocks) for f in families]
+    order = list(dict.fromkeys(c for c in [*first, *ranked] if c is not None))
+    return size, sim, order, rests_on
 
 
 def advise(source, task, *, verify: bool = False, budget: str | AdviseBudget = "quick",
            seeds: int | list[int] = 1, progress: bool = True,
            out: str | os.PathLike | None = None, data_dir: str | None = None,
-           thresholds: Thresholds | None = None, workers: int | None = None) -> Advice:
+           thresholds: Thresholds | None = None, workers: int | None = None,
+           cases: str | os.PathLike | bool | None = True) -> Advice:
     """How to transfer ``source`` to ``task``: scenario, protocol and settings, explanation.
 
     Args:
@@ -113,6 +128,9 @@ def advise(source, task, *, verify: bool = False, budget: str | AdviseBudget = "
         out: folder for ``advice.json``, ``report.html`` and the race's database (a rerun
             resumes the race); None writes nothing (the race then uses a temp folder).
         thresholds: the lines of the scenarios (default: the calibrated ones).
+        cases: the case base whose nearest development cases order the candidates: True
+            (the packaged one, when this tree ships it), a path to one, or False/None
+            (the guide's scenario table alone).
     """
     t0 = time.perf_counter()
     b = get_budget(budget)
@@ -140,9 +158,13 @@ def advise(source, task, *, verify: bool = False, budget: str | AdviseBudget = "
                    ev.num_classes, ev.n_evidence_val, "linear-probe validation accuracy",
                    "the source's features do not separate this task's classes: label more "
                    "examples (per_class) or pick another --source")
-    size, sim, ranked = recommend(ev, model.num_blocks, b, th)
+    from transferlab.advise import casebase
+
+    cb = casebase.load(None if cases is True else cases) if cases else None
+    size, sim, ranked, rests_on = recommend(ev, model.num_blocks, b, th, cb)
     adv = Advice(src_name, str(t.spec), b, th, size, sim, ev, ranked[0], ranked[1:],
-                 explain(ev, size, sim, ranked[0], ranked[1] if len(ranked) > 1 else None, th))
+                 explain(ev, size, sim, ranked[0], ranked[1] if len(ranked) > 1 else None, th,
+                         rests_on), rests_on=rests_on)
     if verify:
         from transferlab.advise.verify import race
 

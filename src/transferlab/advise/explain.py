@@ -8,7 +8,7 @@ from transferlab.advise.rules import GUIDE, GUIDE_TABLE, SMALLER_LR, Candidate, 
 
 
 def explain(ev: Evidence, size: str, similarity: str, rec: Candidate, runner: Candidate | None,
-            th: Thresholds) -> str:
+            th: Thresholds, rests_on: list[dict] | None = None) -> str:
     """A paragraph: scenario, why (numbers and thresholds), the advice, the runner-up."""
     top, best = ev.depth(ev.top_depth), ev.depth(ev.best_depth)
     cmp_k = ">=" if size == "large" else "<"
@@ -28,7 +28,13 @@ def explain(ev: Evidence, size: str, similarity: str, rec: Candidate, runner: Ca
         f"Advice: {_setting(rec)}." + (f" Runner-up: {_setting(runner)}." if runner else ""),
     ]
     cell = f"{size}_{similarity}"
-    if th.family(size, similarity) != GUIDE_TABLE[cell]:
+    if rests_on:
+        parts.insert(-1, "The advice rests on the measured development case(s) nearest in "
+                     "this evidence (docs/advise.md): " + "; ".join(
+                         f"{r['case']} (distance {r['distance']:.2f}, where it was "
+                         f"{r['regret']:.3f} below the best on validation)" for r in rests_on)
+                     + ".")
+    elif th.family(size, similarity) != GUIDE_TABLE[cell]:
         parts.insert(-1, f"Where the guide would pick {GUIDE_TABLE[cell]}, the advisor's "
                      f"table (fitted on measured cases: docs/advise.md) picks "
                      f"{th.family(size, similarity)} for a {size}, {similarity} case.")

@@ -6,9 +6,10 @@ fixed dev / held-out split, for scoring decision rules (``benchmarks/bench_decis
 ['digits04-k10', 'digits59-k10']
 """
 
-from transferlab.cases import digits  # noqa: F401  (registers "digits")
-from transferlab.cases.core import CONSTANT_RULES, DEFAULT_CANDIDATES, SPLITS, CaseConfig
+from transferlab.cases import convnet, digits, effnet, synthetic  # noqa: F401  (register)
+from transferlab.cases.core import (CONSTANT_RULES, DEFAULT_CANDIDATES, SPLITS, TIERS,
+                                   CaseConfig, hashed_split)
 from transferlab.cases.registry import case_sets, get_cases, register_cases
 
-__all__ = ["CONSTANT_RULES", "DEFAULT_CANDIDATES", "SPLITS", "CaseConfig", "case_sets",
-           "get_cases", "register_cases"]
+__all__ = ["CONSTANT_RULES", "DEFAULT_CANDIDATES", "SPLITS", "TIERS", "CaseConfig", "case_sets",
+           "get_cases", "hashed_split", "register_cases"]

@@ -8,11 +8,22 @@ before any result is seen, and never derived from results.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from transferlab.errors import bad_value
 
 SPLITS = ("dev", "heldout")
+TIERS = ("quick", "standard")
+PRETRAINED = ("efficientnet_lite0", "minilm")
+
+
+def hashed_split(name: str) -> str:
+    """The split of a case by its name alone: 'dev' when the first byte of sha256(name) is
+    even, else 'heldout'. A rule fixed before any result exists (it reads nothing but the
+    name), roughly half and half, and not steerable by looking at accuracies."""
+    return "dev" if hashlib.sha256(name.encode()).digest()[0] % 2 == 0 else "heldout"
+
 # The constant rules' picks (bench_decisions) and what every case measures at least.
 # "freeze:half" is resolved per source as freeze:floor(L/2).
 CONSTANT_RULES = {
@@ -31,8 +42,9 @@ class CaseConfig:
     """One case: where it comes from, what it asks, and which split it belongs to."""
 
     name: str = field(metadata={"help": "unique case name, e.g. 'digits04-59-k10'"})
-    source_task: str = field(metadata={
-        "help": "task string the source is pretrained on (e.g. 'digits:classes=0-4')"})
+    source_task: str | None = field(metadata={
+        "help": "task string the source is pretrained on (e.g. 'digits:classes=0-4'); None "
+                "with `pretrained`"})
     target: str = field(metadata={
         "help": "target task string WITHOUT per_class (the case adds per_class=k)"})
     k: int = field(metadata={"help": "labelled examples per class of the target (>= 4: a "
@@ -46,6 +58,15 @@ class CaseConfig:
     candidates: tuple[str, ...] = field(default=DEFAULT_CANDIDATES, metadata={
         "help": "candidate labels measured for the oracle: a protocol, 'finetune (lr_mult "
                 "x)', or 'freeze:half'"})
+    pretrained: str | None = field(default=None, metadata={
+        "help": "a packaged pretrained source instead of pretraining one: "
+                + ", ".join(PRETRAINED)})
+    image_size: int | None = field(default=None, metadata={
+        "help": "image side the pretrained source is built for (None: not an image model)"})
+    tier: str = field(default="quick", metadata={
+        "help": "'quick' (affordable on a 2-core CPU) or 'standard' (for a GPU)"})
+    family: str = field(default="", metadata={
+        "help": "the (source, target) pair this case belongs to, e.g. 'effnet-cifar10'"})
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -54,6 +75,13 @@ class CaseConfig:
             raise bad_value("split", self.split, " or ".join(SPLITS))
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 4:
             raise bad_value("k", self.k, "an integer >= 4 (a validation split to choose on)")
+        if (self.source_task is None) == (self.pretrained is None):
+            raise bad_value("source_task", self.source_task, "a task string, or None with "
+                            "pretrained= (exactly one of the two)")
+        if self.pretrained is not None and self.pretrained not in PRETRAINED:
+            raise bad_value("pretrained", self.pretrained, ", ".join(PRETRAINED))
+        if self.tier not in TIERS:
+            raise bad_value("tier", self.tier, " or ".join(TIERS))
         if "per_class" in self.target:
             raise bad_value("target", self.target, "a task string without per_class",
                             "give the size as k")
