@@ -31,6 +31,9 @@ import numpy as np
 from transferlab.provenance import provenance
 
 HERE = Path(__file__).parent
+# What a rule costs: CPU seconds of one-thread processes (cases.measure.cpu_seconds), which
+# another job on a shared machine barely changes; wall seconds are kept beside them.
+COST = "cpu_s"
 
 
 def score_rules(measured: dict[str, list[float]], picks: dict[str, str],
@@ -115,7 +118,7 @@ def dev_cases(store, cases) -> list:
             continue  # not every family measured yet
         best = max(val.values())
         out.append(DevCase(case.name, features(ev),
-                           {f: best - val[c.label] for f, c in labels.items()}))
+                           {f: float(best - val[c.label]) for f, c in labels.items()}))
     return out
 
 
@@ -137,7 +140,8 @@ def cmd_fit(args) -> None:
 def cmd_verify(args) -> None:
     """``advise --verify`` (with the packaged case base) on every held-out case."""
     import transferlab as tl
-    from transferlab.cases.measure import Store, source_model
+    from transferlab.cases.measure import Store, cpu_seconds, source_model
+    from transferlab.errors import UserError
 
     store = Store(Path(args.store) / "store.jsonl")
     for case in _cases(args.cases, args.tier, "heldout")[:args.limit]:
@@ -145,20 +149,26 @@ def cmd_verify(args) -> None:
             continue
         _, ckpt = source_model(case, Path(args.store) / "sources", args.data_dir)
         with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            adv = tl.advise(str(ckpt), case.target_task, verify=True, seeds=1,
-                            progress=False, out=tmp, data_dir=args.data_dir)
-            wall = time.perf_counter() - t0
-        store.put({"kind": "verify", "case": case.name, "advised": adv.recommendation.label,
-                   "winner": adv.race["winner"], "wall_s": wall, "race": adv.race})
-        print(f"{case.name}: advised {adv.recommendation.label}, race winner "
-              f"{adv.race['winner']} ({wall:.0f} s)", flush=True)
+            t0, c0 = time.perf_counter(), cpu_seconds()
+            try:
+                adv = tl.advise(str(ckpt), case.target_task, verify=True, seeds=1,
+                                progress=False, out=tmp, data_dir=args.data_dir)
+                got = {"advised": adv.recommendation.label, "winner": adv.race["winner"],
+                       "race": adv.race}
+            except UserError as exc:  # a refusal is the rule's answer: recorded as such
+                got = {"advised": None, "winner": None, "refused": str(exc).splitlines()[0]}
+            wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        store.put({"kind": "verify", "case": case.name, "wall_s": wall, "cpu_s": cpu, **got})
+        print(f"{case.name}: advised {got['advised']}, race winner {got['winner']} "
+              f"({wall:.0f} s)", flush=True)
 
 
 def cmd_depth(args) -> None:
     """The exhaustive freeze:n sweep (every n, every seed) and ``best_depth``'s pick."""
-    from transferlab.cases.measure import Store, measure_trial, source_model, train_config
+    from transferlab.cases.measure import (Store, cpu_seconds, measure_trial, source_model,
+                                           train_config)
     from transferlab.data import make_task
+    from transferlab.errors import UserError
     from transferlab.search import best_depth
 
     store = Store(Path(args.store) / "store.jsonl")
@@ -170,11 +180,16 @@ def cmd_depth(args) -> None:
             for s in range(args.seeds):
                 measure_trial(store, case, model, task, f"freeze:{n}", s, train)
         if store.get("depth", case.name) is None:
-            t0 = time.perf_counter()
-            res = best_depth(model, task, seeds=(0,), train=train)
-            store.put({"kind": "depth", "case": case.name, "pick": res.protocol,
-                       "wall_s": time.perf_counter() - t0})
-        print(f"{case.name}: depth pick {store.get('depth', case.name)['pick']}", flush=True)
+            t0, c0 = time.perf_counter(), cpu_seconds()
+            try:
+                pick, why = best_depth(model, task, seeds=(0,), train=train).protocol, None
+            except UserError as exc:  # e.g. a validation split too small to tell depths
+                pick, why = None, str(exc).splitlines()[0]
+            store.put({"kind": "depth", "case": case.name, "pick": pick, "refused": why,
+                       "wall_s": time.perf_counter() - t0, "cpu_s": cpu_seconds() - c0})
+        got = store.get("depth", case.name)
+        print(f"{case.name}: depth pick {got['pick'] or 'refused: ' + got['refused']}",
+              flush=True)
 
 
 def logme_label(ev: dict) -> str:
@@ -196,7 +211,7 @@ def case_rows(store, case, cb) -> dict | None:
     if rec is None or not trials:
         return None
     ev, L = rec["evidence"], rec["evidence"]["top_depth"]
-    test, wall = _means(trials, "test_acc"), _means(trials, "wall_s")
+    test, wall = _means(trials, "test_acc"), _means(trials, COST)
     cands = candidate_labels(case, L, ev["best_depth"])
     if any(c not in test for c in cands):
         return None  # not fully measured yet
@@ -210,13 +225,18 @@ def case_rows(store, case, cb) -> dict | None:
     picks["LogME's best depth"] = alias(logme_label(ev))
     costs = {rule: wall.get(lab, float("nan")) for rule, lab in picks.items()}
     for rule in ("advise", "advise (guide table, no cases)", "LogME's best depth"):
-        costs[rule] += rec["time_s"]  # the evidence, then the pick's training
+        costs[rule] += rec[COST]  # the evidence, then the pick's training
     v = store.get("verify", case.name)
-    if v is not None:
-        picks["advise --verify"], costs["advise --verify"] = alias(v["winner"]), v["wall_s"]
+    if v is not None and v["winner"] is not None:
+        picks["advise --verify"], costs["advise --verify"] = alias(v["winner"]), v[COST]
     d = store.get("depth", case.name)
+    if d is not None and d["pick"] is None:
+        refused = d["refused"]
+        d = None
+    else:
+        refused = None
     if d is not None:
-        picks["depth"], costs["depth"] = alias(d["pick"]), d["wall_s"]
+        picks["depth"], costs["depth"] = alias(d["pick"]), d[COST]
     scored = {lab: [r["test_acc"] for r in trials[lab]] for lab in
               dict.fromkeys([*cands, *picks.values()]) if lab in trials}
     rows = score_rules(scored, picks, costs)
@@ -227,7 +247,8 @@ def case_rows(store, case, cb) -> dict | None:
            "task": case.target_task, "candidates": cands,
            "test_mean": {lab: float(np.mean(v)) for lab, v in scored.items()},
            "val_mean": _means(trials, "val_acc"), "wall_mean": wall,
-           "all_candidates_s": every, "evidence_s": rec["time_s"], "rows": rows}
+           "all_candidates_s": every, "evidence_s": rec[COST], "rows": rows,
+           "depth_refused": refused}
     if d is not None:
         out["depth"] = depth_rows(case, trials, L, d, alias)
     return out
@@ -238,16 +259,16 @@ def depth_rows(case, trials, L: int, d: dict, alias) -> dict:
     against always freeze:0 / always linear-probe, and its share of the exhaustive time."""
     labels = [alias(f"freeze:{n}") for n in range(L + 1)] + ["linear-probe"]
     scored = {lab: [r["test_acc"] for r in trials[lab]] for lab in labels if lab in trials}
-    wall = _means({lab: trials[lab] for lab in labels if lab in trials}, "wall_s")
+    wall = _means({lab: trials[lab] for lab in labels if lab in trials}, COST)
     picks = {"depth": alias(d["pick"]), "always freeze:0": alias("freeze:0"),
              "always linear-probe": "linear-probe"}
-    rows = score_rules(scored, picks, {"depth": d["wall_s"]})
+    rows = score_rules(scored, picks, {"depth": d[COST]})
     means = {lab: float(np.mean(v)) for lab, v in scored.items()}
     oracle = max(sorted(means), key=lambda lab: means[lab])
     exhaustive = sum(wall[alias(f"freeze:{n}")] for n in range(L + 1))
     return {"oracle": oracle, "oracle_is_depth_0": oracle == alias("freeze:0"),
             "rows": rows, "exhaustive_s": exhaustive,
-            "search_share": d["wall_s"] / exhaustive, "test_mean": means}
+            "search_share": d[COST] / exhaustive, "test_mean": means}
 
 
 def cmd_score(args) -> None:

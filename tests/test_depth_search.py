@@ -119,3 +119,31 @@ def test_cli_json_and_bad_input(tmp_path, capsys):
         assert main([*base, *extra]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and match in err, err
+
+
+def test_finds_a_unique_best_depth_above_0():
+    """A known answer with a unique best depth of 1 (freeze:1), neither end:
+
+    * block 1 reads 4 signal inputs and gives zero weight to 20 nuisance inputs of scale
+      1e3; fine-tuned (freeze:0), its gradients carry that scale and training diverges or
+      falls to chance;
+    * block 2 (of 3) maps everything to one point (zero weights, bias 1): frozen (n >= 2)
+      the head sees a constant; trained (n = 1) it recovers (to 0.84-0.88 in 5 epochs).
+    So freeze:1 is the only depth that keeps block 1 and trains block 2."""
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((3, 4)) * 3
+    y = rng.integers(0, 3, 400)
+    x = np.concatenate([centres[y] + rng.standard_normal((400, 4)),
+                        rng.standard_normal((400, 20)) * 1e3], axis=1)
+    task = make_task("vec", dataset=from_arrays(x, y, name="nuisance"))
+    torch.manual_seed(0)
+    model = build_model("mlp", 3, **task.model_kwargs, width=16, depth=3, standardize=False)
+    with torch.no_grad():
+        model.blocks[0][1].weight[:, 4:].zero_()  # [0][0] is the Flatten
+        model.blocks[1][0].weight.zero_()
+        model.blocks[1][0].bias.fill_(1.0)
+    thorough = best_depth(model, task, budget="thorough", seeds=(0,), train=TRAIN)
+    val = {e["depth"]: e["value"] for e in thorough.evidence if e["stage"] == "walk"}
+    assert val[1] > 0.8 and all(v < 0.6 for d, v in val.items() if d != 1), val
+    res = best_depth(model, task, budget=NOCAP, seeds=(0,), train=TRAIN)
+    assert res.depth == 1 and res.protocol == "freeze:1" and res.test_acc > 0.75

@@ -78,7 +78,7 @@ class CaseBase:
             self.loo_ = {}
         else:  # leave-one-out validation regret of each grid value; ties: fewer neighbours
             grid = [m for m in NEIGHBOR_GRID if m < len(cases)] or [1]
-            self.loo_ = {m: self._loo(m) for m in grid}
+            self.loo_ = {m: float(self._loo(m)) for m in grid}
             self.n_neighbors_ = min(grid, key=lambda m: (round(self.loo_[m], 9), m))
         return self
 
@@ -88,7 +88,7 @@ class CaseBase:
             keep = np.arange(len(self.cases_)) != i
             order = self._vote(self.X_[i], self.X_[keep], self.R_[keep], m)[0]
             total += self.R_[i, FAMILIES.index(order[0])]
-        return total / len(self.cases_)
+        return float(total / len(self.cases_))
 
     @staticmethod
     def _vote(z: np.ndarray, X: np.ndarray, R: np.ndarray, m: int):

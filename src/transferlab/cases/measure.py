@@ -98,6 +98,14 @@ def source_model(case: CaseConfig, folder: Path, data_dir: str | None = None):
     return model, path
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (os.times). With one thread
+    per process this is a cost that another job on the machine barely changes, where wall
+    time on a shared 2-core machine varied 50x (52 s vs 1 s for one k = 5 fine-tune)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def _digest(obj) -> str:
     import hashlib
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
@@ -129,13 +137,14 @@ def measure_trial(store: Store, case: CaseConfig, model, task, label: str, seed:
 
     proto, lr_mult = protocol_of(label)
     cfg = {**train, **({"lr_mult": lr_mult} if lr_mult is not None else {})}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     res = transfer(model, task, proto, cfg, seed=seed, progress=False)
     m = res.metrics
     return store.put({"kind": "trial", "case": case.name, "label": label, "seed": seed,
                       "val_acc": m.get("val_acc"), "test_acc": m.get("test_acc"),
                       "train_time_s": m.get("train_time_s"),
                       "test_time_s": m.get("test_time_s"), "wall_s": time.perf_counter() - t0,
+                      "cpu_s": cpu_seconds() - c0,
                       "epochs": cfg["epochs"], "outcome": m.get("outcome")})
 
 
@@ -147,10 +156,10 @@ def measure_evidence(store: Store, case: CaseConfig, model, task) -> dict:
     from transferlab.advise.budgets import get_budget
     from transferlab.advise.evidence import measure
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     ev = measure(model, task, per_class=get_budget("quick").evidence_per_class)
     return store.put({"kind": "evidence", "case": case.name, "evidence": ev.to_dict(),
-                      "time_s": time.perf_counter() - t0})
+                      "time_s": time.perf_counter() - t0, "cpu_s": cpu_seconds() - c0})
 
 
 def candidate_labels(case: CaseConfig, num_blocks: int, best_depth: int) -> list[str]:
