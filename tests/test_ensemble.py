@@ -360,3 +360,40 @@ def test_alpha_auto_first_member_is_the_member_a_fixed_alpha_builds(saved, tmp_p
     assert run.trials[1].metrics["val_acc"] == pytest.approx(
         run.extra["alpha_val_acc"][alpha], abs=1e-6)
 
+
+
+def test_later_shifted_members_fit_their_probe_at_the_first_ones_l2(saved, tmp_path):
+    """head=probe: the first shifted member picks the probe's L2 on the grid; the members
+    after it fit once at that L2 (no pick of their own); alpha='auto' and the alpha it
+    picks still build the same members; the manifest keeps the L2 for `ensemble add`."""
+    from transferlab.ensemble.members import probe_features, probe_head
+    from transferlab.ensemble.shift import probe_data
+    from transferlab.protocols.linear_probe import L2_GRID
+    from transferlab.sweep.artifacts import predict_probs
+
+    out, res = saved
+    m0, meta = load_checkpoint(res.members[0])
+    third = save_checkpoint(tmp_path / "third", m0, meta)  # a copy is a distinct member
+    members = [*res.members[:2], str(third)]
+    spec = "shift-only:head=probe:alpha=auto"
+    auto = transfer_ensemble(TGT, members=members, strategies=[spec], train=TRAIN, seed=0,
+                             workers=1, out=str(tmp_path / "e"), db=str(tmp_path / "a.sqlite"))
+    run = auto.runs[spec]
+    alpha, l2 = run.extra["alpha"], run.extra["probe_l2"]
+    assert l2 in L2_GRID
+    cfg, task = get_strategy(spec), make_task(TGT)
+    sources = [load_checkpoint(p)[0] for p in members]
+    first = cfg.shift_member(sources[1], run.extra["delta"], alpha, None, task, 0, 1,
+                             TRAIN["batch_size"], fit_probe=False)
+    assert probe_head(first, *probe_features(first, probe_data(task)))["l2"] == l2
+    later = cfg.shift_member(sources[2], run.extra["delta"], alpha, None, task, 0, 2,
+                             TRAIN["batch_size"], probe_l2=l2)
+    np.testing.assert_allclose(predict_probs(later, task.x_test).cpu().numpy(),
+                               run.trials[2].probs, atol=1e-5)
+    fixed = f"shift-only:head=probe:alpha={alpha}"
+    direct = transfer_ensemble(TGT, members=members, strategies=[fixed], train=TRAIN, seed=0,
+                               workers=1, db=str(tmp_path / "b.sqlite"))
+    assert direct.runs[fixed].extra["probe_l2"] == l2
+    np.testing.assert_array_equal(run.member_probs, direct.runs[fixed].member_probs)
+    manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
+    assert manifest["strategies"][spec]["probe_l2"] == l2

@@ -58,6 +58,8 @@ def save_ensemble(out: str | Path, res, configs: dict) -> Path:
             entry["delta"] = str((folder / "delta.safetensors").relative_to(out))
         if "alpha" in run.extra:  # the alpha used (alpha='auto' picks one on validation)
             entry["alpha"] = run.extra["alpha"]
+        if run.extra.get("probe_l2") is not None:  # the L2 the shifted members' probes used
+            entry["probe_l2"] = run.extra["probe_l2"]
         strategies[label] = entry
     manifest = {"format": FORMAT, "task": ctx.task, "data_dir": ctx.data_dir,
                 "train": ctx.train, "seed": ctx.seed,
@@ -244,9 +246,12 @@ def add_member(out: str | Path, source: str, strategy: str | None = None,
     delta = {k: v for k, v in load_file(str(out / entry["delta"])).items()}
     index = len(entry["members"])
     t0 = time.perf_counter()  # as in the strategy: the shift and BN statistics, not I/O
+    # probe_l2: the L2 the strategy's shifted members fitted their probes at (one fit, as
+    # they did, instead of a pick on the grid; absent in manifests written before it)
     shifted = cfg.shift_member(new, delta, entry.get("alpha", cfg.alpha),
                                ref if cfg.head == "reference" else None, task,
-                               int(manifest["seed"]), index, int(train.get("batch_size", 128)))
+                               int(manifest["seed"]), index, int(train.get("batch_size", 128)),
+                               probe_l2=entry.get("probe_l2"))
     shift_s = time.perf_counter() - t0
     tiny = transfer(shifted, task, CONTINUE[cfg.scope_for(new)],
                     {**train, "epochs": cfg.tiny_epochs}, seed=int(manifest["seed"]), progress=progress)

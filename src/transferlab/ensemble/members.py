@@ -141,7 +141,8 @@ def shift_vector(sources: list[BlockModel], tuned: list[BlockModel],
 def apply_shift(source: BlockModel, delta: dict[str, torch.Tensor], alpha: float,
                 head_from: BlockModel | None, num_classes: int, generator: torch.Generator,
                 bn: str = "reestimate", target_x: torch.Tensor | None = None,
-                batch_size: int = 128, probe: tuple | None = None) -> BlockModel:
+                batch_size: int = 128, probe: tuple | None = None,
+                probe_l2: float | None = None) -> BlockModel:
     """A copy of ``source`` with ``theta + alpha * delta`` in its encoder and a head for
     ``num_classes``: a copy of ``head_from``'s (the reference's) or, when ``head_from`` is
     None, a fresh one seeded by ``generator``.
@@ -149,7 +150,8 @@ def apply_shift(source: BlockModel, delta: dict[str, torch.Tensor], alpha: float
     ``probe=(x_train, y_train, x_val, y_val)`` (with ``head_from=None``): the fresh head is
     then fitted by the L-BFGS linear probe on the shifted encoder's own features (L2 picked
     on the validation split, the head fitted on the train split only: the val split still
-    chooses alpha and scores the member afterwards): a member's features are its own
+    chooses alpha and scores the member afterwards; ``probe_l2``: that L2, not picked):
+    a member's features are its own
     coordinates, in which the
     reference's head need not read anything (independently pretrained members differ by
     more than a permutation of units).
@@ -184,7 +186,7 @@ def apply_shift(source: BlockModel, delta: dict[str, torch.Tensor], alpha: float
     if probe is not None:
         if head_from is not None:
             raise ValueError("apply_shift: probe fits a fresh head; pass head_from=None")
-        probe_head(model, *probe_features(model, probe))
+        probe_head(model, *probe_features(model, probe), l2=probe_l2)
     return model.eval()
 
 
@@ -200,11 +202,13 @@ def probe_features(model: BlockModel, probe: tuple) -> tuple:
             prefix_features(model, x_va, model.num_blocks), y_va)
 
 
-def probe_head(model: BlockModel, f_tr, y_tr, f_va, y_va) -> dict:
-    """Fit ``model``'s head by the L-BFGS linear probe (L2 picked on validation) on
-    ``probe_features``' output; ``{"l2", "val_acc"}``. Fitted on the training split only
-    (``refit=False``): the validation split still picks alpha afterwards."""
+def probe_head(model: BlockModel, f_tr, y_tr, f_va, y_va, l2: float | None = None) -> dict:
+    """Fit ``model``'s head by the L-BFGS linear probe on ``probe_features``' output;
+    ``{"l2", "val_acc"}``. L2 picked on validation (the ``L2_GRID`` path), or ``l2`` when
+    given (one fit: what the members after the first reuse, see ``shift.ShiftConfig.run``).
+    Fitted on the training split only (``refit=False``): the validation split still picks
+    alpha afterwards."""
     from transferlab.protocols.linear_probe import fit_probe
 
-    return fit_probe(model, f_tr, y_tr, f_va, y_va, refit=False)
+    return fit_probe(model, f_tr, y_tr, f_va, y_va, l2=l2, refit=False)
 

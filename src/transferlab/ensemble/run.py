@@ -116,13 +116,16 @@ def transfer_ensemble(task: str, members: list[str] | None = None,
     elif pretrain is not None and isinstance(n_members, int):
         for cfg in configs.values():
             cfg.check_members(n_members)
+    checked = None
     if members is not None and pretrain is None:  # before any folder or store is created
         from transferlab.checkpoint import load_checkpoint
         from transferlab.data import make_task
         from transferlab.ensemble.members import check_members
         from transferlab.models.compat import check_runs_on
 
-        check_members(list(members))
+        # kept: resolve_members would load and check every member a second time (0.02 s
+        # of a 1 s ensemble on cifar10, paid by every strategy)
+        checked = check_members(list(members))
         t = make_task(task, data_dir=data_dir, progress=progress)
         check_runs_on(load_checkpoint(members[0])[0], t.x_train, "member 0", task)
     tmp = None
@@ -135,8 +138,9 @@ def transfer_ensemble(task: str, members: list[str] | None = None,
         dbp = Path(db)
         dbp.parent.mkdir(parents=True, exist_ok=True)
         ctx = Context(task, [], dbp, train, seed, workers, data_dir, progress, fuse=fuse)
-        ctx.members = resolve_members(members, pretrain, n_members, ctx.work, arch,
-                                      pretrain_train, data_dir, progress, arch_kwargs)
+        ctx.members = checked if checked is not None else resolve_members(
+            members, pretrain, n_members, ctx.work, arch, pretrain_train, data_dir, progress,
+            arch_kwargs)
         for cfg in configs.values():
             cfg.check_members(len(ctx.members))
         runs = {label: cfg.run(ctx) for label, cfg in configs.items()}

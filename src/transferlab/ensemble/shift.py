@@ -91,24 +91,31 @@ class ShiftConfig(StrategyConfig):
                             "fine-tuned, the others shifted)",
                             "pass more members, or use 'independent'")
 
-    def recipe(self, ctx: Context, reference_keys: list[str], alpha: float) -> dict:
-        """What a shifted member is made from (names its checkpoint; resumable)."""
-        return {"references": reference_keys, "alpha": float(alpha), "head": self.head,
-                "bn": self.bn, "task": ctx.task, "seed": ctx.seed,
-                "batch_size": ctx.train.get("batch_size", 128)}
+    def recipe(self, ctx: Context, reference_keys: list[str], alpha: float,
+               probe_l2: float | None = None) -> dict:
+        """What a shifted member is made from (names its checkpoint; resumable).
+        ``probe_l2``: the L2 the members after the first fit their probe head with."""
+        out = {"references": reference_keys, "alpha": float(alpha), "head": self.head,
+               "bn": self.bn, "task": ctx.task, "seed": ctx.seed,
+               "batch_size": ctx.train.get("batch_size", 128)}
+        if probe_l2 is not None:  # absent otherwise: keys written before it stay valid
+            out["probe_l2"] = float(probe_l2)
+        return out
 
     def shift_member(self, source, delta: dict, alpha: float, head_from, task, seed: int,
-                     index: int, batch_size: int, fit_probe: bool = True):
+                     index: int, batch_size: int, fit_probe: bool = True,
+                     probe_l2: float | None = None):
         """Member ``index`` (its source ``source``) moved by ``alpha * delta``, with its head
         and BatchNorm statistics as configured; its generator is seeded by ``seed`` and
         ``index``, so the strategy, the alpha pick and ``ensemble add`` build one member
         alike. ``fit_probe=False`` (head='probe'): the fresh head is left unfitted, for the
-        caller to fit (``members.probe_head``), giving the same member."""
+        caller to fit (``members.probe_head``), giving the same member. ``probe_l2``: the
+        probe's L2 (the first shifted member's pick) instead of its own pick on the grid."""
         gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
         return apply_shift(source, delta, alpha, head_from, task.num_classes, gen, self.bn,
                            task.x_train, batch_size,
                            probe=probe_data(task) if self.head == "probe" and fit_probe
-                           else None)
+                           else None, probe_l2=probe_l2)
 
     def shifted_member(self, ctx: Context, source_path: str, index: int, delta: dict,
                        head_from, recipe: dict, built=None) -> tuple[str, float]:
@@ -130,7 +137,7 @@ class ShiftConfig(StrategyConfig):
         t0 = time.perf_counter()
         model = built if built is not None else self.shift_member(
             source, delta, recipe["alpha"], head_from, task, ctx.seed, index,
-            int(ctx.train.get("batch_size", 128)))
+            int(ctx.train.get("batch_size", 128)), probe_l2=recipe.get("probe_l2"))
         seconds = 0.0 if built is not None else time.perf_counter() - t0
         # Writing the checkpoint is the sweep engine's I/O (as a trial's kept outputs are):
         # not counted in the strategy's time.
@@ -156,11 +163,23 @@ class ShiftConfig(StrategyConfig):
         # alpha='auto' without a validation split (k < 4 shots) falls back to the fixed
         # alpha = 1, as training falls back to its last epoch: nothing else may choose
         auto = self.alpha == "auto" and len(ctx.target().y_val) > 0
-        alpha, scores, first, pick_s = (self.pick_alpha(ctx, delta, head_from) if auto
-                                        else (1.0 if self.alpha == "auto"
-                                              else float(self.alpha), {}, None, 0.0))
-        recipe = self.recipe(ctx, [t.key for t in refs], alpha)
-        made = [self.shifted_member(ctx, p, i, delta, head_from, recipe,
+        if auto:
+            alpha, scores, first, l2, pick_s = self.pick_alpha(ctx, delta, head_from)
+        else:
+            alpha = 1.0 if self.alpha == "auto" else float(self.alpha)
+            scores, first, l2, pick_s = {}, None, None, 0.0
+            if self.head == "probe":  # the first member picks the probe's L2 for the rest
+                first, l2, pick_s = self.first_member(ctx, delta, alpha)
+        keys = [t.key for t in refs]
+        # The first shifted member's probe picked L2 on the grid (5 path fits); the others
+        # fit at that L2 (one fit): their features come from one architecture moved by one
+        # shift and standardised to one scale, and a pick per member, on 40 validation
+        # images, is noise more than information (on cifar10 and mnist-kmnist every
+        # member picked the same L2 anyway). Its key is the recipe's, so a resumed run
+        # rebuilds no member.
+        made = [self.shifted_member(ctx, p, i, delta, head_from,
+                                    self.recipe(ctx, keys, alpha,
+                                                None if i == self.references else l2),
                                     first if i == self.references else None)
                 for i, p in enumerate(ctx.members) if i >= self.references]
         overhead = delta_s + pick_s + sum(sec for _, sec in made)
@@ -169,9 +188,9 @@ class ShiftConfig(StrategyConfig):
                          self.tiny_epochs)
         norm = math.sqrt(sum(float((d ** 2).sum()) for d in delta.values()))
         return StrategyRun(refs + tiny, overhead, {
-            "delta": delta, "delta_norm": norm, "reference_keys": recipe["references"],
+            "delta": delta, "delta_norm": norm, "reference_keys": keys,
             "shift_overhead_s": overhead, "alpha": alpha, "alpha_val_acc": scores,
-            "scope": scope})
+            "probe_l2": l2, "scope": scope})
 
     def scope_for(self, model) -> str:
         """The tiny fine-tune's scope for these members: ``scope``, except that 'norm'
@@ -193,7 +212,8 @@ class ShiftConfig(StrategyConfig):
         ``head='probe'``: a candidate's score is its probe's own validation accuracy (the
         probe has the validation features at hand): no second pass over validation.
 
-        Returns (alpha, {alpha: val_acc}, the first shifted member at that alpha, seconds);
+        Returns (alpha, {alpha: val_acc}, the first shifted member at that alpha, its
+        probe's L2 (None unless head='probe': the other members fit at it), seconds);
         the seconds count in the strategy's time. Test data is never read."""
         from transferlab.checkpoint import load_checkpoint
         from transferlab.ensemble.members import probe_features, probe_head
@@ -207,20 +227,36 @@ class ShiftConfig(StrategyConfig):
         source, _ = load_checkpoint(ctx.members[index])
         probe = self.head == "probe"
         t0 = time.perf_counter()
-        scores, built = {}, {}
+        scores, built, l2s = {}, {}, {}
         for a in AUTO_ALPHAS:
             # head='probe': the head is fitted here, as shift_member would (the same member)
             model = self.shift_member(source, delta, a, head_from, task, ctx.seed, index,
                                       int(ctx.train.get("batch_size", 128)), fit_probe=False)
             if probe:
-                scores[a] = float(probe_head(model, *probe_features(model, probe_data(task)))
-                                  ["val_acc"])
+                fit = probe_head(model, *probe_features(model, probe_data(task)))
+                scores[a], l2s[a] = float(fit["val_acc"]), float(fit["l2"])
             else:
                 pred = predict_probs(model, task.x_val).argmax(1)
                 scores[a] = float((pred == task.y_val.cpu()).float().mean())
             built[a] = model
         best = max(AUTO_ALPHAS, key=lambda a: (scores[a], -abs(math.log(a))))
-        return best, scores, built[best].eval(), time.perf_counter() - t0
+        return best, scores, built[best].eval(), l2s.get(best), time.perf_counter() - t0
+
+    def first_member(self, ctx: Context, delta: dict, alpha: float) -> tuple:
+        """head='probe' at a fixed alpha: the first shifted member, built as
+        ``shifted_member`` would (its probe picks L2 on the grid), and that L2, which the
+        other members reuse: (model, L2, seconds). What ``pick_alpha`` returns for its
+        winner, so alpha='auto' and the alpha it picks build the same members."""
+        from transferlab.checkpoint import load_checkpoint
+        from transferlab.ensemble.members import probe_features, probe_head
+
+        task = ctx.target()
+        source, _ = load_checkpoint(ctx.members[self.references])
+        t0 = time.perf_counter()
+        model = self.shift_member(source, delta, alpha, None, task, ctx.seed, self.references,
+                                  int(ctx.train.get("batch_size", 128)), fit_probe=False)
+        l2 = float(probe_head(model, *probe_features(model, probe_data(task)))["l2"])
+        return model.eval(), l2, time.perf_counter() - t0
 
 
 @dataclass
