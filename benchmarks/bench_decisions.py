@@ -60,6 +60,8 @@ def summarize(rows: list[dict]) -> dict:
         out.setdefault(r["rule"], []).append(r)
     return {rule: {"mean_regret": float(np.mean([r["regret"] for r in rs])),
                    "within_1pt": float(np.mean([r["within_1pt"] for r in rs])),
+                   "within_half_pt": float(np.mean([r["regret"] <= 0.005 + 1e-12
+                                                    for r in rs])),
                    "mean_cost_s": float(np.mean([r["cost_s"] for r in rs])), "cases": len(rs)}
             for rule, rs in out.items() if all(r["regret"] is not None for r in rs)}
 

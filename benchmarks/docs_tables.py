@@ -264,7 +264,19 @@ def advise_bench(rel: str) -> str:
         f"{'met' if r['goal_20pct_met'] else 'not met'}); winner {r['race_winner']}.\n")
 
 
+def _decisions(kind: str):
+    if str(ROOT / "benchmarks") not in sys.path:  # loaded by path in the tests
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+    import docs_tables_decisions as dt
+
+    rel = f"{RESULTS}/decisions_quick.json"
+    return {"rules": dt.rules_table, "cases": dt.cases_table, "depth": dt.depth_table}[kind](rel)
+
+
 TABLES = {
+    "decisions-rules": lambda: _decisions("rules"),
+    "decisions-cases": lambda: _decisions("cases"),
+    "decisions-depth": lambda: _decisions("depth"),
     "transferability": lambda: source_line(f"{RESULTS}/transferability_warm.json")
     + _transferability(f"{RESULTS}/transferability_warm.json") + ".\n",
     "text-study": lambda: text_study(f"{RESULTS}/text_study_banking77/results.json"),
