@@ -119,6 +119,35 @@ def fewshot(rel: str) -> str:
     return head + table(["protocol"] + [f"k = {k}" for k in shots], rows)
 
 
+BN_VS_CONV = (("bn-only", "conv-only"), ("bn-only-frozen-stats", "conv-only-frozen-stats"),
+              ("bn-only", "finetune"), ("bn-only-frozen-stats", "finetune-frozen-stats"))
+
+
+def fewshot_bn_vs_conv(rel: str) -> str:
+    """BN tuning against conv tuning, per k: the study's paired tests (Holm within k)."""
+    d = load(rel)
+    pw = {(r["shots"], r["a"], r["b"]): r for r in d["pairwise"]}
+    rows = []
+    for k in d["settings"]["shots"]:
+        for a, b in BN_VS_CONV:
+            r, sign = pw.get((k, a, b)), 1
+            if r is None and (k, b, a) in pw:
+                r, sign = pw[(k, b, a)], -1
+            if r is None:
+                continue
+            lo, hi = sorted((sign * r["ci_low"], sign * r["ci_high"]))
+            verdict = ("not tested" if r.get("p_holm") is None else
+                       f"{a} higher" if (r["higher"] if sign > 0 else r["lower"]) else
+                       f"{b} higher" if (r["lower"] if sign > 0 else r["higher"]) else
+                       "no significant difference")
+            p = "–" if r.get("p_holm") is None else f"{r['p_holm']:.3g}"
+            rows.append([k, f"`{a}` − `{b}`", f"{100 * sign * r['mean_diff']:+.1f}",
+                         f"[{100 * lo:+.1f}, {100 * hi:+.1f}]", r["n"], p, verdict])
+    return source_line(rel) + "Paired over episodes; points of test accuracy; Holm-corrected " \
+        "p within each k.\n\n" + table(
+            ["k", "comparison", "mean difference", "95% CI", "n", "p (Holm)", "verdict"], rows)
+
+
 # ---------------------------------------------------------------- yosinski
 def yosinski(rel: str) -> str:
     """Test accuracy per condition and depth n, then each finding as the file states it."""
@@ -293,6 +322,8 @@ TABLES = {
     "yosinski-digits": lambda: yosinski(f"{RESULTS}/yosinski_digits_quick/curves.json"),
     "fewshot-mnist-kmnist": lambda: fewshot(f"{RESULTS}/fewshot_mnist_kmnist/fewshot.json"),
     "fewshot-effnet-cifar10": lambda: fewshot(f"{RESULTS}/fewshot_effnet_cifar10/fewshot.json"),
+    "fewshot-effnet-bn-vs-conv": lambda: fewshot_bn_vs_conv(
+        f"{RESULTS}/fewshot_effnet_cifar10/fewshot.json"),
     "ensemble-variants": lambda: ensembles(f"{RESULTS}/ensemble_cifar10_variants.json",
                                            f"{RESULTS}/ensemble_mnist_kmnist_variants.json"),
 }

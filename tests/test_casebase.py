@@ -96,3 +96,22 @@ def test_store_resumes_and_skips_what_it_has(tmp_path):
     assert again.get("evidence", "c")["time_s"] == 1.0
     assert again.get("trial", "c", "scratch", 1) is None
     assert list(again.trials("c")) == ["scratch"]
+
+
+def test_advise_names_the_cases_it_rests_on(tmp_path):
+    from transferlab.advise import advise
+    from transferlab.data import make_task
+    from transferlab.models import build_model
+
+    path = tmp_path / "cb.json"
+    path.write_text(json.dumps(CaseBase(n_neighbors=2).fit(_two_clusters()).to_dict()))
+    task = make_task("digits:classes=5-9:per_class=12")
+    src = build_model("mlp", 5, 1, 8, width=16, depth=3)
+    a = advise(src, task, budget="tiny", progress=False, cases=str(path))
+    assert len(a.rests_on) == 2 and all(r["case"][0] in "sl" for r in a.rests_on)
+    assert "rests on" in a.explanation and a.rests_on[0]["case"] in a.explanation
+    # the two nearest cases agree (same cluster), so the advice is that cluster's family
+    assert a.recommendation.label in ("linear-probe", "scratch")
+    assert a.to_dict()["rests_on"] == a.rests_on
+    plain = advise(src, task, budget="tiny", progress=False, cases=False)
+    assert plain.rests_on == [] and "rests on" not in plain.explanation

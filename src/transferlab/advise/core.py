@@ -113,7 +113,7 @@ def advise(source, task, *, verify: bool = False, budget: str | AdviseBudget = "
            seeds: int | list[int] = 1, progress: bool = True,
            out: str | os.PathLike | None = None, data_dir: str | None = None,
            thresholds: Thresholds | None = None, workers: int | None = None,
-           cases: str | os.PathLike | bool | None = True) -> Advice:
+           cases: str | os.PathLike | bool | None = None) -> Advice:
     """How to transfer ``source`` to ``task``: scenario, protocol and settings, explanation.
 
     Args:
@@ -129,8 +129,9 @@ def advise(source, task, *, verify: bool = False, budget: str | AdviseBudget = "
             resumes the race); None writes nothing (the race then uses a temp folder).
         thresholds: the lines of the scenarios (default: the calibrated ones).
         cases: the case base whose nearest development cases order the candidates: True
-            (the packaged one, when this tree ships it), a path to one, or False/None
-            (the guide's scenario table alone).
+            (the packaged one, when this tree ships it), a path to one, False (the
+            guide's scenario table alone), or None (the packaged one unless
+            ``thresholds`` are given: explicit lines ask for the table).
     """
     t0 = time.perf_counter()
     b = get_budget(budget)
@@ -160,6 +161,8 @@ def advise(source, task, *, verify: bool = False, budget: str | AdviseBudget = "
                    "examples (per_class) or pick another --source")
     from transferlab.advise import casebase
 
+    if cases is None:
+        cases = thresholds is None
     cb = casebase.load(None if cases is True else cases) if cases else None
     size, sim, ranked, rests_on = recommend(ev, model.num_blocks, b, th, cb)
     adv = Advice(src_name, str(t.spec), b, th, size, sim, ev, ranked[0], ranked[1:],
