@@ -153,8 +153,10 @@ def cmd_verify(args) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             t0, c0 = time.perf_counter(), cpu_seconds()
             try:
+                # workers=1: the race's trials run in this process, so its CPU seconds
+                # count them (a reused worker pool's children are never reaped here)
                 adv = tl.advise(str(ckpt), case.target_task, verify=True, seeds=1,
-                                progress=False, out=tmp, data_dir=args.data_dir)
+                                progress=False, out=tmp, data_dir=args.data_dir, workers=1)
                 got = {"advised": adv.recommendation.label, "winner": adv.race["winner"],
                        "race": adv.race}
             except UserError as exc:  # a refusal is the rule's answer: recorded as such
@@ -221,14 +223,22 @@ def case_rows(store, case, cb) -> dict | None:
     picks = {rule: alias(case.protocol_of(lab, L)[0] if lab == "freeze:half" else lab)
              for rule, lab in CONSTANT_RULES.items()}
     q = get_budget("quick")
-    picks["advise"] = recommend(_evidence(ev), L, q, Thresholds(), cb)[2][0].label
-    picks["advise (guide table, no cases)"] = recommend(_evidence(ev), L, q, Thresholds(),
-                                                        None)[2][0].label
+    v = store.get("verify", case.name)
+    # advise refuses (one line, exit 2) when no probe beats chance's bound on this little
+    # validation: the user gets no advice, so neither is scored (plain advise reads the
+    # same evidence check as --verify, which recorded the refusal)
+    advise_refused = v is not None and v["winner"] is None and \
+        (v.get("refused") or "").startswith("advise:")
+    evidence_rules = ["LogME's best depth"]
+    if not advise_refused:
+        picks["advise"] = recommend(_evidence(ev), L, q, Thresholds(), cb)[2][0].label
+        picks["advise (guide table, no cases)"] = recommend(_evidence(ev), L, q,
+                                                            Thresholds(), None)[2][0].label
+        evidence_rules += ["advise", "advise (guide table, no cases)"]
     picks["LogME's best depth"] = alias(logme_label(ev))
     costs = {rule: wall.get(lab, float("nan")) for rule, lab in picks.items()}
-    for rule in ("advise", "advise (guide table, no cases)", "LogME's best depth"):
+    for rule in evidence_rules:
         costs[rule] += rec[COST]  # the evidence, then the pick's training
-    v = store.get("verify", case.name)
     if v is not None and v["winner"] is not None:
         picks["advise --verify"], costs["advise --verify"] = alias(v["winner"]), v[COST]
     d = store.get("depth", case.name)
@@ -250,7 +260,7 @@ def case_rows(store, case, cb) -> dict | None:
            "test_mean": {lab: float(np.mean(v)) for lab, v in scored.items()},
            "val_mean": _means(trials, "val_acc"), "wall_mean": wall,
            "all_candidates_s": every, "evidence_s": rec[COST], "rows": rows,
-           "depth_refused": refused}
+           "depth_refused": refused, "advise_refused": advise_refused}
     if d is not None:
         out["depth"] = depth_rows(case, trials, L, d, alias)
     return out
@@ -273,6 +283,14 @@ def depth_rows(case, trials, L: int, d: dict, alias) -> dict:
             "search_share": d[COST] / exhaustive, "test_mean": means}
 
 
+def _summary(rows: list[dict]) -> dict:
+    out = summarize(rows)
+    for rule, srow in out.items():
+        srow["mean_cost_ratio"] = float(np.mean([r["cost_ratio"] for r in rows
+                                                 if r["rule"] == rule]))
+    return out
+
+
 def cmd_score(args) -> None:
     from transferlab.advise import casebase
     from transferlab.cases.measure import Store
@@ -282,10 +300,10 @@ def cmd_score(args) -> None:
     results = [r for c in _cases(args.cases, args.tier, "heldout")
                if (r := case_rows(store, c, cb)) is not None]
     rows = [r for res in results for r in res["rows"]]
-    summary = summarize(rows)
-    for rule, srow in summary.items():
-        srow["mean_cost_ratio"] = float(np.mean([r["cost_ratio"] for r in rows
-                                                 if r["rule"] == rule]))
+    summary = _summary(rows)
+    # every rule on the cases advise answered: the like-for-like comparison
+    answered = [r for res in results if not res["advise_refused"] for r in res["rows"]]
+    summary_answered = _summary(answered)
     deep = [res["depth"] for res in results if "depth" in res
             and not res["depth"]["oracle_is_depth_0"]]
     depth_summary = summarize([r for dd in deep for r in dd["rows"]]) if deep else {}
@@ -294,6 +312,8 @@ def cmd_score(args) -> None:
     out = {"benchmark": "decisions", "cases": args.cases, "tier": args.tier,
            "seeds": args.seeds, "case_base": casebase.PACKAGED.name if cb else None,
            "n_heldout": len(results), "results": results, "summary": summary,
+           "advise_refused": [res["case"] for res in results if res["advise_refused"]],
+           "summary_where_advise_answered": summary_answered,
            "depth_where_it_matters": {"cases": len(deep), "summary": depth_summary},
            "provenance": provenance()}
     if args.out:

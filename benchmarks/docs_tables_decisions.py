@@ -14,26 +14,40 @@ def _n_within(rows: list[dict], rule: str, points: float = 1.0) -> str:
     return f"{sum(r['regret'] <= points / 100 + 1e-12 for r in rs)}/{len(rs)}"
 
 
-def rules_table(rel: str) -> str:
-    """Every rule on the held-out cases: mean regret, within 1 point, cost."""
-    d = load(rel)
-    rows = [r for res in d["results"] for r in res["rows"]]
-    s = d["summary"]
+def _rules_rows(rows: list[dict], s: dict) -> list[list]:
     order = ["advise", "advise --verify", "advise (guide table, no cases)", "depth",
              "LogME's best depth", *CONSTANTS]
     out = []
     for rule in [o for o in order if o in s]:
         x = s[rule]
-        out.append([rule, f"{100 * x['mean_regret']:.2f}", _n_within(rows, rule),
+        out.append([rule, x["cases"], f"{100 * x['mean_regret']:.2f}", _n_within(rows, rule),
                     _n_within(rows, rule, 0.5), f"{x['mean_cost_ratio']:.2f}x"])
-    best_const = min((s[c]["mean_regret"], c) for c in CONSTANTS if c in s)
+    return out
+
+
+HEADER = ["rule", "cases answered", "mean regret (points)", "within 1 point",
+          "within 0.5 point", "cost"]
+
+
+def rules_table(rel: str) -> str:
+    """Every rule on the held-out cases: mean regret, within 1 point, cost; then every
+    rule on the cases advise answered (like for like)."""
+    d = load(rel)
+    rows = [r for res in d["results"] for r in res["rows"]]
+    answered = [r for res in d["results"] if not res["advise_refused"] for r in res["rows"]]
+    s, sa = d["summary"], d["summary_where_advise_answered"]
+    best = min((sa[c]["mean_regret"], c) for c in CONSTANTS if c in sa)
+    refused = d["advise_refused"]
     return source_line(rel) + (
         f"{d['n_heldout']} held-out cases ({d['tier']} tier), every candidate over "
         f"{d['seeds']} seeds; regret in points of test accuracy against the oracle (the "
         "candidate of best mean test accuracy, for scoring only); cost: CPU seconds as a "
-        "multiple of training every candidate once. Best constant rule: "
-        f"{best_const[1]} ({100 * best_const[0]:.2f} points).\n\n") + table(
-        ["rule", "mean regret (points)", "within 1 point", "within 0.5 point", "cost"], out)
+        "multiple of training every candidate once. A rule that refuses a case (advise and "
+        "depth do when no candidate's validation accuracy beats chance's bound) is not "
+        "scored there.\n\n") + table(HEADER, _rules_rows(rows, s)) + (
+        f"\nOn the {d['n_heldout'] - len(refused)} cases advise answered (it refused "
+        f"{', '.join(refused) or 'none'}); best constant rule there: {best[1]} "
+        f"({100 * best[0]:.2f} points):\n\n") + table(HEADER, _rules_rows(answered, sa))
 
 
 def cases_table(rel: str) -> str:
