@@ -85,6 +85,7 @@ def test_every_quick_set_and_its_hashed_split():
     # the rule reads the name only; on these names it gives both splits a share
     assert 0.3 < splits.count("dev") / len(splits) < 0.7
     assert hashed_split("effnet32-cifar10-k20") == hashed_split("effnet32-cifar10-k20")
+    assert all(c.tier == "standard" and c.pretrained == "minilm" for c in get_cases("minilm"))
     eff = [c for c in get_cases("effnet") if c.tier == "quick"]
     assert all(c.pretrained == "efficientnet_lite0" and c.image_size == 32 for c in eff)
 

@@ -321,3 +321,19 @@ def test_feature_files_written_before_tuple_support_still_load(tmp_path):
     save_file(feats, str(path), metadata={"nhwc": ""})  # the old layout: no "kinds" entry
     got = FeatureCache(tmp_path)._load(path, "cpu")
     assert got is not None and all(torch.equal(got[s], feats[s]) for s in feats)
+
+
+def test_advise_evidence_and_leep_on_a_text_encoder_with_a_head():
+    """A text encoder's last block gives a Hidden (tokens + mask): LEEP of its source head
+    pools it first (this crashed with AttributeError: 'Hidden' object has no attribute
+    'float' on MiniLM, whose head is a Linear)."""
+    from transferlab.advise.evidence import measure
+    from transferlab.transferability.score import source_probabilities
+
+    model = hf_encoder(tiny_bert(), num_classes=5)
+    task = token_task(n_train=48, n_val=24)
+    ev = measure(model, task, per_class=40)
+    assert ev.leep is not None and ev.top_depth == model.num_blocks
+    probs = source_probabilities(model, task)
+    assert probs.shape == (48, 5) and torch.allclose(probs.sum(1), torch.ones(48,
+                                                                              dtype=probs.dtype))

@@ -6,7 +6,7 @@ fixed dev / held-out split, for scoring decision rules (``benchmarks/bench_decis
 ['digits04-k10', 'digits59-k10']
 """
 
-from transferlab.cases import convnet, digits, effnet, synthetic  # noqa: F401  (register)
+from transferlab.cases import convnet, digits, effnet, minilm, synthetic  # noqa: F401
 from transferlab.cases.core import (CONSTANT_RULES, DEFAULT_CANDIDATES, SPLITS, TIERS,
                                    CaseConfig, hashed_split)
 from transferlab.cases.registry import case_sets, get_cases, register_cases

@@ -81,10 +81,9 @@ def source_model(case: CaseConfig, folder: Path, data_dir: str | None = None):
         from transferlab.models import build_model
         model = build_model("efficientnet_lite0", 1000, 3, case.image_size, pretrained=True)
         meta = {"task": "imagenet", "classes": [str(i) for i in range(1000)]}
-    elif case.pretrained == "minilm":
-        from transferlab.models import build_model
-        model = build_model("minilm", None)
-        meta = {"task": "sentence-transformers", "classes": []}
+    elif case.pretrained == "minilm":  # the built-in source, with its tokenizer
+        model, meta = load_checkpoint("minilm")
+        meta = {k: v for k, v in meta.items() if k in ("task", "classes", "tokenizer")}
     else:
         from transferlab.api import pretrain
         from transferlab.data import make_task

@@ -81,6 +81,9 @@ def source_probabilities(model, task, features: torch.Tensor | None = None) -> t
 
     ``features``: the last block's flattened output if already computed.
     """
+    from transferlab.inputs import Hidden
+    from transferlab.models.heads import PooledHead, head_linear
+
     _head_ok(model)
     if features is None:
         features = extract_features(model, task, None)[model.num_blocks]
@@ -88,7 +91,12 @@ def source_probabilities(model, task, features: torch.Tensor | None = None) -> t
     was = head.training
     head.eval()
     try:
-        logits = head(features.float())
+        if isinstance(features, Hidden):  # a text encoder's last block: its head pools it
+            logits = head(features)
+        elif isinstance(head, PooledHead) and features.dim() == 2:  # pooled already
+            logits = head_linear(model)(features.float())
+        else:
+            logits = head(features.float())
     finally:
         head.train(was)
     return torch.softmax(logits.double(), dim=1)
