@@ -1,21 +1,27 @@
 """Scoreboard of decision rules on the case library's held-out cases (``transferlab.cases``).
 
-Per held-out case: every candidate of the case (and every rule's pick) is trained over the
-same fixed seeds; the *oracle* is the candidate of best mean TEST accuracy, used for
-scoring only. Each decision rule picks without reading the test split:
+Phases, over one resumable store (``--store``, one JSON line per measurement; see
+``cases.measure``):
 
-* ``advise`` (``tl.advise``, no race), ``advise --verify`` (the race, by validation;
-  ``--verify``), ``depth`` (``search.best_depth`` -> freeze:n), ``LogME's best depth``
-  (freeze:d at the depth of highest LogME on the train split);
-* the constant rules (``cases.CONSTANT_RULES``): always linear-probe, always finetune at
-  lr_mult 0.1 / 1, always scratch, always freeze at half depth, always freeze:0.
+* ``measure``: for every case of ``--cases`` at ``--tier`` (dev and held-out alike), the
+  advisor's evidence and every candidate (the advisor's candidate set, every constant
+  rule's pick, LogME's best depth) over ``--seeds`` seeds;
+* ``fit``: the advisor's case base from the DEVELOPMENT cases' validation accuracies
+  (``advise.casebase``; default output: the packaged ``advise/casebase.json``);
+* ``verify``: ``advise --verify`` (with that case base) on every held-out case;
+* ``depth``: the exhaustive ``freeze:n`` sweep (every n, every seed) and ``best_depth``;
+* ``score``: per held-out case the oracle (the candidate of best mean TEST accuracy, for
+  scoring only) and, per rule, its pick, regret, within 1 / 0.5 point and cost (CPU
+  seconds of one-thread processes, as a multiple of training every candidate once). Rules:
+  advise, advise --verify, advise with the guide's table alone, depth, LogME's best depth,
+  and the constant rules (``cases.CONSTANT_RULES``). A refusal (advise or depth exiting 2
+  on a validation split too small to beat chance's bound) is recorded, not scored.
 
-Per (case, rule): the pick, its mean test accuracy, regret (oracle - pick), within 1 point,
-and cost (the rule's own wall time in seconds: machine-load dependent, so results of this
-script are not committed from a shared machine). Summary per rule: mean regret, share
-within 1 point, mean cost.
-
-    python benchmarks/bench_decisions.py --cases digits --seeds 3 [--limit 1] [--verify]
+    OMP_NUM_THREADS=1 python benchmarks/bench_decisions.py measure --cases synthetic,convnet,effnet
+    python benchmarks/bench_decisions.py fit
+    OMP_NUM_THREADS=1 python benchmarks/bench_decisions.py verify
+    OMP_NUM_THREADS=1 python benchmarks/bench_decisions.py depth --cases synthetic,convnet,effnet
+    python benchmarks/bench_decisions.py score --out benchmarks/results/decisions_quick.json
 """
 
 from __future__ import annotations
@@ -156,7 +162,8 @@ def cmd_verify(args) -> None:
                 # workers=1: the race's trials run in this process, so its CPU seconds
                 # count them (a reused worker pool's children are never reaped here)
                 adv = tl.advise(str(ckpt), case.target_task, verify=True, seeds=1,
-                                progress=False, out=tmp, data_dir=args.data_dir, workers=1)
+                                progress=False, out=tmp, data_dir=args.data_dir, workers=1,
+                                cases=args.case_base or True)
                 got = {"advised": adv.recommendation.label, "winner": adv.race["winner"],
                        "race": adv.race}
             except UserError as exc:  # a refusal is the rule's answer: recorded as such
@@ -296,7 +303,7 @@ def cmd_score(args) -> None:
     from transferlab.cases.measure import Store
 
     store = Store(Path(args.store) / "store.jsonl")
-    cb = casebase.load()
+    cb = casebase.load(args.case_base)
     results = [r for c in _cases(args.cases, args.tier, "heldout")
                if (r := case_rows(store, c, cb)) is not None]
     rows = [r for res in results for r in res["rows"]]
@@ -310,7 +317,8 @@ def cmd_score(args) -> None:
     if deep:
         depth_summary["search_share"] = float(np.mean([dd["search_share"] for dd in deep]))
     out = {"benchmark": "decisions", "cases": args.cases, "tier": args.tier,
-           "seeds": args.seeds, "case_base": casebase.PACKAGED.name if cb else None,
+           "seeds": args.seeds,
+           "case_base": (args.case_base or casebase.PACKAGED.name) if cb else None,
            "n_heldout": len(results), "results": results, "summary": summary,
            "advise_refused": [res["case"] for res in results if res["advise_refused"]],
            "summary_where_advise_answered": summary_answered,
@@ -336,6 +344,9 @@ def main(argv=None) -> None:
     d = sub.add_parser("depth", help="exhaustive freeze:n sweep + best_depth, held-out")
     sc = sub.add_parser("score", help="the scoreboard of every rule on held-out cases")
     sc.add_argument("--out", default=None, help="JSON path of the scoreboard")
+    for p in (v, sc):
+        p.add_argument("--case-base", default=None,
+                       help="the advisor's case base (default: the packaged one)")
     for p in (m, f, v, d, sc):
         p.add_argument("--cases", default="synthetic,convnet,effnet",
                        help="comma list of registered case sets")
