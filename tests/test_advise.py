@@ -143,9 +143,12 @@ def test_verify_race_json_and_report(verified):
     for c in v:
         assert {"protocol", "val_acc", "test_acc", "wall_time_s"} <= set(c)
     finalists = [c for c in v if c["finalist"]]
-    assert len(finalists) == 1  # 3 candidates, the best quarter (rounded up) goes on
+    solvers = [c for c in v if c["protocol"] == "linear-probe"
+               or c["protocol"].startswith("probe:")]
+    # the best quarter (rounded up) of the SGD candidates, and the best solver
+    assert len(finalists) == min(1, len(solvers)) + -(-(len(v) - len(solvers)) // 4)
     race = data["race"]
-    assert race["winner"] == finalists[0]["label"]
+    assert race["winner"] == max(finalists, key=lambda c: c["val_acc"])["label"]
     assert race["overturned"] == (race["winner"] != v[0]["label"])
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 2
@@ -157,3 +160,19 @@ def test_verify_report_renders_in_headless_chromium(verified):
     _, data, out = verified
     text = check_in_chromium((out / "report.html").resolve(), n_images=2)
     assert "Verified" in text and data["recommendation"]["label"] in text
+
+
+def test_the_race_compares_fine_tunes_with_fine_tunes():
+    """A probe fitted to the end is not ranked against fine-tunes at 15% of their epochs:
+    the best solver waits in the final, and the best quarter of the SGD candidates joins
+    it."""
+    from transferlab.advise.rules import Candidate
+    from transferlab.advise.verify import _halve
+
+    cands = [Candidate("probe:2"), Candidate("linear-probe"),
+             Candidate("finetune", 1.0, 10, 0.05), Candidate("finetune", 0.1, 10, 0.05),
+             Candidate("scratch", 1.0, 10, 0.05)]
+    vals = [0.9, 0.8, 0.5, 0.6, 0.4]
+    results = {c.label: {"rungs": [{"val_acc": a}]} for c, a in zip(cands, vals)}
+    kept = _halve(cands, results, cands)
+    assert [c.label for c in kept] == ["probe:2", "finetune (lr_mult 0.1)"]
