@@ -209,6 +209,8 @@ def benchmarks() -> str:
     tx = load(f"{r}/text.json")
     dsr = load(f"{r}/depth_search.json")
     tw = load(f"{r}/transferability_warm.json")
+    dq = load(f"{r}/decisions_quick.json")
+    dqa = dq["summary_where_advise_answered"]
     rows = [
         ["`bench_depth_sweep.py`", "all-depth `freeze:n` sweep vs a plain per-depth loop "
          f"({ds['train_examples']} examples, {ds['epochs']} epochs)",
@@ -232,6 +234,12 @@ def benchmarks() -> str:
          "training every candidate", f"advise {ad['advise_full']['wall_s']:.1f} s; race = "
          f"{100 * ad['race']['ratio_trial_time']:.0f}% of every candidate's trial time",
          f"`{r}/advise_idle.json`"],
+        ["`bench_decisions.py`", "advise, advise --verify, depth and LogME vs every constant "
+         f"rule on {dq['n_heldout']} held-out transfer cases (EfficientNet-Lite0, converged "
+         "convnets, synthetic pairs)", f"mean regret advise {100 * dqa['advise']['mean_regret']:.2f}"
+         f", --verify {100 * dqa['advise --verify']['mean_regret']:.2f}, best constant "
+         f"{min(100 * v['mean_regret'] for k, v in dqa.items() if k.startswith('always')):.2f}"
+         " points (on the cases advise answered)", f"`{r}/decisions_quick.json`"],
         ["`bench_fewshot.py`", "episode engine (vmap) vs a plain per-episode loop, "
          f"k = {fs['shots']}, {fs['episodes']} episodes", f"{fs['speedup']:.2f}x (the engine "
          f"is {'faster' if fs['speedup'] > 1 else 'slower'}); max accuracy difference "
