@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -156,19 +155,19 @@ def cmd_verify(args) -> None:
         if store.get("verify", case.name) is not None:
             continue
         _, ckpt = source_model(case, Path(args.store) / "sources", args.data_dir)
-        with tempfile.TemporaryDirectory() as tmp:
-            t0, c0 = time.perf_counter(), cpu_seconds()
-            try:
-                # workers=1: the race's trials run in this process, so its CPU seconds
-                # count them (a reused worker pool's children are never reaped here)
-                adv = tl.advise(str(ckpt), case.target_task, verify=True, seeds=1,
-                                progress=False, out=tmp, data_dir=args.data_dir, workers=1,
-                                cases=args.case_base or True)
-                got = {"advised": adv.recommendation.label, "winner": adv.race["winner"],
-                       "race": adv.race}
-            except UserError as exc:  # a refusal is the rule's answer: recorded as such
-                got = {"advised": None, "winner": None, "refused": str(exc).splitlines()[0]}
-            wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        try:
+            # workers=1: the race's trials run in this process, so its CPU seconds count
+            # them (a reused worker pool's children are never reaped here); out=None: the
+            # decision's cost, not its report's (figures and HTML, about 1.5 s)
+            adv = tl.advise(str(ckpt), case.target_task, verify=True, seeds=1,
+                            progress=False, out=None, data_dir=args.data_dir, workers=1,
+                            cases=args.case_base or True)
+            got = {"advised": adv.recommendation.label, "winner": adv.race["winner"],
+                   "race": adv.race}
+        except UserError as exc:  # a refusal is the rule's answer: recorded as such
+            got = {"advised": None, "winner": None, "refused": str(exc).splitlines()[0]}
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
         store.put({"kind": "verify", "case": case.name, "wall_s": wall, "cpu_s": cpu, **got})
         print(f"{case.name}: advised {got['advised']}, race winner {got['winner']} "
               f"({wall:.0f} s)", flush=True)
