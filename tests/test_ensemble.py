@@ -346,20 +346,49 @@ def test_alpha_auto_first_member_is_the_member_a_fixed_alpha_builds(saved, tmp_p
     shift:alpha=<that alpha> builds directly."""
     out, res = saved
     auto = transfer_ensemble(TGT, members=res.members[:2], strategies=[
-        "shift-only:head=probe:alpha=auto"], train=TRAIN, seed=0, workers=1,
+        "shift-only:head=probe:alpha=auto:pick=member"], train=TRAIN, seed=0, workers=1,
         db=str(tmp_path / "a.sqlite"))
-    alpha = auto.runs["shift-only:head=probe:alpha=auto"].extra["alpha"]
+    alpha = auto.runs["shift-only:head=probe:alpha=auto:pick=member"].extra["alpha"]
     fixed = f"shift-only:head=probe:alpha={alpha}"
     direct = transfer_ensemble(TGT, members=res.members[:2], strategies=[fixed],
                                train=TRAIN, seed=0, workers=1, db=str(tmp_path / "b.sqlite"))
-    np.testing.assert_array_equal(auto.runs["shift-only:head=probe:alpha=auto"].member_probs,
+    np.testing.assert_array_equal(auto.runs["shift-only:head=probe:alpha=auto:pick=member"].member_probs,
                                   direct.runs[fixed].member_probs)
     # the pick's score (the probe's own validation accuracy) is that member's validation
     # accuracy as its trial measures it (shift-only: the member evaluated as built)
-    run = auto.runs["shift-only:head=probe:alpha=auto"]
+    run = auto.runs["shift-only:head=probe:alpha=auto:pick=member"]
     assert run.trials[1].metrics["val_acc"] == pytest.approx(
         run.extra["alpha_val_acc"][alpha], abs=1e-6)
 
+
+def test_alpha_auto_by_the_ensembles_validation_nll(saved, tmp_path):
+    """pick='ensemble' (the default): each alpha's score is minus the validation NLL of the
+    mean of the reference's and the shifted member's probabilities, and the member it builds
+    is still the one a fixed alpha builds."""
+    from transferlab.sweep.artifacts import predict_probs
+
+    out, res = saved
+    label = "shift-only:head=probe:alpha=auto"
+    auto = transfer_ensemble(TGT, members=res.members[:2], strategies=[label], train=TRAIN,
+                             seed=0, workers=1, db=str(tmp_path / "a.sqlite"))
+    run = auto.runs[label]
+    alpha, scores = run.extra["alpha"], run.extra["alpha_val_acc"]
+    assert run.extra["alpha_pick"] == "ensemble"
+    assert scores[alpha] == max(scores.values()) and all(v <= 0 for v in scores.values())
+    fixed = f"shift-only:head=probe:alpha={alpha}"
+    direct = transfer_ensemble(TGT, members=res.members[:2], strategies=[fixed],
+                               train=TRAIN, seed=0, workers=1, db=str(tmp_path / "b.sqlite"))
+    np.testing.assert_array_equal(run.member_probs, direct.runs[fixed].member_probs)
+    # the score, recomputed from the two members' own trials
+    from transferlab.data import make_task
+    from transferlab.sweep import load_trial_model
+
+    task = make_task(TGT)
+    probs = [predict_probs(load_trial_model(auto.context.db, t.key)[0], task.x_val)
+             for t in run.trials]
+    mean = (probs[0] + probs[1]) / 2
+    nll = -np.log(mean[np.arange(len(task.y_val)), task.y_val.numpy()].numpy()).mean()
+    assert scores[alpha] == pytest.approx(-nll, abs=1e-5)
 
 
 def test_later_shifted_members_fit_their_probe_at_the_first_ones_l2(saved, tmp_path):
