@@ -55,8 +55,8 @@ class ShiftConfig(StrategyConfig):
         "help": "members fine-tuned fully; their mean weight change is the shift vector"})
     alpha: float | str = field(default="auto", metadata={
         "help": "step along the shift vector: theta_i + alpha * delta (finite), or 'auto': "
-                f"the best of {'/'.join(map(str, AUTO_ALPHAS))} by the validation accuracy "
-                "of the first shifted member (before its tiny fine-tune)"})
+                f"the best of {'/'.join(map(str, AUTO_ALPHAS))} on validation, as `pick` "
+                "says (the first shifted member, before its tiny fine-tune)"})
     tiny_epochs: int = field(default=1, metadata={
         "help": "epochs of the tiny fine-tune of each shifted member (0: shift only)"})
     scope: str = field(default="norm", metadata={
@@ -219,8 +219,9 @@ class ShiftConfig(StrategyConfig):
 
     def pick_alpha(self, ctx: Context, delta: dict, head_from, reference=None) -> tuple:
         """alpha='auto': shift the first non-reference member by each of ``AUTO_ALPHAS``
-        (BatchNorm and head as configured) and keep the best validation accuracy; ties go
-        to the alpha nearest 1. The winner is exactly the member ``shifted_member`` would
+        (BatchNorm and head as configured) and keep the best validation score (``pick``:
+        'ensemble', minus the NLL of the mean of ``reference``'s and the member's
+        probabilities; 'member', the member's accuracy); ties go to the alpha nearest 1. The winner is exactly the member ``shifted_member`` would
         build, and is used as that member (one shift and probe fewer).
 
         ``head='probe'``: a candidate's score is its probe's own validation accuracy (the
