@@ -35,7 +35,6 @@ import numpy as np
 
 from transferlab.provenance import provenance
 
-HERE = Path(__file__).parent
 # What a rule costs: CPU seconds of one-thread processes (cases.measure.cpu_seconds), which
 # another job on a shared machine barely changes; wall seconds are kept beside them.
 COST = "cpu_s"
@@ -69,10 +68,6 @@ def summarize(rows: list[dict]) -> dict:
                                                     for r in rs])),
                    "mean_cost_s": float(np.mean([r["cost_s"] for r in rs])), "cases": len(rs)}
             for rule, rs in out.items() if all(r["regret"] is not None for r in rs)}
-
-
-def _label(protocol: str, lr_mult: float | None = None) -> str:
-    return f"finetune (lr_mult {lr_mult:g})" if protocol == "finetune" else protocol
 
 
 def _cases(sets: str, tier: str, split: str | None = None) -> list:
@@ -202,19 +197,13 @@ def cmd_depth(args) -> None:
               flush=True)
 
 
-def logme_label(ev: dict) -> str:
-    """LogME's best depth as a protocol: freeze:d below the top, linear-probe at it."""
-    best = max(ev["per_depth"], key=lambda r: (r["logme"], r["depth"]))["depth"]
-    return f"freeze:{best}" if best < ev["top_depth"] else "linear-probe"
-
-
 def case_rows(store, case, cb) -> dict | None:
     """One held-out case scored: every rule's pick, regret, within 1 point, cost."""
     from transferlab.advise.budgets import get_budget
     from transferlab.advise.core import recommend
     from transferlab.advise.rules import Thresholds
     from transferlab.cases import CONSTANT_RULES
-    from transferlab.cases.measure import ALIASES, candidate_labels
+    from transferlab.cases.measure import candidate_labels, logme_label, resolve_label
 
     rec = store.get("evidence", case.name)
     trials = store.trials(case.name)
@@ -225,9 +214,8 @@ def case_rows(store, case, cb) -> dict | None:
     cands = candidate_labels(case, L, ev["best_depth"])
     if any(c not in test for c in cands):
         return None  # not fully measured yet
-    alias = lambda lab: ALIASES.get(lab, lab)  # noqa: E731
-    picks = {rule: alias(case.protocol_of(lab, L)[0] if lab == "freeze:half" else lab)
-             for rule, lab in CONSTANT_RULES.items()}
+    alias = lambda lab: resolve_label(case, lab, L)  # noqa: E731 - as the store keys it
+    picks = {rule: alias(lab) for rule, lab in CONSTANT_RULES.items()}
     q = get_budget("quick")
     v = store.get("verify", case.name)
     # advise refuses (one line, exit 2) when no probe beats chance's bound on this little
@@ -282,7 +270,7 @@ def depth_rows(case, trials, L: int, d: dict, alias) -> dict:
              "always linear-probe": "linear-probe"}
     rows = score_rules(scored, picks, {"depth": d[COST]})
     means = {lab: float(np.mean(v)) for lab, v in scored.items()}
-    oracle = max(sorted(means), key=lambda lab: means[lab])
+    oracle = rows[0]["oracle"]  # score_rules' oracle, the same for every row
     exhaustive = sum(wall[alias(f"freeze:{n}")] for n in range(L + 1))
     return {"oracle": oracle, "oracle_is_depth_0": oracle == alias("freeze:0"),
             "rows": rows, "exhaustive_s": exhaustive,

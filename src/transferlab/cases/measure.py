@@ -118,23 +118,31 @@ def train_config(task) -> dict:
                                           TRAIN["batch_size"])}
 
 
-def protocol_of(label: str) -> tuple[str, float | None]:
-    """(protocol, lr_mult or None) of a candidate label ('finetune (lr_mult 0.1)', ...)."""
-    if label.startswith("finetune (lr_mult "):
-        return "finetune", float(label[len("finetune (lr_mult "):-1])
-    return label, None
+def resolve_label(case: CaseConfig, label: str, num_blocks: int) -> str:
+    """A candidate label as the store keys it: 'freeze:half' at this source's depth, then
+    ``ALIASES`` (freeze:0 is measured as finetune at lr_mult 1)."""
+    if label == "freeze:half":
+        label = case.protocol_of(label, num_blocks)[0]
+    return ALIASES.get(label, label)
+
+
+def logme_label(evidence: dict) -> str:
+    """LogME's best depth (``Evidence.to_dict()``) as a protocol: freeze:d below the top,
+    linear-probe at it (ties: the deeper)."""
+    best = max(evidence["per_depth"], key=lambda r: (r["logme"], r["depth"]))["depth"]
+    return f"freeze:{best}" if best < evidence["top_depth"] else "linear-probe"
 
 
 def measure_trial(store: Store, case: CaseConfig, model, task, label: str, seed: int,
                   train: dict) -> dict:
     """The record of ``label`` at ``seed`` (trained now unless the store has it)."""
-    label = ALIASES.get(label, label)
+    label = resolve_label(case, label, model.num_blocks)
     got = store.get("trial", case.name, label, seed)
     if got is not None:
         return got
     from transferlab.api import transfer
 
-    proto, lr_mult = protocol_of(label)
+    proto, lr_mult = case.protocol_of(label, model.num_blocks)
     cfg = {**train, **({"lr_mult": lr_mult} if lr_mult is not None else {})}
     t0, c0 = time.perf_counter(), cpu_seconds()
     res = transfer(model, task, proto, cfg, seed=seed, progress=False)
@@ -168,9 +176,8 @@ def candidate_labels(case: CaseConfig, num_blocks: int, best_depth: int) -> list
     from transferlab.cases.core import CONSTANT_RULES
 
     labels = [c.label for c in candidate_set(num_blocks, best_depth, 1, 0.05)]
-    for lab in CONSTANT_RULES.values():
-        labels.append(case.protocol_of(lab, num_blocks)[0] if lab == "freeze:half" else lab)
-    return list(dict.fromkeys(ALIASES.get(lab, lab) for lab in labels))
+    labels += CONSTANT_RULES.values()
+    return list(dict.fromkeys(resolve_label(case, lab, num_blocks) for lab in labels))
 
 
 def measure_case(store: Store, case: CaseConfig, seeds: list[int], sources: Path,
@@ -182,11 +189,9 @@ def measure_case(store: Store, case: CaseConfig, seeds: list[int], sources: Path
     task = make_task(case.target_task, data_dir=data_dir)
     ev = measure_evidence(store, case, model, task)
     train = train_config(task)
-    # LogME's best depth is a rule the scoreboard scores: its pick is measured too
-    best = max(ev["evidence"]["per_depth"], key=lambda r: (r["logme"], r["depth"]))["depth"]
-    logme = f"freeze:{best}" if best < model.num_blocks else "linear-probe"
     labels = candidate_labels(case, model.num_blocks, ev["evidence"]["best_depth"])
-    for label in dict.fromkeys([*labels, logme]):
+    # LogME's best depth is a rule the scoreboard scores: its pick is measured too
+    for label in dict.fromkeys([*labels, logme_label(ev["evidence"])]):
         for s in seeds:
             r = measure_trial(store, case, model, task, label, s, train)
             if progress:
