@@ -216,21 +216,23 @@ class ShiftConfig(StrategyConfig):
             return "head"
         return self.scope
 
-    def pick_alpha(self, ctx: Context, delta: dict, head_from, reference=None) -> tuple:
+    def pick_alpha(self, ctx: Context, delta: dict, head_from, reference) -> tuple:
         """alpha='auto': shift the first non-reference member by each of ``AUTO_ALPHAS``
-        (BatchNorm and head as configured) and keep the best validation score (``pick``:
-        'ensemble', minus the NLL of the mean of ``reference``'s and the member's
-        probabilities; 'member', the member's accuracy); ties go to the alpha nearest 1. The winner is exactly the member ``shifted_member`` would
+        (BatchNorm and head as configured) and keep the best validation score; ties go to
+        the alpha nearest 1. The winner is exactly the member ``shifted_member`` would
         build, and is used as that member (one shift and probe fewer).
 
-        ``head='probe'``: a candidate's score is its probe's own validation accuracy (the
-        probe has the validation features at hand): no second pass over validation.
+        The score (``pick``): 'ensemble', minus the validation NLL of the mean of
+        ``reference``'s (the first fine-tuned reference) and the member's probabilities;
+        'member', the member's validation accuracy (with ``head='probe'`` its probe's own,
+        which has the validation features at hand: no second pass over validation).
 
-        Returns (alpha, {alpha: val_acc}, the first shifted member at that alpha, its
+        Returns (alpha, {alpha: score}, the first shifted member at that alpha, its
         probe's L2 (None unless head='probe': the other members fit at it), seconds);
         the seconds count in the strategy's time. Test data is never read."""
         from transferlab.checkpoint import load_checkpoint
         from transferlab.ensemble.members import probe_features, probe_head
+        from transferlab.metrics import nll
         from transferlab.sweep.artifacts import predict_probs
 
         task = ctx.target()
@@ -242,7 +244,7 @@ class ShiftConfig(StrategyConfig):
         probe = self.head == "probe"
         t0 = time.perf_counter()
         scores, built, l2s = {}, {}, {}
-        ensemble = self.pick == "ensemble" and reference is not None
+        ensemble = self.pick == "ensemble"
         ref_probs = predict_probs(reference, task.x_val) if ensemble else None
         y_val = task.y_val.cpu()
         for a in AUTO_ALPHAS:
@@ -253,9 +255,7 @@ class ShiftConfig(StrategyConfig):
                 fit = probe_head(model, *probe_features(model, probe_data(task)))
                 scores[a], l2s[a] = float(fit["val_acc"]), float(fit["l2"])
             if ensemble:  # minus the validation NLL of the two-member ensemble
-                mean = (ref_probs + predict_probs(model, task.x_val)) / 2
-                nll = -mean[torch.arange(len(y_val)), y_val].clamp_min(1e-12).log().mean()
-                scores[a] = -float(nll)
+                scores[a] = -nll((ref_probs + predict_probs(model, task.x_val)) / 2, y_val)
             elif not probe:
                 pred = predict_probs(model, task.x_val).argmax(1)
                 scores[a] = float((pred == y_val).float().mean())
