@@ -140,7 +140,8 @@ def cmd_fit(args) -> None:
 
 
 def cmd_verify(args) -> None:
-    """``advise --verify`` (with the packaged case base) on every held-out case."""
+    """``advise --verify`` (with ``--case-base``, default the packaged one) on every
+    held-out case."""
     import transferlab as tl
     from transferlab.cases.measure import Store, cpu_seconds, source_model
     from transferlab.errors import UserError

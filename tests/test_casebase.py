@@ -56,6 +56,9 @@ def test_round_trip_and_refusals(tmp_path):
     again = CaseBase.from_dict(d)
     ev = _ev(6, 0.88, 0.87, 4)
     assert again.rank(ev)[0] == cb.rank(ev)[0] and again.n_neighbors_ == cb.n_neighbors_
+    from transferlab.advise.casebase import load
+    with pytest.raises(UserError, match="cases="):
+        load(tmp_path / "missing.json")
     with pytest.raises(UserError, match="refit"):
         CaseBase.from_dict({**d, "features": ["other"]})
     with pytest.raises(UserError, match="cases"):

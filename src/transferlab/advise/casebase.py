@@ -97,13 +97,13 @@ class CaseBase:
         score = R[near].sum(0)
         # least summed regret first; equal scores keep FAMILIES' order (a stable sort)
         order = [FAMILIES[j] for j in np.argsort(score, kind="stable")]
-        return order, near, d[near], score
+        return order, near, d[near]
 
     def rank(self, ev: dict) -> tuple[list[str], list[dict]]:
         """(families in order of preference, the neighbours it rests on: name, distance,
         the chosen family's validation regret there)."""
         z = (np.asarray(features(ev)) - self.center_) / self.scale_
-        order, near, dist, _ = self._vote(z, self.X_, self.R_, self.n_neighbors_)
+        order, near, dist = self._vote(z, self.X_, self.R_, self.n_neighbors_)
         first = FAMILIES.index(order[0])
         rests_on = [{"case": self.cases_[j].name, "distance": float(dd),
                      "regret": float(self.R_[j, first])} for j, dd in zip(near, dist)]
@@ -128,8 +128,13 @@ class CaseBase:
 
 
 def load(path: str | Path | None = None) -> CaseBase | None:
-    """The packaged case base (None when this tree ships none)."""
+    """The case base at ``path``, or the packaged one (None when this tree ships none).
+    A ``path`` that does not exist is an error, not a silent fall-back to the guide's
+    table."""
     p = Path(path) if path else PACKAGED
+    if path and not p.exists():
+        raise bad_value("cases", str(path), "a case base JSON file that exists",
+                        "write one with benchmarks/bench_decisions.py fit --out PATH")
     if not p.exists():
         return None
     return CaseBase.from_dict(json.loads(p.read_text()))
